@@ -1,0 +1,68 @@
+package hooks
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"go.mau.fi/whatsmeow/types"
+)
+
+func TestDecide(t *testing.T) {
+	own := Own{PN: types.NewJID("15550000001", types.DefaultUserServer), LID: types.NewJID("900", types.HiddenUserServer)}
+	salt := []byte("whatsapp_nct_salt_example")
+	alice := types.NewJID("alice", types.HiddenUserServer)
+	now := 10 * week
+	on := ComputePolicy(DefaultDefaults(), nil, nil)
+	tcOff := ComputePolicy(DefaultDefaults(), map[int]string{PropTCTokenOn1to1: "0"}, nil)
+	nctOff := ComputePolicy(DefaultDefaults(), map[int]string{PropNCTSend: "0"}, nil)
+	token := []byte("contact-token")
+	cs := CSToken(salt, alice)
+
+	cases := []struct {
+		name   string
+		in     DecisionInput
+		attach Attach
+		bytes  []byte
+		reason string
+	}{
+		{"valid tctoken", DecisionInput{To: alice, LID: alice, Token: token, TokenTS: now - 1, Salt: salt, Policy: on}, AttachTCToken, token, "valid tctoken"},
+		{"expired tctoken falls back to cstoken", DecisionInput{To: alice, LID: alice, Token: token, TokenTS: 7*week - 1, Salt: salt, Policy: on}, AttachCSToken, cs, "expired"},
+		{"first contact", DecisionInput{To: alice, LID: alice, Salt: salt, Policy: on}, AttachCSToken, cs, "cstoken over LID"},
+		{"PN with known LID", DecisionInput{To: types.NewJID("15551234567", types.DefaultUserServer), LID: alice, Salt: salt, Policy: on}, AttachCSToken, cs, "cstoken"},
+		{"PN without LID", DecisionInput{To: types.NewJID("15551234567", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "LID unknown"},
+		{"no salt", DecisionInput{To: alice, LID: alice, Policy: on}, AttachNothing, nil, "no NCT salt"},
+		{"tctoken gate off", DecisionInput{To: alice, LID: alice, Token: token, TokenTS: now, Salt: salt, Policy: tcOff}, AttachCSToken, cs, "disabled by AB prop"},
+		{"nct gate off", DecisionInput{To: alice, LID: alice, Salt: salt, Policy: nctOff}, AttachNothing, nil, "cstoken disabled"},
+		{"group", DecisionInput{To: types.NewJID("1203630", types.GroupServer), Salt: salt, Policy: on}, AttachNothing, nil, "group"},
+		{"own LID", DecisionInput{To: own.LID, LID: own.LID, Salt: salt, Policy: on}, AttachNothing, nil, "own"},
+		{"bot", DecisionInput{To: types.NewJID("13135550001", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "bot"},
+		{"PSA", DecisionInput{To: types.NewJID("0", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "PSA"},
+		{"peer", DecisionInput{To: alice, LID: alice, Peer: true, Token: token, TokenTS: now, Salt: salt, Policy: on}, AttachNothing, nil, "peer"},
+	}
+	for _, c := range cases {
+		c.in.Own, c.in.Now = own, now
+		got := Decide(c.in)
+		if got.Attach != c.attach || !bytes.Equal(got.Token, c.bytes) || !strings.Contains(got.Reason, c.reason) {
+			t.Errorf("%s: got %s %x (%q), want %s %x (reason containing %q)", c.name, got.Attach, got.Token, got.Reason, c.attach, c.bytes, c.reason)
+		}
+	}
+}
+
+func BenchmarkDecide(b *testing.B) {
+	alice := types.NewJID("111111111111111", types.HiddenUserServer)
+	in := DecisionInput{To: alice, LID: alice, Token: []byte("contact-token"), TokenTS: 10 * week, Salt: []byte("salt"),
+		Policy: ComputePolicy(DefaultDefaults(), nil, nil), Now: 10*week + 5,
+		Own: Own{PN: types.NewJID("15550000001", types.DefaultUserServer), LID: types.NewJID("900", types.HiddenUserServer)}}
+	b.Run("tctoken", func(b *testing.B) {
+		for b.Loop() {
+			Decide(in)
+		}
+	})
+	in.Token = nil
+	b.Run("cstoken", func(b *testing.B) {
+		for b.Loop() {
+			Decide(in)
+		}
+	})
+}

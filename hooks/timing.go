@@ -1,0 +1,120 @@
+package hooks
+
+// Bucket maths for token expiry. Time is split into buckets of D seconds; a
+// token stays valid for the current bucket and the N-1 before it, so expiry
+// always lands on a bucket boundary rather than exactly N*D after issuance.
+
+const (
+	// DefaultBucketDuration is 7 days, in seconds.
+	DefaultBucketDuration int64 = 604800
+	// DefaultBucketCount gives a 28-day window with the default duration.
+	DefaultBucketCount int64 = 4
+	// MaxBucketDuration is 180 days: anything longer is a misconfiguration.
+	MaxBucketDuration int64 = 15552000
+)
+
+// Timing holds the bucket parameters for both sides of the token exchange.
+// The zero value means "use the defaults" for every field.
+type Timing struct {
+	// ReceiverDuration and ReceiverBuckets govern tokens contacts issued to us
+	// (AB props 865 and 909).
+	ReceiverDuration int64
+	ReceiverBuckets  int64
+	// SenderDuration and SenderBuckets govern the tokens we issue
+	// (AB props 996 and 997).
+	SenderDuration int64
+	SenderBuckets  int64
+}
+
+// DefaultTiming is what the plugin uses before the server says otherwise.
+func DefaultTiming() Timing {
+	return Timing{
+		ReceiverDuration: DefaultBucketDuration,
+		ReceiverBuckets:  DefaultBucketCount,
+		SenderDuration:   DefaultBucketDuration,
+		SenderBuckets:    DefaultBucketCount,
+	}
+}
+
+// Clamped returns t with zero fields replaced by defaults, durations clamped to
+// [1, MaxBucketDuration] and counts to at least 1.
+func (t Timing) Clamped() Timing {
+	t.ReceiverDuration = clampDuration(t.ReceiverDuration)
+	t.SenderDuration = clampDuration(t.SenderDuration)
+	t.ReceiverBuckets = clampCount(t.ReceiverBuckets)
+	t.SenderBuckets = clampCount(t.SenderBuckets)
+	return t
+}
+
+func clampDuration(d int64) int64 {
+	switch {
+	case d == 0:
+		return DefaultBucketDuration
+	case d < 1:
+		return 1
+	case d > MaxBucketDuration:
+		return MaxBucketDuration
+	}
+	return d
+}
+
+func clampCount(n int64) int64 {
+	switch {
+	case n == 0:
+		return DefaultBucketCount
+	case n < 1:
+		return 1
+	}
+	return n
+}
+
+// Bucket returns floor(ts / duration). Timestamps before the epoch round down,
+// so a negative timestamp never shares bucket 0 with a positive one.
+func Bucket(ts, duration int64) int64 {
+	duration = clampDuration(duration)
+	b := ts / duration
+	if ts < 0 && ts%duration != 0 {
+		b--
+	}
+	return b
+}
+
+// Cutoff is the oldest timestamp still valid at now: the start of the oldest
+// bucket in the window of count buckets ending with the current one.
+func Cutoff(now, duration, count int64) int64 {
+	duration = clampDuration(duration)
+	count = clampCount(count)
+	return (Bucket(now, duration) - (count - 1)) * duration
+}
+
+// ReceiverCutoff is the cutoff for tokens contacts issued to us.
+func (t Timing) ReceiverCutoff(now int64) int64 {
+	return Cutoff(now, t.ReceiverDuration, t.ReceiverBuckets)
+}
+
+// SenderCutoff is the cutoff for tokens we issued.
+func (t Timing) SenderCutoff(now int64) int64 {
+	return Cutoff(now, t.SenderDuration, t.SenderBuckets)
+}
+
+// ReceivedTokenValid reports whether a token a contact issued at tokenTS may
+// still be attached at now. A zero timestamp is never valid.
+func (t Timing) ReceivedTokenValid(tokenTS, now int64) bool {
+	return tokenTS > 0 && tokenTS >= t.ReceiverCutoff(now)
+}
+
+// IssuedTokenValid reports whether the token we issued at senderTS is still
+// valid on the sender side, which is what makes a reissue worthwhile.
+func (t Timing) IssuedTokenValid(senderTS, now int64) bool {
+	return senderTS > 0 && senderTS >= t.SenderCutoff(now)
+}
+
+// IssuanceDue reports whether we should issue our token again: never issued,
+// or the sender-side bucket has rolled over since. A clock that went backwards
+// never triggers one.
+func (t Timing) IssuanceDue(senderTS, now int64) bool {
+	if senderTS <= 0 {
+		return true
+	}
+	return Bucket(now, t.SenderDuration) > Bucket(senderTS, t.SenderDuration)
+}

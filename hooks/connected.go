@@ -1,0 +1,155 @@
+package hooks
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tctoken/tctoken/sqlstore"
+)
+
+const (
+	// pruneInterval is how often a long-lived connection prunes again.
+	pruneInterval = 24 * time.Hour
+	// minPropsRefresh keeps a tiny or zero refresh from busy-looping.
+	minPropsRefresh = time.Minute
+	// defaultPropsRefresh applies when the server names no interval.
+	defaultPropsRefresh = 24 * time.Hour
+)
+
+// connectedLoop runs for one connection: fetch AB props, prune, then refresh
+// the props when their interval passes and prune once a day, until the
+// connection ends.
+func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
+	acc, err := c.acct(ctx)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("Plugin has no account on connect")
+		return
+	}
+	c.FetchProps(ctx)
+	c.pruneAndLog(ctx, "connect")
+	for c.connGen.Load() == gen {
+		wait := min(c.untilPropsRefresh(acc), c.untilNextPrune())
+		// Wake up at least every minute to notice a disconnect.
+		wait = min(max(wait, time.Second), time.Minute)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if c.connGen.Load() != gen {
+			return
+		}
+		if c.untilPropsRefresh(acc) <= 0 {
+			c.FetchProps(ctx)
+		}
+		if c.untilNextPrune() <= 0 {
+			c.pruneAndLog(ctx, "daily")
+		}
+	}
+}
+
+func (c *Core) untilNextPrune() time.Duration {
+	last := c.lastPrune.Load()
+	if last == 0 {
+		return 0
+	}
+	return time.Unix(last, 0).Add(pruneInterval).Sub(c.now())
+}
+
+func (c *Core) untilPropsRefresh(acc *accountState) time.Duration {
+	snap := acc.props.Load()
+	if snap == nil {
+		return defaultPropsRefresh
+	}
+	refresh := time.Duration(snap.Refresh) * time.Second
+	if snap.Refresh <= 0 {
+		refresh = defaultPropsRefresh
+	}
+	refresh = max(refresh, minPropsRefresh)
+	return time.Unix(snap.FetchedAt, 0).Add(refresh).Sub(c.now())
+}
+
+// Prune deletes the tokens expired on the receiver side under the timing in
+// force, and forgets issuances expired on the sender side.
+func (c *Core) Prune(ctx context.Context) (int64, error) {
+	acc, err := c.acct(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now := c.nowUnix()
+	timing := acc.policy.Load().Timing
+	removed, err := acc.store.Prune(ctx, timing.ReceiverCutoff(now), timing.SenderCutoff(now))
+	c.wrote()
+	c.cache.Purge()
+	if err != nil {
+		return removed, fmt.Errorf("prune expired tokens: %w", err)
+	}
+	c.lastPrune.Store(now)
+	return removed, nil
+}
+
+func (c *Core) pruneAndLog(ctx context.Context, trigger string) {
+	removed, err := c.Prune(ctx)
+	if err != nil {
+		c.warnOnce("prune", err, "Failed to prune expired privacy tokens")
+		return
+	}
+	c.clearWarned("prune")
+	c.log.Info().Int64("removed", removed).Str("trigger", trigger).Msg("Pruned expired privacy tokens")
+}
+
+// FetchProps asks the server for AB props, sending the cached hash, and
+// merges or replaces the cache. A failure keeps the last known values.
+func (c *Core) FetchProps(ctx context.Context) {
+	acc, err := c.acct(ctx)
+	if err != nil {
+		return
+	}
+	var hash, refreshID string
+	cached := acc.props.Load()
+	if cached != nil {
+		hash = cached.Hash
+	}
+	reply, err := sendIQ(ctx, c.cli, "abt", "get", BuildPropsQuery(hash, refreshID))
+	var parsed *PropsReply
+	if err == nil {
+		parsed, err = ParsePropsReply(reply)
+	}
+	if err != nil {
+		c.warnOnce("props", err, "Failed to fetch AB props; keeping the last known values")
+		// Try again after the minimum interval rather than hammering.
+		if cached != nil {
+			retry := *cached
+			retry.FetchedAt = c.nowUnix()
+			acc.props.Store(&retry)
+		}
+		return
+	}
+	c.clearWarned("props")
+	snap := sqlstore.PropsSnapshot{Hash: parsed.Hash, Refresh: parsed.Refresh, FetchedAt: c.nowUnix(), Values: parsed.Values}
+	if parsed.Delta && cached != nil {
+		merged := make(map[int]string, len(cached.Values)+len(parsed.Values))
+		for code, value := range cached.Values {
+			merged[code] = value
+		}
+		for code, value := range parsed.Values {
+			merged[code] = value
+		}
+		snap.Values = merged
+		err = acc.store.MergeProps(ctx, sqlstore.PropsSnapshot{Hash: parsed.Hash, Refresh: parsed.Refresh, FetchedAt: snap.FetchedAt, Values: parsed.Values})
+	} else {
+		err = acc.store.ReplaceProps(ctx, snap)
+	}
+	if err != nil {
+		c.warnOnce("props-store", err, "Failed to persist AB props; using them for this session only")
+	}
+	c.setProps(acc, &snap)
+	c.log.Debug().Bool("delta", parsed.Delta).Int("props", len(snap.Values)).Int64("refresh", parsed.Refresh).Msg("Fetched AB props")
+}
+
+func (c *Core) setProps(acc *accountState, snap *sqlstore.PropsSnapshot) {
+	acc.props.Store(snap)
+	policy := ComputePolicy(c.defaults, snap.Values, c.overrides)
+	acc.policy.Store(&policy)
+}

@@ -1,0 +1,343 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/rs/zerolog"
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tctoken/tctoken/sqlstore"
+)
+
+// DefaultCacheSize bounds the per-contact token cache.
+const DefaultCacheSize = 4096
+
+// ErrNotLoggedIn is returned by calls that need our account before pairing.
+var ErrNotLoggedIn = errors.New("tctoken: the client is not logged in yet")
+
+// Config is how a bridge tunes the plugin. The zero value is usable.
+type Config struct {
+	// Log receives the plugin's logs. The zero logger discards them.
+	Log zerolog.Logger
+	// Now replaces the clock, for tests. Defaults to time.Now.
+	Now func() time.Time
+	// Defaults apply before the server's AB props are known. The zero
+	// value means DefaultDefaults().
+	Defaults *Defaults
+	// PropOverrides force AB prop values locally (code -> value), over
+	// whatever the server says. For debugging.
+	PropOverrides map[int]string
+	// CacheSize bounds the token cache (entries). Zero means DefaultCacheSize.
+	CacheSize int
+}
+
+// Core is the plugin's machinery for one client: the store interposer, the
+// event handlers and the background work.
+type Core struct {
+	cli       *whatsmeow.Client
+	container *sqlstore.Container
+	inner     store.PrivacyTokenStore
+	log       zerolog.Logger
+	now       func() time.Time
+
+	defaults  Defaults
+	overrides map[int]string
+
+	account atomic.Pointer[accountState]
+
+	cache      *lru.Cache[types.JID, *cachedEntry]
+	writeGen   atomic.Uint64
+	issuing    singleflight.Group
+	history    *lru.Cache[types.JID, historyFact]
+	subscribed *lru.Cache[types.JID, types.JID]
+
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+
+	appState  *AppStateWatch
+	handlerID uint32
+	logOnce   sync.Map // error kind -> struct{}: log a recurring failure once
+	lastPrune atomic.Int64
+	connGen   atomic.Uint64
+}
+
+// accountState is everything bound to one logged-in device.
+type accountState struct {
+	jid    types.JID
+	store  *sqlstore.Store
+	salt   atomic.Pointer[[]byte]
+	policy atomic.Pointer[Policy]
+	props  atomic.Pointer[sqlstore.PropsSnapshot]
+}
+
+type cachedEntry struct {
+	token    []byte
+	tokenTS  int64
+	senderTS int64
+}
+
+// historyFact remembers what a history sync said about a contact, so that
+// whatsmeow's own write of the same token (with the sender timestamp filed
+// as the token timestamp) can be corrected whenever it lands.
+type historyFact struct {
+	token    []byte
+	tokenTS  int64
+	senderTS int64
+}
+
+// New builds the core. It does not register anything; Attach does.
+func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core {
+	cacheSize := cfg.CacheSize
+	if cacheSize <= 0 {
+		cacheSize = DefaultCacheSize
+	}
+	defaults := DefaultDefaults()
+	if cfg.Defaults != nil {
+		defaults = *cfg.Defaults
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	c := &Core{
+		cli:       cli,
+		container: container,
+		inner:     cli.Store.PrivacyTokens,
+		log:       cfg.Log,
+		now:       now,
+		defaults:  defaults,
+		overrides: cfg.PropOverrides,
+	}
+	c.cache, _ = lru.New[types.JID, *cachedEntry](cacheSize)
+	c.history, _ = lru.New[types.JID, historyFact](cacheSize)
+	c.subscribed, _ = lru.New[types.JID, types.JID](cacheSize)
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
+	return c
+}
+
+// Attach interposes on the client's privacy token store and registers the
+// event handlers. If the client is already logged in, the account is bound
+// now, which reads the salt and the AB props once.
+func (c *Core) Attach(ctx context.Context) error {
+	if c.cli.Store.ID != nil {
+		if err := c.bind(ctx, *c.cli.Store.ID); err != nil {
+			return err
+		}
+	}
+	c.cli.Store.PrivacyTokens = (*TokenStore)(c)
+	c.appState = &AppStateWatch{AppStateStore: c.cli.Store.AppState, core: c}
+	c.cli.Store.AppState = c.appState
+	c.handlerID = c.cli.AddEventHandler(c.handleEvent)
+	return nil
+}
+
+// Close detaches the plugin and waits for its background work to finish.
+func (c *Core) Close() {
+	c.cli.RemoveEventHandler(c.handlerID)
+	if c.cli.Store.PrivacyTokens == store.PrivacyTokenStore((*TokenStore)(c)) {
+		c.cli.Store.PrivacyTokens = c.inner
+	}
+	if c.cli.Store.AppState == store.AppStateStore(c.appState) {
+		c.cli.Store.AppState = c.appState.AppStateStore
+	}
+	c.bgCancel()
+	c.bg.Wait()
+}
+
+// bind loads the per-account state: the salt and the cached AB props.
+func (c *Core) bind(ctx context.Context, jid types.JID) error {
+	if current := c.account.Load(); current != nil && current.jid == jid {
+		return nil
+	}
+	acc := &accountState{jid: jid, store: c.container.ForAccount(jid)}
+	salt, _, _, err := acc.store.GetSalt(ctx)
+	if err != nil {
+		return fmt.Errorf("load NCT salt for %s: %w", jid, err)
+	}
+	if len(salt) > 0 {
+		acc.salt.Store(&salt)
+	}
+	props, err := acc.store.GetProps(ctx)
+	if err != nil {
+		return fmt.Errorf("load AB props for %s: %w", jid, err)
+	}
+	var values map[int]string
+	if props != nil {
+		acc.props.Store(props)
+		values = props.Values
+	}
+	policy := ComputePolicy(c.defaults, values, c.overrides)
+	acc.policy.Store(&policy)
+	c.cache.Purge()
+	c.account.Store(acc)
+	return nil
+}
+
+// acct returns the bound account, binding it lazily if the client paired
+// since Attach.
+func (c *Core) acct(ctx context.Context) (*accountState, error) {
+	if acc := c.account.Load(); acc != nil {
+		return acc, nil
+	}
+	if c.cli.Store.ID == nil {
+		return nil, ErrNotLoggedIn
+	}
+	if err := c.bind(ctx, *c.cli.Store.ID); err != nil {
+		return nil, err
+	}
+	return c.account.Load(), nil
+}
+
+// Policy is the configuration in force now.
+func (c *Core) Policy() Policy {
+	if acc := c.account.Load(); acc != nil {
+		return *acc.policy.Load()
+	}
+	return ComputePolicy(c.defaults, nil, c.overrides)
+}
+
+func (c *Core) nowUnix() int64 { return c.now().Unix() }
+
+func (c *Core) own() Own {
+	var own Own
+	if id := c.cli.Store.ID; id != nil {
+		own.PN = id.ToNonAD()
+	}
+	own.LID = c.cli.Store.GetLID().ToNonAD()
+	return own
+}
+
+// resolve maps a contact to its LID (when known) and PN (when known), and the
+// key its row lives under: the LID when known, else the PN.
+func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.JID) {
+	jid = jid.ToNonAD()
+	switch jid.Server {
+	case types.HiddenUserServer:
+		lid = jid
+		if c.cli.Store.LIDs != nil {
+			pn, _ = c.cli.Store.LIDs.GetPNForLID(ctx, jid)
+		}
+	case types.DefaultUserServer:
+		pn = jid
+		if c.cli.Store.LIDs != nil {
+			var err error
+			lid, err = c.cli.Store.LIDs.GetLIDForPN(ctx, jid)
+			if err != nil {
+				c.warnOnce("lid-lookup", err, "Failed to look up a contact's LID; using the phone number")
+			}
+		}
+	default:
+		return jid, types.EmptyJID, types.EmptyJID
+	}
+	lid, pn = lid.ToNonAD(), pn.ToNonAD()
+	if !lid.IsEmpty() {
+		return lid, lid, pn
+	}
+	return pn, lid, pn
+}
+
+// lookup returns the merged entry for a contact: at most one database read
+// when not cached, none when cached. A row filed under the PN before the LID
+// was known still counts.
+func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types.JID) (*cachedEntry, error) {
+	if entry, ok := c.cache.Get(key); ok {
+		return entry, nil
+	}
+	gen := c.writeGen.Load()
+	candidates := []types.JID{key}
+	if !pn.IsEmpty() && pn != key {
+		candidates = append(candidates, pn)
+	}
+	if !lid.IsEmpty() && lid != key {
+		candidates = append(candidates, lid)
+	}
+	rows, err := acc.store.GetMany(ctx, candidates...)
+	if err != nil {
+		return nil, fmt.Errorf("read token for %s: %w", key, err)
+	}
+	entry := &cachedEntry{}
+	for _, row := range rows {
+		if len(row.Token) > 0 && row.TokenTS >= entry.tokenTS {
+			entry.token, entry.tokenTS = row.Token, row.TokenTS
+		}
+		entry.senderTS = max(entry.senderTS, row.SenderTS)
+	}
+	// A write that raced with this read may have changed the row: do not
+	// cache what might be stale.
+	if c.writeGen.Load() == gen {
+		c.cache.Add(key, entry)
+	}
+	return entry, nil
+}
+
+// wrote records that rows changed, so that in-flight reads do not cache
+// stale data, and drops the cached entries.
+func (c *Core) wrote(keys ...types.JID) {
+	c.writeGen.Add(1)
+	for _, key := range keys {
+		c.cache.Remove(key)
+	}
+}
+
+// warnOnce logs a recurring failure once per kind, then at debug level, so
+// that a database outage does not flood the bridge's logs on every send.
+func (c *Core) warnOnce(kind string, err error, msg string) {
+	if _, seen := c.logOnce.LoadOrStore(kind, struct{}{}); seen {
+		c.log.Debug().Err(err).Str("kind", kind).Msg(msg)
+		return
+	}
+	c.log.Warn().Err(err).Str("kind", kind).Msg(msg)
+}
+
+// clearWarned re-arms warnOnce for a kind after it recovered.
+func (c *Core) clearWarned(kind string) { c.logOnce.Delete(kind) }
+
+// goBackground runs fn in the background, tied to the core's lifetime.
+func (c *Core) goBackground(fn func(ctx context.Context)) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				c.log.Error().Any("panic", p).Msg("tctoken background task panicked")
+			}
+		}()
+		fn(c.bgCtx)
+	}()
+}
+
+// Get returns the merged stored entry for a contact, or nil.
+func (c *Core) Get(ctx context.Context, jid types.JID) (*sqlstore.Entry, error) {
+	acc, err := c.acct(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key, lid, pn := c.resolve(ctx, jid)
+	entry, err := c.lookup(ctx, acc, key, lid, pn)
+	if err != nil {
+		return nil, err
+	}
+	if len(entry.token) == 0 && entry.senderTS == 0 {
+		return nil, nil
+	}
+	return &sqlstore.Entry{Contact: key, Token: entry.token, TokenTS: entry.tokenTS, SenderTS: entry.senderTS}, nil
+}
+
+// Contacts lists the contacts we hold a token from.
+func (c *Core) Contacts(ctx context.Context) ([]types.JID, error) {
+	acc, err := c.acct(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return acc.store.Contacts(ctx)
+}

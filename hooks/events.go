@@ -1,0 +1,81 @@
+package hooks
+
+import (
+	"context"
+
+	"go.mau.fi/whatsmeow/appstate"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+)
+
+// handleEvent runs on whatsmeow's event loop: anything that does I/O goes to
+// the background so that no event is delayed by the plugin.
+func (c *Core) handleEvent(rawEvt any) {
+	switch evt := rawEvt.(type) {
+	case *events.Connected:
+		gen := c.connGen.Add(1)
+		c.goBackground(func(ctx context.Context) { c.connectedLoop(ctx, gen) })
+	case *events.Disconnected, *events.StreamReplaced, *events.KeepAliveTimeout:
+		c.connGen.Add(1)
+		// Presence subscriptions live as long as the connection.
+		c.subscribed.Purge()
+	case *events.PairSuccess:
+		jid := evt.ID
+		c.goBackground(func(ctx context.Context) {
+			if err := c.bind(ctx, jid); err != nil {
+				c.log.Err(err).Stringer("account", jid).Msg("Failed to bind the plugin to the newly paired account")
+			}
+		})
+	case *events.LoggedOut:
+		c.connGen.Add(1)
+		c.goBackground(c.forgetAccount)
+	case *events.IdentityChange:
+		jid := evt.JID
+		c.goBackground(func(ctx context.Context) { c.Reissue(ctx, jid) })
+	case *events.Receipt:
+		c.handleReceipt(evt)
+	case *events.Presence:
+		c.markSubscribed(evt.From)
+	case *events.HistorySync:
+		data := evt.Data
+		c.goBackground(func(ctx context.Context) { c.handleHistorySync(ctx, data) })
+	case *events.AppState:
+		if len(evt.Index) > 0 && evt.Index[0] == IndexNCTSalt {
+			value := evt.SyncActionValue
+			c.goBackground(func(ctx context.Context) { c.applyAppStateSalt(ctx, value) })
+		}
+	case *events.AppStateSyncComplete:
+		if evt.Name == appstate.WAPatchRegularHigh && !c.cli.EmitAppStateEventsOnFullSync {
+			c.goBackground(c.rescanSaltSnapshot)
+		}
+	}
+}
+
+// handleReceipt is how Enable alone learns that a message reached a contact:
+// a receipt from them in a 1:1 chat for a message we sent. Plugin.SendMessage
+// triggers issuance directly on the server's ack instead.
+func (c *Core) handleReceipt(evt *events.Receipt) {
+	if evt.IsFromMe || evt.IsGroup || evt.Chat.Server == types.BroadcastServer {
+		return
+	}
+	switch evt.Type {
+	case types.ReceiptTypeDelivered, types.ReceiptTypeRead, types.ReceiptTypePlayed, types.ReceiptTypeReadSelf:
+	default:
+		return
+	}
+	chat := evt.Chat
+	c.goBackground(func(ctx context.Context) { c.MaybeIssueAfterSend(ctx, chat) })
+}
+
+// forgetAccount deletes everything the plugin kept for a logged-out device.
+func (c *Core) forgetAccount(ctx context.Context) {
+	acc := c.account.Swap(nil)
+	c.cache.Purge()
+	c.subscribed.Purge()
+	if acc == nil {
+		return
+	}
+	if err := c.container.DeleteAccount(ctx, acc.jid); err != nil {
+		c.log.Err(err).Stringer("account", acc.jid).Msg("Failed to delete the plugin's data after logout")
+	}
+}

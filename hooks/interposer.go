@@ -1,0 +1,145 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/tctoken/tctoken/sqlstore"
+)
+
+// maxFutureSkew is how far ahead of our clock a token timestamp may be. A
+// token from far in the future would win every monotonic comparison forever.
+const maxFutureSkew = 24 * 60 * 60
+
+// TokenStore replaces Client.Store.PrivacyTokens, so that every read and
+// write whatsmeow makes (messages, presence, profile pictures, group create,
+// privacy_token notifications, history sync) goes through the plugin.
+type TokenStore Core
+
+var _ store.PrivacyTokenStore = (*TokenStore)(nil)
+
+type pinKey struct{}
+
+// pinned is a decision made by Plugin.SendMessage for one recipient, carried
+// in the context so that whatsmeow's own tctoken read agrees with it.
+type pinned struct {
+	lid, pn  types.JID
+	decision Decision
+}
+
+func withPin(ctx context.Context, p *pinned) context.Context {
+	return context.WithValue(ctx, pinKey{}, p)
+}
+
+// GetPrivacyToken returns the token to attach for user, or nil. Only tokens
+// valid now are returned. When Plugin.SendMessage pinned a decision for this
+// recipient, that decision wins, so that a cstoken send never also carries a
+// tctoken. Errors are logged and turned into "no token": a read failure must
+// never fail a send.
+func (s *TokenStore) GetPrivacyToken(ctx context.Context, user types.JID) (*store.PrivacyToken, error) {
+	c := (*Core)(s)
+	user = user.ToNonAD()
+	if pin, ok := ctx.Value(pinKey{}).(*pinned); ok && (user == pin.lid || user == pin.pn) {
+		if pin.decision.Attach != AttachTCToken {
+			return nil, nil
+		}
+		return &store.PrivacyToken{User: user, Token: pin.decision.Token}, nil
+	}
+	acc, err := c.acct(ctx)
+	if err != nil {
+		return nil, nil
+	}
+	key, lid, pn := c.resolve(ctx, user)
+	entry, err := c.lookup(ctx, acc, key, lid, pn)
+	if err != nil {
+		c.warnOnce("read", err, "Failed to read privacy token; sending without one")
+		return nil, nil
+	}
+	c.clearWarned("read")
+	policy := acc.policy.Load()
+	if len(entry.token) == 0 || !policy.Timing.ReceivedTokenValid(entry.tokenTS, c.nowUnix()) {
+		return nil, nil
+	}
+	return &store.PrivacyToken{User: key, Token: entry.token}, nil
+}
+
+// PutPrivacyTokens stores tokens whatsmeow received: from privacy_token
+// notifications and from history sync. Each token is validated, keyed under
+// the contact's LID when known, and written monotonically. Bad tokens are
+// skipped with a log line; the rest are still stored.
+func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.PrivacyToken) error {
+	c := (*Core)(s)
+	acc, err := c.acct(ctx)
+	if err != nil {
+		return err
+	}
+	writes := make([]sqlstore.TokenWrite, 0, len(tokens))
+	keys := make([]types.JID, 0, len(tokens))
+	for _, token := range tokens {
+		ts := token.Timestamp.Unix()
+		if token.Timestamp.IsZero() {
+			ts = 0
+		}
+		if err := c.checkToken(token.User, token.Token, ts); err != nil {
+			c.log.Warn().Err(err).Stringer("contact", token.User).Msg("Rejected a privacy token")
+			continue
+		}
+		key, _, _ := c.resolve(ctx, token.User)
+		ts = c.correctHistoryTimestamp(key, token.Token, ts)
+		writes = append(writes, sqlstore.TokenWrite{Contact: key, Token: token.Token, TokenTS: ts})
+		keys = append(keys, key)
+	}
+	if len(writes) == 0 {
+		return nil
+	}
+	applied, err := acc.store.PutTokens(ctx, writes...)
+	c.wrote(keys...)
+	if err != nil {
+		return fmt.Errorf("store %d privacy tokens: %w", len(writes), err)
+	}
+	for i, write := range writes {
+		if !applied[i] {
+			c.log.Debug().Stringer("contact", write.Contact).Int64("token_ts", write.TokenTS).
+				Msg("Ignored a privacy token older than the stored one")
+			continue
+		}
+		c.log.Debug().Stringer("contact", write.Contact).Int64("token_ts", write.TokenTS).
+			Str("token", ShortHash(write.Token)).Msg("Stored privacy token")
+		c.resubscribePresence(write.Contact)
+	}
+	return nil
+}
+
+// checkToken rejects what no real server sends. The error names the contact
+// and what was wrong, never the bytes.
+func (c *Core) checkToken(contact types.JID, token []byte, ts int64) error {
+	switch {
+	case Ineligible(contact, Own{}) != "":
+		return fmt.Errorf("token from %s: %s cannot issue tokens", contact, Ineligible(contact, Own{}))
+	case len(token) == 0:
+		return fmt.Errorf("token from %s is empty", contact)
+	case len(token) > MaxTokenSize:
+		return fmt.Errorf("token from %s is %d bytes, over the %d-byte limit", contact, len(token), MaxTokenSize)
+	case ts <= 0:
+		return fmt.Errorf("token from %s has no valid timestamp (%d)", contact, ts)
+	case ts > c.nowUnix()+maxFutureSkew:
+		return fmt.Errorf("token from %s has a timestamp %d in the future", contact, ts)
+	}
+	return nil
+}
+
+// correctHistoryTimestamp undoes whatsmeow 2025-12's history-sync mistake:
+// when both timestamps were present it files the sender timestamp as the
+// token timestamp. If our own history handler saw the same token for this
+// contact, use the real token timestamp instead.
+func (c *Core) correctHistoryTimestamp(key types.JID, token []byte, ts int64) int64 {
+	fact, ok := c.history.Get(key)
+	if ok && fact.senderTS == ts && fact.tokenTS != ts && bytes.Equal(fact.token, token) {
+		return fact.tokenTS
+	}
+	return ts
+}

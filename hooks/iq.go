@@ -1,0 +1,56 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// DefaultIQTimeout bounds how long a background IQ may wait for its reply.
+const DefaultIQTimeout = 30 * time.Second
+
+// ErrDisconnected means the connection dropped before the server replied.
+var ErrDisconnected = errors.New("disconnected before the server replied")
+
+// sendIQ sends one IQ and waits for its reply. whatsmeow 2025-12 has no
+// public way to send an arbitrary IQ (its SendIQ takes an unexported type),
+// so this uses the exported response-waiter primitives the same way.
+func sendIQ(ctx context.Context, cli *whatsmeow.Client, namespace, iqType string, content waBinary.Node) (*waBinary.Node, error) {
+	internals := cli.DangerousInternals()
+	id := internals.GenerateRequestID()
+	waiter := internals.WaitResponse(id)
+	err := internals.SendNode(ctx, waBinary.Node{
+		Tag: "iq",
+		Attrs: waBinary.Attrs{
+			"id":    id,
+			"xmlns": namespace,
+			"type":  iqType,
+			"to":    types.ServerJID,
+		},
+		Content: []waBinary.Node{content},
+	})
+	if err != nil {
+		internals.CancelResponse(id, waiter)
+		return nil, fmt.Errorf("send %s iq: %w", namespace, err)
+	}
+	timeout := time.NewTimer(DefaultIQTimeout)
+	defer timeout.Stop()
+	select {
+	case reply, ok := <-waiter:
+		if !ok || reply == nil || reply.Tag == "xmlstreamend" || reply.Tag == "stream:error" {
+			return nil, fmt.Errorf("%s iq: %w", namespace, ErrDisconnected)
+		}
+		return reply, nil
+	case <-ctx.Done():
+		internals.CancelResponse(id, waiter)
+		return nil, fmt.Errorf("%s iq: %w", namespace, ctx.Err())
+	case <-timeout.C:
+		internals.CancelResponse(id, waiter)
+		return nil, fmt.Errorf("%s iq: %w", namespace, whatsmeow.ErrIQTimedOut)
+	}
+}

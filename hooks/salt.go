@@ -1,0 +1,271 @@
+package hooks
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow/appstate"
+	waServerSync "go.mau.fi/whatsmeow/proto/waServerSync"
+	"go.mau.fi/whatsmeow/proto/waSyncAction"
+	"go.mau.fi/whatsmeow/store"
+	waLog "go.mau.fi/whatsmeow/util/log"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	// IndexNCTSalt is the app-state index of the NCT salt mutation.
+	IndexNCTSalt = "nct_salt_sync"
+	// syncActionNCTSaltField is SyncActionValue.nctSaltSyncAction, which
+	// whatsmeow 2025-12's protobufs lack.
+	syncActionNCTSaltField protowire.Number = 80
+	// nctSaltActionSaltField is NctSaltSyncAction.salt.
+	nctSaltActionSaltField protowire.Number = 1
+	// historySyncNCTSaltField is HistorySync.nctSalt.
+	historySyncNCTSaltField protowire.Number = 19
+	// rescanDelay lets whatsmeow finish applying a batch of patches before
+	// the plugin reads the same patches again.
+	rescanDelay = 200 * time.Millisecond
+)
+
+// UnknownBytesField finds a length-delimited field in a message's unknown
+// fields: how to read fields this whatsmeow's protobufs do not know. The
+// last occurrence wins, as in protobuf's own merge rules.
+func UnknownBytesField(msg proto.Message, field protowire.Number) ([]byte, bool) {
+	if msg == nil || !msg.ProtoReflect().IsValid() {
+		return nil, false
+	}
+	return findBytesField(msg.ProtoReflect().GetUnknown(), field)
+}
+
+func findBytesField(raw []byte, field protowire.Number) (value []byte, found bool) {
+	for len(raw) > 0 {
+		num, typ, n := protowire.ConsumeTag(raw)
+		if n < 0 {
+			return value, found
+		}
+		raw = raw[n:]
+		if num == field && typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(raw)
+			if m < 0 {
+				return value, found
+			}
+			value, found = v, true
+			raw = raw[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, raw)
+		if m < 0 {
+			return value, found
+		}
+		raw = raw[m:]
+	}
+	return value, found
+}
+
+// SaltFromSyncAction reads NctSaltSyncAction.salt out of a SyncActionValue.
+func SaltFromSyncAction(value *waSyncAction.SyncActionValue) []byte {
+	action, ok := UnknownBytesField(value, syncActionNCTSaltField)
+	if !ok {
+		return nil
+	}
+	salt, _ := findBytesField(action, nctSaltActionSaltField)
+	return salt
+}
+
+// applyAppStateSalt stores a salt from an app-state SET. App state is the
+// authoritative source and overrides whatever was stored.
+func (c *Core) applyAppStateSalt(ctx context.Context, value *waSyncAction.SyncActionValue) {
+	salt := SaltFromSyncAction(value)
+	if len(salt) == 0 {
+		c.log.Warn().Msg("Ignored an nct_salt_sync mutation with no salt")
+		return
+	}
+	if err := c.SetAppStateSalt(ctx, salt); err != nil {
+		c.log.Err(err).Msg("Failed to store the NCT salt from app state")
+	}
+}
+
+// SetAppStateSalt stores an authoritative salt.
+func (c *Core) SetAppStateSalt(ctx context.Context, salt []byte) error {
+	acc, err := c.acct(ctx)
+	if err != nil {
+		return err
+	}
+	if err = acc.store.SetAppStateSalt(ctx, salt); err != nil {
+		return fmt.Errorf("store app-state NCT salt: %w", err)
+	}
+	saltCopy := append([]byte(nil), salt...)
+	acc.salt.Store(&saltCopy)
+	c.log.Info().Str("salt", ShortHash(salt)).Str("source", "app_state").Msg("Stored NCT salt")
+	return nil
+}
+
+// RemoveAppStateSalt forgets the salt because app state removed it; history
+// sync can never bring it back.
+func (c *Core) RemoveAppStateSalt(ctx context.Context) error {
+	acc, err := c.acct(ctx)
+	if err != nil {
+		return err
+	}
+	if err = acc.store.RemoveAppStateSalt(ctx); err != nil {
+		return fmt.Errorf("remove app-state NCT salt: %w", err)
+	}
+	acc.salt.Store(nil)
+	c.log.Info().Msg("NCT salt removed by app state")
+	return nil
+}
+
+// applyHistorySalt is the backfill: it applies only when no salt was ever
+// stored and app state never spoke.
+func (c *Core) applyHistorySalt(ctx context.Context, salt []byte) {
+	acc, err := c.acct(ctx)
+	if err != nil || len(salt) == 0 {
+		return
+	}
+	applied, err := acc.store.SetHistorySalt(ctx, salt)
+	if err != nil {
+		c.log.Err(err).Msg("Failed to store the NCT salt from history sync")
+		return
+	}
+	if !applied {
+		c.log.Debug().Msg("Ignored the history-sync NCT salt: app state or an earlier salt takes precedence")
+		return
+	}
+	saltCopy := append([]byte(nil), salt...)
+	acc.salt.Store(&saltCopy)
+	c.log.Info().Str("salt", ShortHash(salt)).Str("source", "history_sync").Msg("Stored NCT salt")
+}
+
+// Salt returns the NCT salt in force, or nil.
+func (c *Core) Salt() []byte {
+	if acc := c.account.Load(); acc != nil {
+		if salt := acc.salt.Load(); salt != nil {
+			return *salt
+		}
+	}
+	return nil
+}
+
+// rescanSaltSnapshot reads regular_high again after a full sync, during
+// which whatsmeow emits no events unless the bridge opted in.
+func (c *Core) rescanSaltSnapshot(ctx context.Context) {
+	c.rescanSalt(ctx, 0)
+}
+
+// rescanSalt fetches regular_high patches from a version and decodes them
+// with whatsmeow's own decoder over a read-only view of the app-state
+// store, so that whatsmeow's sync state is never touched. The last
+// nct_salt_sync mutation seen wins.
+func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) {
+	view := &store.Device{
+		Log:          waLog.Noop,
+		AppStateKeys: c.cli.Store.AppStateKeys,
+		AppState:     readOnlyAppState{c.cli.Store.AppState},
+	}
+	proc := appstate.NewProcessor(view, waLog.Noop)
+	state := appstate.HashState{Version: fromVersion}
+	snapshot := fromVersion == 0
+	var last *appstate.Mutation
+	for {
+		list, err := c.cli.DangerousInternals().FetchAppStatePatches(ctx, appstate.WAPatchRegularHigh, state.Version, snapshot)
+		if err != nil {
+			c.log.Warn().Err(err).Uint64("from_version", state.Version).Msg("Failed to re-read regular_high for the NCT salt")
+			return
+		}
+		snapshot = false
+		mutations, newState, err := proc.DecodePatches(ctx, list, state, false)
+		if err != nil {
+			c.log.Warn().Err(err).Uint64("from_version", state.Version).Msg("Failed to decode regular_high for the NCT salt")
+			return
+		}
+		for i := range mutations {
+			if len(mutations[i].Index) > 0 && mutations[i].Index[0] == IndexNCTSalt {
+				last = &mutations[i]
+			}
+		}
+		state = newState
+		if !list.HasMorePatches {
+			break
+		}
+	}
+	switch {
+	case last == nil:
+	case last.Operation == waServerSync.SyncdMutation_REMOVE:
+		if err := c.RemoveAppStateSalt(ctx); err != nil {
+			c.log.Err(err).Msg("Failed to remove the NCT salt")
+		}
+	default:
+		c.applyAppStateSalt(ctx, last.Action)
+	}
+}
+
+// readOnlyAppState lets whatsmeow's decoder read MACs but keeps it from
+// writing: the plugin's re-read must not disturb whatsmeow's sync state.
+type readOnlyAppState struct{ store.AppStateStore }
+
+func (readOnlyAppState) PutAppStateVersion(context.Context, string, uint64, [128]byte) error {
+	return nil
+}
+func (readOnlyAppState) DeleteAppStateVersion(context.Context, string) error { return nil }
+func (readOnlyAppState) PutAppStateMutationMACs(context.Context, string, uint64, []store.AppStateMutationMAC) error {
+	return nil
+}
+func (readOnlyAppState) DeleteAppStateMutationMACs(context.Context, string, [][]byte) error {
+	return nil
+}
+
+// AppStateWatch wraps Client.Store.AppState to notice removals in
+// regular_high: whatsmeow 2025-12 emits no event for a REMOVE, so a removed
+// mutation there makes the plugin re-read the patches it just applied.
+type AppStateWatch struct {
+	store.AppStateStore
+	core *Core
+
+	mu          sync.Mutex
+	fromVersion uint64
+	pending     bool
+}
+
+func (w *AppStateWatch) GetAppStateVersion(ctx context.Context, name string) (uint64, [128]byte, error) {
+	version, hash, err := w.AppStateStore.GetAppStateVersion(ctx, name)
+	if err == nil && name == string(appstate.WAPatchRegularHigh) {
+		w.mu.Lock()
+		if !w.pending {
+			w.fromVersion = version
+		}
+		w.mu.Unlock()
+	}
+	return version, hash, err
+}
+
+func (w *AppStateWatch) DeleteAppStateMutationMACs(ctx context.Context, name string, indexMACs [][]byte) error {
+	err := w.AppStateStore.DeleteAppStateMutationMACs(ctx, name, indexMACs)
+	if name == string(appstate.WAPatchRegularHigh) && len(indexMACs) > 0 {
+		w.scheduleRescan()
+	}
+	return err
+}
+
+func (w *AppStateWatch) scheduleRescan() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pending {
+		return
+	}
+	w.pending = true
+	from := w.fromVersion
+	w.core.goBackground(func(ctx context.Context) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(rescanDelay):
+		}
+		w.mu.Lock()
+		w.pending = false
+		w.mu.Unlock()
+		w.core.rescanSalt(ctx, from)
+	})
+}

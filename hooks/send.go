@@ -1,0 +1,82 @@
+package hooks
+
+import (
+	"context"
+
+	"go.mau.fi/whatsmeow"
+	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// Decide gathers what the decision needs (cache, salt, policy) and returns
+// what to attach for a send to `to` now. No I/O once the contact is cached.
+// Any failure degrades to the best decision possible without it.
+func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, types.JID, types.JID) {
+	in := DecisionInput{To: to, Peer: peer, Own: c.own(), Now: c.nowUnix(), Policy: c.Policy()}
+	if peer || Ineligible(to, in.Own) != "" {
+		return Decide(in), types.EmptyJID, types.EmptyJID
+	}
+	key, lid, pn := c.resolve(ctx, to)
+	in.LID = lid
+	if acc, err := c.acct(ctx); err == nil {
+		in.Salt = c.Salt()
+		entry, err := c.lookup(ctx, acc, key, lid, pn)
+		if err != nil {
+			c.warnOnce("read", err, "Failed to read privacy token; deciding without it")
+		} else {
+			in.Token, in.TokenTS = entry.token, entry.tokenTS
+		}
+	}
+	return Decide(in), lid, pn
+}
+
+// SendMessage is Client.SendMessage with the fallback chain applied: it
+// pins the decision in the context so whatsmeow's own <tctoken> read agrees,
+// appends <cstoken> through AdditionalNodes when that is the decision, and
+// after the server accepted a 1:1 message, issues our token if due.
+func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Message, extra ...whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, error) {
+	if len(extra) > 1 {
+		// Let whatsmeow reject it with its own error.
+		return c.cli.SendMessage(ctx, to, message, extra...)
+	}
+	var req whatsmeow.SendRequestExtra
+	if len(extra) == 1 {
+		req = extra[0]
+	}
+	decision, lid, pn := c.Decide(ctx, to, req.Peer)
+	if decision.Attach != AttachNothing && callerAttachedToken(req.AdditionalNodes) {
+		decision = Decision{Reason: "caller attached its own token"}
+	}
+	c.log.Debug().Stringer("to", to).Stringer("attach", decision.Attach).Str("reason", decision.Reason).
+		Str("token", ShortHash(decision.Token)).Msg("Decided what to attach")
+	if lid.IsEmpty() && pn.IsEmpty() {
+		pn = to.ToNonAD()
+	}
+	ctx = withPin(ctx, &pinned{lid: lid, pn: pn, decision: decision})
+	if decision.Attach == AttachCSToken {
+		var nodes []waBinary.Node
+		if req.AdditionalNodes != nil {
+			nodes = append(nodes, *req.AdditionalNodes...)
+		}
+		nodes = append(nodes, waBinary.Node{Tag: "cstoken", Content: decision.Token})
+		req.AdditionalNodes = &nodes
+	}
+	resp, err := c.cli.SendMessage(ctx, to, message, req)
+	if err == nil && !req.Peer {
+		c.MaybeIssueAfterSend(context.WithoutCancel(ctx), to)
+	}
+	return resp, err
+}
+
+func callerAttachedToken(nodes *[]waBinary.Node) bool {
+	if nodes == nil {
+		return false
+	}
+	for _, node := range *nodes {
+		if node.Tag == "tctoken" || node.Tag == "cstoken" {
+			return true
+		}
+	}
+	return false
+}

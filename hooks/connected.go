@@ -35,6 +35,8 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-c.stop:
+			return
 		case <-time.After(wait):
 		}
 		if c.connGen.Load() != gen {

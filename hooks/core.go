@@ -63,6 +63,9 @@ type Core struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
+	bgMu     sync.Mutex // guards closing against bg.Add
+	closing  bool
+	stop     chan struct{}
 
 	appState  *AppStateWatch
 	handlerID uint32
@@ -122,6 +125,7 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 	c.history, _ = lru.New[types.JID, historyFact](cacheSize)
 	c.subscribed, _ = lru.New[types.JID, types.JID](cacheSize)
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
+	c.stop = make(chan struct{})
 	return c
 }
 
@@ -141,6 +145,10 @@ func (c *Core) Attach(ctx context.Context) error {
 	return nil
 }
 
+// closeGrace is how long Close lets in-flight work (an issuance IQ, a
+// prune) finish before cancelling it.
+const closeGrace = 5 * time.Second
+
 // Close detaches the plugin and waits for its background work to finish.
 func (c *Core) Close() {
 	c.cli.RemoveEventHandler(c.handlerID)
@@ -150,8 +158,22 @@ func (c *Core) Close() {
 	if c.cli.Store.AppState == store.AppStateStore(c.appState) {
 		c.cli.Store.AppState = c.appState.AppStateStore
 	}
+	c.bgMu.Lock()
+	c.closing = true
+	c.bgMu.Unlock()
+	close(c.stop)
+	done := make(chan struct{})
+	go func() {
+		c.bg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeGrace):
+		c.bgCancel()
+		<-done
+	}
 	c.bgCancel()
-	c.bg.Wait()
 }
 
 // bind loads the per-account state: the salt and the cached AB props.
@@ -304,6 +326,11 @@ func (c *Core) clearWarned(kind string) { c.logOnce.Delete(kind) }
 
 // goBackground runs fn in the background, tied to the core's lifetime.
 func (c *Core) goBackground(fn func(ctx context.Context)) {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.closing {
+		return
+	}
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()

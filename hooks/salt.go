@@ -261,6 +261,8 @@ func (w *AppStateWatch) scheduleRescan() {
 		select {
 		case <-ctx.Done():
 			return
+		case <-w.core.stop:
+			return
 		case <-time.After(rescanDelay):
 		}
 		w.mu.Lock()

@@ -1,0 +1,137 @@
+// Package sqlstore keeps tctoken's state in SQL (SQLite or PostgreSQL): the
+// trust tokens contacts issued to us, when we last issued ours, the NCT salt
+// and the server's AB props. The tables live next to whatsmeow's, in the same
+// database, under their own version table (see package upgrades).
+package sqlstore
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"io"
+	"time"
+
+	"go.mau.fi/util/dbutil"
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/tctoken/tctoken/upgrades"
+)
+
+// Container wraps the database that holds the tctoken tables of any number of
+// accounts. Use [Container.ForAccount] to get the store of one of them.
+type Container struct {
+	db  *dbutil.Database
+	now func() time.Time
+}
+
+// New wraps db, typically the same *dbutil.Database whatsmeow's sqlstore uses.
+// Call [Container.Upgrade] before using it.
+func New(db *dbutil.Database) *Container {
+	return &Container{db: db, now: time.Now}
+}
+
+// SetClock replaces the clock that stamps updated_at, for tests. Call it
+// before the container is used; nil restores time.Now.
+func (c *Container) SetClock(now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	c.now = now
+}
+
+// Upgrade creates or upgrades the tctoken tables.
+func (c *Container) Upgrade(ctx context.Context) error {
+	return upgrades.Upgrade(ctx, c.db)
+}
+
+// ForAccount returns the store of one account. ourJID is our own device JID
+// (whatsmeow's Store.ID), device part included, as whatsmeow scopes its own
+// tables by it.
+func (c *Container) ForAccount(ourJID types.JID) *Store {
+	return &Store{c: c, db: c.db, ourJID: ourJID.String()}
+}
+
+const (
+	deleteAccountTokensQuery    = `DELETE FROM tctoken_tokens WHERE our_jid=$1`
+	deleteAccountSaltQuery      = `DELETE FROM tctoken_nct_salt WHERE our_jid=$1`
+	deleteAccountPropsQuery     = `DELETE FROM tctoken_ab_props WHERE our_jid=$1`
+	deleteAccountPropsMetaQuery = `DELETE FROM tctoken_ab_props_meta WHERE our_jid=$1`
+)
+
+// DeleteAccount removes everything stored for one account, for logout. The
+// tokens and the salt belong to the session: a new login gets new ones.
+func (c *Container) DeleteAccount(ctx context.Context, ourJID types.JID) error {
+	account := ourJID.String()
+	err := c.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		for _, step := range []struct{ what, query string }{
+			{"tokens", deleteAccountTokensQuery},
+			{"NCT salt", deleteAccountSaltQuery},
+			{"AB props", deleteAccountPropsQuery},
+			{"AB props metadata", deleteAccountPropsMetaQuery},
+		} {
+			if _, err := c.db.Exec(ctx, step.query, account); err != nil {
+				return fmt.Errorf("failed to delete %s: %w", step.what, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tctoken: failed to delete data of account %s: %w", account, err)
+	}
+	return nil
+}
+
+// Store holds the state of one account. Every query it makes is scoped to
+// that account.
+type Store struct {
+	c      *Container
+	db     *dbutil.Database
+	ourJID string
+}
+
+func (s *Store) now() int64 {
+	return s.c.now().Unix()
+}
+
+// contactKey is how a contact is stored: without device part, so that all of
+// a contact's devices share one token.
+func contactKey(contact types.JID) string {
+	return contact.ToNonAD().String()
+}
+
+// secret carries token and salt bytes into queries. dbutil can log query
+// arguments (at trace level, or with GlobalSafeQueryLog), and zerolog would
+// print a plain []byte in base64; secret prints as a placeholder under fmt,
+// JSON and text marshaling instead, while the driver still receives the bytes
+// through Value.
+type secret []byte
+
+const redacted = "<redacted>"
+
+func (s secret) Value() (driver.Value, error) {
+	if s == nil {
+		return nil, nil
+	}
+	return []byte(s), nil
+}
+
+func (s secret) Format(f fmt.State, _ rune) {
+	_, _ = io.WriteString(f, redacted)
+}
+
+func (s secret) String() string {
+	return redacted
+}
+
+func (s secret) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + redacted + `"`), nil
+}
+
+func (s secret) MarshalText() ([]byte, error) {
+	return []byte(redacted), nil
+}
+
+var (
+	_ driver.Valuer = secret(nil)
+	_ fmt.Formatter = secret(nil)
+)

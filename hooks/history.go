@@ -69,10 +69,14 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 		writes = append(writes, sqlstore.TokenWrite{Contact: key, Token: token, TokenTS: tokenTS})
 		keys = append(keys, key)
 		if senderTS > 0 && senderTS != tokenTS {
-			c.history.Add(key, historyFact{token: token, tokenTS: tokenTS, senderTS: senderTS})
+			// whatsmeow files its write under the PN when it does not know
+			// the LID yet: remember the fact under both keys.
 			mendKeys := []types.JID{key}
 			if !pn.IsEmpty() && pn != key {
 				mendKeys = append(mendKeys, pn)
+			}
+			for _, mendKey := range mendKeys {
+				c.history.Add(mendKey, historyFact{token: token, tokenTS: tokenTS, senderTS: senderTS})
 			}
 			mends = append(mends, mend{keys: mendKeys, token: token, wrongTS: senderTS, realTS: tokenTS})
 		}

@@ -1,0 +1,104 @@
+package tctoken_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mau.fi/util/dbutil"
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/tctoken/tctoken/internal/dbtest"
+	"github.com/tctoken/tctoken/wamock"
+)
+
+// queryCounter counts the plugin's token-table queries, split into reads and
+// writes, by wrapping the database's logger.
+type queryCounter struct {
+	dbutil.DatabaseLogger
+	reads, writes atomic.Int64
+}
+
+func (q *queryCounter) QueryTiming(ctx context.Context, method, query string, args []any, nrows int, d time.Duration, err error) {
+	// EndRows reports the end of a query already counted.
+	if strings.Contains(query, "tctoken_") && method != "EndRows" {
+		if strings.HasPrefix(strings.TrimSpace(strings.ToUpper(query)), "SELECT") {
+			q.reads.Add(1)
+		} else {
+			q.writes.Add(1)
+		}
+	}
+	q.DatabaseLogger.QueryTiming(ctx, method, query, args, nrows, d, err)
+}
+
+func countQueries(db *dbutil.Database) *queryCounter {
+	counter := &queryCounter{DatabaseLogger: db.Log}
+	db.Log = counter
+	return counter
+}
+
+// TestSendPathBudget: at most one read for a contact not yet cached, none
+// once cached, and no write unless an issuance is due.
+func TestSendPathBudget(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		if _, err := w.plugin.IssueTokens(w.ctx, []types.JID{alice.LID()}); err != nil {
+			t.Fatal(err)
+		}
+		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice-token"), w.clock.Now())
+		w.waitToken(alice.LID(), []byte("alice-token"))
+		w.plugin.Close() // let nothing in the background touch the counters
+		w.start()        // a fresh plugin: an empty cache
+		w.connect()
+		eventually(t, "props and pruning on connect", func() bool { return len(w.srv.ABPropsIQs()) >= 2 })
+		time.Sleep(50 * time.Millisecond)
+
+		counter := countQueries(db)
+		if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text("one")); err != nil {
+			t.Fatal(err)
+		}
+		if r, wr := counter.reads.Load(), counter.writes.Load(); r != 1 || wr != 0 {
+			t.Fatalf("first send to an uncached contact: %d reads, %d writes; want 1 and 0", r, wr)
+		}
+		for range 5 {
+			if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text("again")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r, wr := counter.reads.Load(), counter.writes.Load(); r != 1 || wr != 0 {
+			t.Fatalf("cached sends: %d reads, %d writes in all; want still 1 and 0", r, wr)
+		}
+	})
+}
+
+// BenchmarkDecide measures deciding what to attach for a cached contact:
+// the work the plugin adds to every send.
+func BenchmarkDecide(b *testing.B) {
+	w := newWorld(b, dbtest.SQLite(b))
+	alice := types.NewJID("400000000000001", types.HiddenUserServer)
+	if err := w.cli.Store.PrivacyTokens.PutPrivacyTokens(context.Background(), storeToken(alice, "alice-token", w.clock.Now())); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	w.plugin.Decide(ctx, alice) // warm the cache
+	b.Run("tctoken-cached", func(b *testing.B) {
+		for b.Loop() {
+			w.plugin.Decide(ctx, alice)
+		}
+	})
+	stranger := types.NewJID("400000000000002", types.HiddenUserServer)
+	w.plugin.Decide(ctx, stranger)
+	b.Run("nothing-cached", func(b *testing.B) {
+		for b.Loop() {
+			w.plugin.Decide(ctx, stranger)
+		}
+	})
+	b.Run("interposer-read-cached", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = w.cli.Store.PrivacyTokens.GetPrivacyToken(ctx, alice)
+		}
+	})
+}

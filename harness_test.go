@@ -1,0 +1,267 @@
+package tctoken_test
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.mau.fi/util/dbutil"
+	"go.mau.fi/whatsmeow"
+	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/store"
+	wsqlstore "go.mau.fi/whatsmeow/store/sqlstore"
+	wupgrades "go.mau.fi/whatsmeow/store/sqlstore/upgrades"
+	"go.mau.fi/whatsmeow/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tctoken/tctoken"
+	"github.com/tctoken/tctoken/internal/dbtest"
+	"github.com/tctoken/tctoken/wamock"
+)
+
+// week is the default bucket duration.
+const week = 604800 * time.Second
+
+// fakeClock is the plugin's clock in tests: time moves only when told.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	// Mid-bucket, so that a few hours either way stay in the same bucket.
+	start := time.Now().Truncate(week).Add(3 * 24 * time.Hour)
+	if start.After(time.Now()) {
+		start = start.Add(-week)
+	}
+	return &fakeClock{now: start}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// syncBuffer collects the plugin's JSON log lines for assertions.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// world is one logged-in client with the plugin enabled, talking to wamock,
+// on one database.
+type world struct {
+	t         testing.TB
+	ctx       context.Context
+	srv       *wamock.Server
+	db        *dbutil.Database
+	container *wsqlstore.Container
+	device    *store.Device
+	cli       *whatsmeow.Client
+	plugin    *tctoken.Plugin
+	clock     *fakeClock
+	logs      *syncBuffer
+	opts      []tctoken.Option
+}
+
+// newWorld builds the client and enables the plugin, but does not connect,
+// so that a test can arrange the database first.
+func newWorld(t testing.TB, db *dbutil.Database, opts ...tctoken.Option) *world {
+	t.Helper()
+	w := &world{t: t, ctx: context.Background(), db: db, clock: newFakeClock(), logs: &syncBuffer{}, opts: opts}
+	w.srv = wamock.NewServer(t)
+	w.container = wsqlstoreContainer(t, db)
+	var err error
+	w.device, err = w.srv.NewDevice(w.ctx, w.container)
+	if err != nil {
+		t.Fatalf("create device: %v", err)
+	}
+	w.start()
+	return w
+}
+
+// start creates a client for the device and enables the plugin on it.
+func (w *world) start() {
+	w.t.Helper()
+	w.cli = w.srv.NewClient(w.device, nil)
+	log := zerolog.New(zerolog.MultiLevelWriter(w.logs, zerolog.NewTestWriter(w.t))).Level(zerolog.DebugLevel)
+	opts := append([]tctoken.Option{tctoken.WithLogger(log), tctoken.WithClock(w.clock.Now)}, w.opts...)
+	var err error
+	w.plugin, err = tctoken.Enable(w.ctx, w.cli, w.db, opts...)
+	if err != nil {
+		w.t.Fatalf("Enable: %v", err)
+	}
+	cli, plugin := w.cli, w.plugin
+	w.t.Cleanup(func() {
+		cli.Disconnect()
+		plugin.Close()
+	})
+}
+
+func (w *world) connect() *world {
+	w.t.Helper()
+	w.srv.ConnectAndWait(w.t, w.cli)
+	return w
+}
+
+// restart is a process restart: a new client and plugin on the same
+// database, as a bridge would have after a crash.
+func (w *world) restart() {
+	w.t.Helper()
+	w.cli.Disconnect()
+	w.plugin.Close()
+	var err error
+	w.device, err = w.container.GetDevice(w.ctx, *w.device.ID)
+	if err != nil || w.device == nil {
+		w.t.Fatalf("reload device: %v", err)
+	}
+	w.start()
+	w.connect()
+}
+
+// forEachDB runs a test on SQLite and on PostgreSQL.
+func forEachDB(t *testing.T, fn func(t *testing.T, db *dbutil.Database)) {
+	dbtest.ForEachDialect(t, fn)
+}
+
+func text(s string) *waE2E.Message {
+	return &waE2E.Message{Conversation: proto.String(s)}
+}
+
+// pushToken delivers a privacy_token notification from a contact and waits
+// until the plugin stored it.
+func (w *world) pushToken(from, senderLID types.JID, token []byte, ts time.Time) {
+	w.t.Helper()
+	target := w.srv.OwnLID()
+	if err := w.srv.PushPrivacyToken(from, senderLID, target, token, ts.Unix()); err != nil {
+		w.t.Fatalf("push privacy token: %v", err)
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes. It is for
+// waiting on background work, not for measuring time.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitToken waits until Get returns a token equal to want for jid.
+func (w *world) waitToken(jid types.JID, want []byte) *tctoken.Entry {
+	w.t.Helper()
+	var entry *tctoken.Entry
+	eventually(w.t, "token for "+jid.String(), func() bool {
+		var err error
+		entry, err = w.plugin.Get(w.ctx, jid)
+		return err == nil && entry != nil && bytes.Equal(entry.Token, want)
+	})
+	return entry
+}
+
+func child(node *waBinary.Node, tag string) (waBinary.Node, bool) {
+	return node.GetOptionalChildByTag(tag)
+}
+
+func childBytes(node *waBinary.Node, tag string) []byte {
+	c, ok := child(node, tag)
+	if !ok {
+		return nil
+	}
+	b, _ := c.Content.([]byte)
+	return b
+}
+
+func countChildren(node *waBinary.Node, tag string) int {
+	n := 0
+	for _, c := range node.GetChildren() {
+		if c.Tag == tag {
+			n++
+		}
+	}
+	return n
+}
+
+// privacyIQsFor returns the privacy IQs since mark that issue a token to jid.
+func (w *world) privacyIQsFor(mark int, jid types.JID) []*waBinary.Node {
+	var out []*waBinary.Node
+	for _, node := range w.srv.Since(mark) {
+		if !wamock.IsIQ("privacy", "set")(node) {
+			continue
+		}
+		tokens, _ := node.GetOptionalChildByTag("tokens")
+		for _, tok := range tokens.GetChildren() {
+			if j, _ := tok.Attrs["jid"].(types.JID); j.ToNonAD() == jid.ToNonAD() {
+				out = append(out, node)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// issuedT returns the t attribute issued to jid in a privacy IQ.
+func issuedT(node *waBinary.Node, jid types.JID) string {
+	tokens, _ := node.GetOptionalChildByTag("tokens")
+	for _, tok := range tokens.GetChildren() {
+		if j, _ := tok.Attrs["jid"].(types.JID); j.ToNonAD() == jid.ToNonAD() {
+			t, _ := tok.Attrs["t"].(string)
+			return t
+		}
+	}
+	return ""
+}
+
+func wsqlstoreContainer(t testing.TB, db *dbutil.Database) *wsqlstore.Container {
+	t.Helper()
+	// The way mautrix bridges build it: whatsmeow's upgrades on a child of
+	// the database the bridge (and the plugin) hold.
+	container := wsqlstore.NewWithWrappedDB(db.Child("whatsmeow_version", wupgrades.Table, nil), nil)
+	if err := container.Upgrade(context.Background()); err != nil {
+		t.Fatalf("upgrade whatsmeow's tables: %v", err)
+	}
+	return container
+}
+
+func storeToken(contact types.JID, token string, ts time.Time) store.PrivacyToken {
+	return store.PrivacyToken{User: contact, Token: []byte(token), Timestamp: ts}
+}
+
+// pushReceipt delivers a delivery receipt from a contact for our message.
+func (w *world) pushReceipt(from types.JID, id types.MessageID) {
+	w.t.Helper()
+	err := w.srv.Push(waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{
+		"from": from, "id": id, "t": strconv.FormatInt(time.Now().Unix(), 10),
+	}})
+	if err != nil {
+		w.t.Fatalf("push receipt: %v", err)
+	}
+}

@@ -1,0 +1,510 @@
+package tctoken_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mau.fi/util/dbutil"
+	"go.mau.fi/whatsmeow"
+	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/tctoken/tctoken"
+	"github.com/tctoken/tctoken/internal/dbtest"
+	"github.com/tctoken/tctoken/wamock"
+)
+
+func TestEnableTwiceIsAnError(t *testing.T) {
+	w := newWorld(t, dbtest.SQLite(t))
+	if _, err := tctoken.Enable(w.ctx, w.cli, w.db); !errors.Is(err, tctoken.ErrAlreadyEnabled) {
+		t.Fatalf("second Enable: err = %v, want ErrAlreadyEnabled", err)
+	}
+}
+
+func TestEnableWithPlainSQLDB(t *testing.T) {
+	db := dbtest.SQLite(t)
+	raw, dialect := dbtest.Raw(db)
+	srv := wamock.NewServer(t)
+	cli, _ := srv.QuickUnconnectedClient(t)
+	plugin, err := tctoken.EnableWithSQL(context.Background(), cli, raw, dialect)
+	if err != nil {
+		t.Fatalf("EnableWithSQL: %v", err)
+	}
+	defer plugin.Close()
+	if _, err = tctoken.EnableWithSQL(context.Background(), cli, raw, "nosuchdialect"); err == nil {
+		t.Fatal("an unknown dialect must be an error")
+	}
+}
+
+func TestEnableBeforePairing(t *testing.T) {
+	db := dbtest.SQLite(t)
+	container := wsqlstoreContainer(t, db)
+	cli := whatsmeow.NewClient(container.NewDevice(), nil)
+	plugin, err := tctoken.Enable(context.Background(), cli, db)
+	if err != nil {
+		t.Fatalf("Enable on an unpaired client: %v", err)
+	}
+	defer plugin.Close()
+	if _, err = plugin.IssueTokens(context.Background(), []types.JID{types.NewJID("15551234567", types.DefaultUserServer)}); err == nil {
+		t.Fatal("IssueTokens before pairing must fail")
+	}
+}
+
+func TestIssueTokensEndToEnd(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		if err := w.cli.Store.LIDs.PutLIDMapping(w.ctx, alice.LID(), alice.PN()); err != nil {
+			t.Fatal(err)
+		}
+		mark := w.srv.Mark()
+		received, err := w.plugin.IssueTokens(w.ctx, []types.JID{alice.PN()})
+		if err != nil {
+			t.Fatalf("IssueTokens: %v", err)
+		}
+		if len(received) != 0 {
+			t.Errorf("an empty reply must give no tokens, got %d", len(received))
+		}
+		iqs := w.privacyIQsFor(mark, alice.LID())
+		if len(iqs) != 1 {
+			t.Fatalf("want one privacy IQ addressed to the LID, got %d", len(iqs))
+		}
+		tok, _ := iqs[0].GetOptionalChildByTag("tokens")
+		attrs := tok.GetChildren()[0].Attrs
+		if attrs["type"] != "trusted_contact" || attrs["t"] != strconv.FormatInt(w.clock.Now().Unix(), 10) {
+			t.Errorf("token attrs = %v", attrs)
+		}
+		entry, err := w.plugin.Get(w.ctx, alice.PN())
+		if err != nil || entry == nil || entry.SenderTimestamp.Unix() != w.clock.Now().Unix() {
+			t.Fatalf("sender timestamp not recorded: %+v, %v", entry, err)
+		}
+		if entry.JID != alice.LID() {
+			t.Errorf("entry stored under %s, want the LID %s", entry.JID, alice.LID())
+		}
+	})
+}
+
+func TestIssueTokensStoresTokensInReply(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		now := w.clock.Now().Unix()
+		w.srv.SetPrivacyHandler(func(iq *waBinary.Node) *waBinary.Node {
+			return wamock.ResultIQ(iq, waBinary.Node{Tag: "tokens", Content: []waBinary.Node{{
+				Tag:     "token",
+				Attrs:   waBinary.Attrs{"jid": alice.LID(), "t": strconv.FormatInt(now-60, 10), "type": "trusted_contact"},
+				Content: []byte("token-from-reply"),
+			}}})
+		})
+		received, err := w.plugin.IssueTokens(w.ctx, []types.JID{alice.LID()})
+		if err != nil {
+			t.Fatalf("IssueTokens: %v", err)
+		}
+		if len(received) != 1 || !bytes.Equal(received[0].Token, []byte("token-from-reply")) || received[0].Timestamp != now-60 {
+			t.Fatalf("received = %+v", received)
+		}
+		entry, _ := w.plugin.Get(w.ctx, alice.LID())
+		if entry == nil || !bytes.Equal(entry.Token, []byte("token-from-reply")) || entry.SenderTimestamp.Unix() != now {
+			t.Fatalf("entry = %+v", entry)
+		}
+	})
+}
+
+func TestIssueTokensServerError(t *testing.T) {
+	w := newWorld(t, dbtest.SQLite(t)).connect()
+	alice := w.srv.AddContact(wamock.ContactOptions{})
+	w.srv.SetPrivacyHandler(func(iq *waBinary.Node) *waBinary.Node { return wamock.ErrorIQ(iq, 500, "internal-server-error") })
+	_, err := w.plugin.IssueTokens(w.ctx, []types.JID{alice.LID()})
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("500")) {
+		t.Fatalf("err = %v, want the server's 500", err)
+	}
+	if entry, _ := w.plugin.Get(w.ctx, alice.LID()); entry != nil {
+		t.Fatalf("a failed issuance must record nothing, got %+v", entry)
+	}
+}
+
+func TestIssueTokensRefusesIneligible(t *testing.T) {
+	w := newWorld(t, dbtest.SQLite(t)).connect()
+	alice := w.srv.AddContact(wamock.ContactOptions{})
+	mark := w.srv.Mark()
+	for _, bad := range []types.JID{
+		types.NewJID("120363000000000000", types.GroupServer),
+		types.StatusBroadcastJID,
+		types.NewJID("1234", types.BroadcastServer),
+		types.NewJID("120363000000000001", types.NewsletterServer),
+		types.NewJID("13135550001", types.DefaultUserServer),
+		w.srv.OwnPN(),
+		w.srv.OwnLID(),
+	} {
+		if _, err := w.plugin.IssueTokens(w.ctx, []types.JID{alice.LID(), bad}); err == nil {
+			t.Errorf("IssueTokens(%s) must be refused", bad)
+		}
+	}
+	if got, _ := w.plugin.IssueTokens(w.ctx, nil); got != nil {
+		t.Error("empty input must return nothing")
+	}
+	for _, node := range w.srv.Since(mark) {
+		if wamock.IsIQ("privacy", "")(node) {
+			t.Fatalf("nothing may be sent when a JID is refused, got %s", wamock.Describe(node))
+		}
+	}
+}
+
+func TestIssueTokensSplitsLongLists(t *testing.T) {
+	w := newWorld(t, dbtest.SQLite(t)).connect()
+	jids := make([]types.JID, 250)
+	for i := range jids {
+		jids[i] = types.NewJID(strconv.Itoa(200000000000000+i), types.HiddenUserServer)
+	}
+	mark := w.srv.Mark()
+	if _, err := w.plugin.IssueTokens(w.ctx, jids); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for _, node := range w.srv.Since(mark) {
+		if wamock.IsIQ("privacy", "set")(node) {
+			tokens, _ := node.GetOptionalChildByTag("tokens")
+			sizes = append(sizes, len(tokens.GetChildren()))
+		}
+	}
+	if len(sizes) != 3 || sizes[0]+sizes[1]+sizes[2] != 250 {
+		t.Fatalf("IQ sizes = %v, want 3 IQs covering 250 contacts", sizes)
+	}
+	all, err := w.plugin.GetAllJIDs(w.ctx)
+	if err != nil || len(all) != 0 {
+		t.Fatalf("GetAllJIDs lists contacts with tokens from them, not ones we issued to: %v %v", all, err)
+	}
+}
+
+func TestNotificationStoredUnderLID(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		now := w.clock.Now()
+
+		// from is the LID.
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice-1"), now)
+		if e := w.waitToken(alice.LID(), []byte("alice-1")); e.JID != alice.LID() || e.TokenTimestamp.Unix() != now.Unix() {
+			t.Errorf("from LID: entry = %+v", e)
+		}
+
+		// from is the PN, the mapping is known.
+		bob := w.srv.AddContact(wamock.ContactOptions{})
+		if err := w.cli.Store.LIDs.PutLIDMapping(w.ctx, bob.LID(), bob.PN()); err != nil {
+			t.Fatal(err)
+		}
+		w.pushToken(bob.PN(), types.EmptyJID, []byte("bob-1"), now)
+		if e := w.waitToken(bob.PN(), []byte("bob-1")); e.JID != bob.LID() {
+			t.Errorf("from PN with mapping: stored under %s, want %s", e.JID, bob.LID())
+		}
+
+		// from is the PN and sender_lid names the LID (the mapping is known
+		// from the same exchange).
+		carol := w.srv.AddContact(wamock.ContactOptions{})
+		if err := w.cli.Store.LIDs.PutLIDMapping(w.ctx, carol.LID(), carol.PN()); err != nil {
+			t.Fatal(err)
+		}
+		w.pushToken(carol.PN(), carol.LID(), []byte("carol-1"), now)
+		if e := w.waitToken(carol.LID(), []byte("carol-1")); e.JID != carol.LID() {
+			t.Errorf("with sender_lid: stored under %s", e.JID)
+		}
+
+		// An older token after a newer one changes nothing.
+		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice-old"), now.Add(-time.Hour))
+		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice-2"), now.Add(time.Minute))
+		e := w.waitToken(alice.LID(), []byte("alice-2"))
+		if e.TokenTimestamp.Unix() != now.Add(time.Minute).Unix() {
+			t.Errorf("newer token: ts = %v", e.TokenTimestamp)
+		}
+
+		// A token for another account is ignored (whatsmeow drops it; the
+		// store must not see it).
+		dave := w.srv.AddContact(wamock.ContactOptions{})
+		other := types.NewJID("999999999999999", types.HiddenUserServer)
+		if err := w.srv.PushPrivacyToken(dave.LID(), types.EmptyJID, other, []byte("not-for-us"), now.Unix()); err != nil {
+			t.Fatal(err)
+		}
+		w.pushToken(dave.LID(), types.EmptyJID, []byte("dave-1"), now)
+		w.waitToken(dave.LID(), []byte("dave-1"))
+	})
+}
+
+func TestNotificationRejectsBadTokens(t *testing.T) {
+	w := newWorld(t, dbtest.SQLite(t)).connect()
+	alice := w.srv.AddContact(wamock.ContactOptions{})
+	now := w.clock.Now()
+	w.pushToken(alice.LID(), types.EmptyJID, []byte("good"), now)
+	w.waitToken(alice.LID(), []byte("good"))
+	w.pushToken(alice.LID(), types.EmptyJID, make([]byte, 5000), now.Add(time.Minute))
+	w.pushToken(alice.LID(), types.EmptyJID, []byte("from-the-future"), now.Add(72*time.Hour))
+	w.pushToken(alice.LID(), types.EmptyJID, []byte("marker"), now.Add(time.Second))
+	w.waitToken(alice.LID(), []byte("marker"))
+	logs := w.logs.String()
+	for _, want := range []string{"over the 1024-byte limit", "in the future"} {
+		if !bytes.Contains([]byte(logs), []byte(want)) {
+			t.Errorf("logs do not say %q", want)
+		}
+	}
+	if bytes.Contains([]byte(logs), []byte("from-the-future")) {
+		t.Error("token bytes must never appear in logs")
+	}
+}
+
+func TestTCTokenAttachedUntilExpiry(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice-token"), w.clock.Now())
+		w.waitToken(alice.LID(), []byte("alice-token"))
+
+		// Through whatsmeow directly: Enable alone attaches it.
+		mark := w.srv.Mark()
+		if _, err := w.cli.SendMessage(w.ctx, alice.LID(), text("hi")); err != nil {
+			t.Fatal(err)
+		}
+		msg := w.srv.WaitForSince(t, mark, "message to alice", wamock.IsMessageTo(alice.LID()), 5*time.Second)
+		if got := childBytes(msg, "tctoken"); !bytes.Equal(got, []byte("alice-token")) {
+			t.Fatalf("tctoken = %q, want the stored bytes", got)
+		}
+
+		// 4 buckets later it has expired: nothing is attached.
+		w.clock.Advance(4 * week)
+		mark = w.srv.Mark()
+		if _, err := w.cli.SendMessage(w.ctx, alice.LID(), text("still there?")); err != nil {
+			t.Fatal(err)
+		}
+		msg = w.srv.WaitForSince(t, mark, "message to alice", wamock.IsMessageTo(alice.LID()), 5*time.Second)
+		if _, has := child(msg, "tctoken"); has {
+			t.Fatal("an expired token must not be attached")
+		}
+	})
+}
+
+func TestPostSendIssuance(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		mark := w.srv.Mark()
+		if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text("first")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "issuance after the first send", func() bool { return len(w.privacyIQsFor(mark, alice.LID())) == 1 })
+		eventually(t, "sender timestamp recorded", func() bool {
+			e, _ := w.plugin.Get(w.ctx, alice.LID())
+			return e != nil && e.SenderTimestamp.Unix() == w.clock.Now().Unix()
+		})
+
+		// Same bucket: no second issuance.
+		if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text("second")); err != nil {
+			t.Fatal(err)
+		}
+		w.plugin.Close() // waits for background issuance, if any started
+		if n := len(w.privacyIQsFor(mark, alice.LID())); n != 1 {
+			t.Fatalf("want 1 privacy IQ in the bucket, got %d", n)
+		}
+	})
+}
+
+func TestPostSendIssuanceConcurrent(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		bob := w.srv.AddContact(wamock.ContactOptions{})
+		mark := w.srv.Mark()
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := w.plugin.SendMessage(w.ctx, bob.LID(), text("hello "+strconv.Itoa(i))); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		eventually(t, "issuance", func() bool { return len(w.privacyIQsFor(mark, bob.LID())) >= 1 })
+
+		// A rolled-over bucket makes one more.
+		w.clock.Advance(week)
+		if _, err := w.plugin.SendMessage(w.ctx, bob.LID(), text("a week later")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "second issuance", func() bool { return len(w.privacyIQsFor(mark, bob.LID())) >= 2 })
+		w.plugin.Close()
+		if n := len(w.privacyIQsFor(mark, bob.LID())); n != 2 {
+			t.Fatalf("want exactly 2 privacy IQs (20 concurrent sends, then a new bucket), got %d", n)
+		}
+	})
+}
+
+func TestPostSendIssuanceServerError(t *testing.T) {
+	w := newWorld(t, dbtest.SQLite(t)).connect()
+	alice := w.srv.AddContact(wamock.ContactOptions{})
+	w.srv.SetPrivacyHandler(func(iq *waBinary.Node) *waBinary.Node { return wamock.ErrorIQ(iq, 500, "internal-server-error") })
+	mark := w.srv.Mark()
+	if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text("hi")); err != nil {
+		t.Fatalf("the send must succeed whatever issuance does: %v", err)
+	}
+	eventually(t, "issuance attempt", func() bool { return len(w.privacyIQsFor(mark, alice.LID())) == 1 })
+	w.plugin.Close()
+	if e, _ := w.plugin.Get(w.ctx, alice.LID()); e != nil && !e.SenderTimestamp.IsZero() {
+		t.Fatalf("a failed issuance must leave the sender timestamp unchanged, got %v", e.SenderTimestamp)
+	}
+	if len(w.srv.MessagesTo(alice.LID())) != 1 {
+		t.Fatal("the message must have been delivered")
+	}
+}
+
+func TestIssuanceOnReceiptWithEnableAlone(t *testing.T) {
+	w := newWorld(t, dbtest.SQLite(t)).connect()
+	alice := w.srv.AddContact(wamock.ContactOptions{})
+	mark := w.srv.Mark()
+	resp, err := w.cli.SendMessage(w.ctx, alice.LID(), text("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.pushReceipt(alice.LID(), resp.ID)
+	eventually(t, "issuance after the delivery receipt", func() bool { return len(w.privacyIQsFor(mark, alice.LID())) == 1 })
+}
+
+func TestReissueOnIdentityChange(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		issuedAt := w.clock.Now().Unix()
+		if _, err := w.plugin.IssueTokens(w.ctx, []types.JID{alice.LID()}); err != nil {
+			t.Fatal(err)
+		}
+		w.clock.Advance(2 * 24 * time.Hour)
+		// Alice reinstalls and writes: whatsmeow hits its untrusted-identity
+		// path and emits an implicit IdentityChange.
+		if err := alice.SendText(w.ctx, "hello before"); err != nil {
+			t.Fatal(err)
+		}
+		alice.Reinstall()
+		mark := w.srv.Mark()
+		if err := alice.SendText(w.ctx, "I reinstalled"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "reissue after identity change", func() bool { return len(w.privacyIQsFor(mark, alice.LID())) == 1 })
+		if got := issuedT(w.privacyIQsFor(mark, alice.LID())[0], alice.LID()); got != strconv.FormatInt(issuedAt, 10) {
+			t.Fatalf("reissue t = %s, want the original %d", got, issuedAt)
+		}
+
+		// Never issued to bob: his reinstall sends nothing.
+		bob := w.srv.AddContact(wamock.ContactOptions{})
+		if err := bob.SendText(w.ctx, "hi"); err != nil {
+			t.Fatal(err)
+		}
+		bob.Reinstall()
+		mark = w.srv.Mark()
+		if err := bob.SendText(w.ctx, "reinstalled"); err != nil {
+			t.Fatal(err)
+		}
+		if err := bob.NotifyIdentityChange(); err != nil {
+			t.Fatal(err)
+		}
+		// Expired on the sender side: carol's reinstall sends nothing either.
+		carol := w.srv.AddContact(wamock.ContactOptions{})
+		if _, err := w.plugin.IssueTokens(w.ctx, []types.JID{carol.LID()}); err != nil {
+			t.Fatal(err)
+		}
+		w.clock.Advance(5 * week)
+		mark2 := w.srv.Mark()
+		if err := carol.NotifyIdentityChange(); err != nil {
+			t.Fatal(err)
+		}
+		w.plugin.Close()
+		if n := len(w.privacyIQsFor(mark, bob.LID())); n != 0 {
+			t.Errorf("no issuance to bob means no reissue, got %d IQs", n)
+		}
+		if n := len(w.privacyIQsFor(mark2, carol.LID())); n != 0 {
+			t.Errorf("an issuance expired on the sender side must not be repeated, got %d IQs", n)
+		}
+	})
+}
+
+func TestPruneOnConnect(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db)
+		now := w.clock.Now()
+		old := types.NewJID("300000000000001", types.HiddenUserServer)
+		fresh := types.NewJID("300000000000002", types.HiddenUserServer)
+		err := w.cli.Store.PrivacyTokens.PutPrivacyTokens(w.ctx,
+			storeToken(old, "old", now.Add(-5*week)),
+			storeToken(fresh, "fresh", now.Add(-time.Hour)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.connect()
+		eventually(t, "pruning on connect", func() bool {
+			e, _ := w.plugin.Get(w.ctx, old)
+			return e == nil
+		})
+		if e, _ := w.plugin.Get(w.ctx, fresh); e == nil || string(e.Token) != "fresh" {
+			t.Fatalf("the fresh token must stay, got %+v", e)
+		}
+		eventually(t, "prune count logged", func() bool {
+			return bytes.Contains([]byte(w.logs.String()), []byte(`"removed":1`))
+		})
+	})
+}
+
+func TestPruneExpired(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db)
+		now := w.clock.Now()
+		alice := types.NewJID("300000000000003", types.HiddenUserServer)
+		if err := w.cli.Store.PrivacyTokens.PutPrivacyTokens(w.ctx, storeToken(alice, "a", now)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := w.plugin.PruneExpired(w.ctx); err != nil || n != 0 {
+			t.Fatalf("nothing is expired yet: %d %v", n, err)
+		}
+		w.clock.Advance(4 * week)
+		if n, err := w.plugin.PruneExpired(w.ctx); err != nil || n != 1 {
+			t.Fatalf("PruneExpired = %d, %v; want 1", n, err)
+		}
+		if all, _ := w.plugin.GetAllJIDs(w.ctx); len(all) != 0 {
+			t.Fatalf("GetAllJIDs after pruning = %v", all)
+		}
+	})
+}
+
+func TestPresenceResubscribedWithNewToken(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		bob := w.srv.AddContact(wamock.ContactOptions{})
+		isSubscribe := func(to types.JID) func(*waBinary.Node) bool {
+			return func(n *waBinary.Node) bool {
+				j, _ := n.Attrs["to"].(types.JID)
+				return n.Tag == "presence" && n.Attrs["type"] == "subscribe" && j == to
+			}
+		}
+		mark := w.srv.Mark()
+		if err := w.plugin.SubscribePresence(w.ctx, alice.LID()); err != nil {
+			t.Fatal(err)
+		}
+		w.srv.WaitForSince(t, mark, "first presence subscription", isSubscribe(alice.LID()), 5*time.Second)
+		mark = w.srv.Mark()
+		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice-new"), w.clock.Now())
+		node := w.srv.WaitForSince(t, mark, "presence re-subscription to alice", isSubscribe(alice.LID()), 5*time.Second)
+		if got := childBytes(node, "tctoken"); !bytes.Equal(got, []byte("alice-new")) {
+			t.Fatalf("re-subscription tctoken = %q", got)
+		}
+		mark = w.srv.Mark()
+		w.pushToken(bob.LID(), types.EmptyJID, []byte("bob-new"), w.clock.Now())
+		w.waitToken(bob.LID(), []byte("bob-new"))
+		w.plugin.Close()
+		for _, n := range w.srv.Since(mark) {
+			if isSubscribe(bob.LID())(n) {
+				t.Fatal("no subscription to bob, so none may be sent")
+			}
+		}
+	})
+}

@@ -14,16 +14,17 @@ import (
 	"github.com/tctoken/tctoken/wamock"
 )
 
-// queryCounter counts the plugin's token-table queries, split into reads and
+// queryCounter, once counting, counts the plugin's token-table queries, split into reads and
 // writes, by wrapping the database's logger.
 type queryCounter struct {
 	dbutil.DatabaseLogger
+	counting      atomic.Bool
 	reads, writes atomic.Int64
 }
 
 func (q *queryCounter) QueryTiming(ctx context.Context, method, query string, args []any, nrows int, d time.Duration, err error) {
 	// EndRows reports the end of a query already counted.
-	if strings.Contains(query, "tctoken_") && method != "EndRows" {
+	if q.counting.Load() && strings.Contains(query, "tctoken_") && method != "EndRows" {
 		if strings.HasPrefix(strings.TrimSpace(strings.ToUpper(query)), "SELECT") {
 			q.reads.Add(1)
 		} else {
@@ -33,6 +34,7 @@ func (q *queryCounter) QueryTiming(ctx context.Context, method, query string, ar
 	q.DatabaseLogger.QueryTiming(ctx, method, query, args, nrows, d, err)
 }
 
+// countQueries must wrap the logger before anything uses the database.
 func countQueries(db *dbutil.Database) *queryCounter {
 	counter := &queryCounter{DatabaseLogger: db.Log}
 	db.Log = counter
@@ -43,6 +45,7 @@ func countQueries(db *dbutil.Database) *queryCounter {
 // once cached, and no write unless an issuance is due.
 func TestSendPathBudget(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		counter := countQueries(db)
 		w := newWorld(t, db).connect()
 		alice := w.srv.AddContact(wamock.ContactOptions{})
 		if _, err := w.plugin.IssueTokens(w.ctx, []types.JID{alice.LID()}); err != nil {
@@ -56,7 +59,7 @@ func TestSendPathBudget(t *testing.T) {
 		eventually(t, "props and pruning on connect", func() bool { return len(w.srv.ABPropsIQs()) >= 2 })
 		time.Sleep(50 * time.Millisecond)
 
-		counter := countQueries(db)
+		counter.counting.Store(true)
 		if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text("one")); err != nil {
 			t.Fatal(err)
 		}

@@ -194,8 +194,7 @@ func TestHistorySaltAloneEnablesCSToken(t *testing.T) {
 			t.Fatalf("history salt: %+v", d)
 		}
 		// It survives a reconnect and a restart.
-		w.srv.DropConnections()
-		eventually(t, "reconnect", w.cli.IsLoggedIn)
+		w.reconnect()
 		if !w.plugin.HasSalt() {
 			t.Fatal("salt lost on reconnect")
 		}
@@ -299,8 +298,7 @@ func TestABPropsDurationDeltaAndRestart(t *testing.T) {
 		w.srv.SetABProps(wamock.ABProps{Hash: "h2", Refresh: 3600, Delta: true, Props: map[int]string{
 			tctoken.PropNCTSend: "1",
 		}})
-		mark := w.srv.Mark()
-		w.srv.DropConnections()
+		mark := w.reconnect()
 		iq := w.srv.WaitForSince(t, mark, "abt IQ after reconnect", wamock.IsIQ("abt", "get"), 10*time.Second)
 		props, _ := iq.GetOptionalChildByTag("props")
 		if props.Attrs["hash"] != "h1" {

@@ -116,9 +116,11 @@ func (w *world) start() {
 		w.t.Fatalf("Enable: %v", err)
 	}
 	cli, plugin := w.cli, w.plugin
+	// Close the plugin first: whatsmeow 2025-12 races (under -race) when a
+	// frame is sent while Disconnect tears the socket down.
 	w.t.Cleanup(func() {
-		cli.Disconnect()
 		plugin.Close()
+		cli.Disconnect()
 	})
 }
 
@@ -128,12 +130,23 @@ func (w *world) connect() *world {
 	return w
 }
 
+// reconnect has the server drop the connection and waits until whatsmeow
+// has logged in again (its passive IQ comes right after login). It returns
+// the mark taken before the drop.
+func (w *world) reconnect() int {
+	w.t.Helper()
+	mark := w.srv.Mark()
+	w.srv.DropConnections()
+	w.srv.WaitForSince(w.t, mark, "login after reconnect", wamock.IsIQ("passive", "set"), 15*time.Second)
+	return mark
+}
+
 // restart is a process restart: a new client and plugin on the same
 // database, as a bridge would have after a crash.
 func (w *world) restart() {
 	w.t.Helper()
-	w.cli.Disconnect()
 	w.plugin.Close()
+	w.cli.Disconnect()
 	var err error
 	w.device, err = w.container.GetDevice(w.ctx, *w.device.ID)
 	if err != nil || w.device == nil {

@@ -150,7 +150,7 @@ func Enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, opt
 	if _, dup := enabled[cli]; dup {
 		return nil, ErrAlreadyEnabled
 	}
-	if _, dup := cli.Store.PrivacyTokens.(*hooks.TokenStore); dup {
+	if other, dup := cli.Store.PrivacyTokens.(*hooks.TokenStore); dup && !other.Closed() {
 		return nil, ErrAlreadyEnabled
 	}
 	container := sqlstore.New(db)
@@ -179,8 +179,9 @@ func EnableWithSQL(ctx context.Context, cli *whatsmeow.Client, db *sql.DB, diale
 	return Enable(ctx, cli, wrapped, opts...)
 }
 
-// Close unregisters the plugin and restores the client's own stores. It
-// waits for background work (issuance, pruning) to finish.
+// Close unregisters the plugin's event handlers and waits for its
+// background work (issuance, pruning) to finish. From then on whatsmeow's
+// reads and writes pass through to its own privacy token store.
 func (p *Plugin) Close() {
 	p.closeOnce.Do(func() {
 		p.core.Close()

@@ -63,9 +63,9 @@ type Core struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
-	bgMu     sync.Mutex // guards closing against bg.Add
-	closing  bool
+	bgMu     sync.Mutex // orders closing against bg.Add
 	stop     chan struct{}
+	closed   atomic.Bool // no new background work; the interposers pass through
 
 	appState  *AppStateWatch
 	handlerID uint32
@@ -150,16 +150,13 @@ func (c *Core) Attach(ctx context.Context) error {
 const closeGrace = 5 * time.Second
 
 // Close detaches the plugin and waits for its background work to finish.
+// The client's stores are not swapped back, because whatsmeow reads those
+// fields without a lock while connected: the interposers stay in place and
+// pass everything to whatsmeow's own stores from now on.
 func (c *Core) Close() {
 	c.cli.RemoveEventHandler(c.handlerID)
-	if c.cli.Store.PrivacyTokens == store.PrivacyTokenStore((*TokenStore)(c)) {
-		c.cli.Store.PrivacyTokens = c.inner
-	}
-	if c.cli.Store.AppState == store.AppStateStore(c.appState) {
-		c.cli.Store.AppState = c.appState.AppStateStore
-	}
 	c.bgMu.Lock()
-	c.closing = true
+	c.closed.Store(true)
 	c.bgMu.Unlock()
 	close(c.stop)
 	done := make(chan struct{})
@@ -328,7 +325,7 @@ func (c *Core) clearWarned(kind string) { c.logOnce.Delete(kind) }
 func (c *Core) goBackground(fn func(ctx context.Context)) {
 	c.bgMu.Lock()
 	defer c.bgMu.Unlock()
-	if c.closing {
+	if c.closed.Load() {
 		return
 	}
 	c.bg.Add(1)
@@ -368,3 +365,7 @@ func (c *Core) Contacts(ctx context.Context) ([]types.JID, error) {
 	}
 	return acc.store.Contacts(ctx)
 }
+
+// Closed reports whether Close was called: the interposer then passes every
+// call through to whatsmeow's own store.
+func (s *TokenStore) Closed() bool { return s.closed.Load() }

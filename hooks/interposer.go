@@ -42,6 +42,9 @@ func withPin(ctx context.Context, p *pinned) context.Context {
 // never fail a send.
 func (s *TokenStore) GetPrivacyToken(ctx context.Context, user types.JID) (*store.PrivacyToken, error) {
 	c := (*Core)(s)
+	if c.closed.Load() {
+		return c.inner.GetPrivacyToken(ctx, user)
+	}
 	user = user.ToNonAD()
 	if pin, ok := ctx.Value(pinKey{}).(*pinned); ok && (user == pin.lid || user == pin.pn) {
 		if pin.decision.Attach != AttachTCToken {
@@ -73,6 +76,9 @@ func (s *TokenStore) GetPrivacyToken(ctx context.Context, user types.JID) (*stor
 // skipped with a log line; the rest are still stored.
 func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.PrivacyToken) error {
 	c := (*Core)(s)
+	if c.closed.Load() {
+		return c.inner.PutPrivacyTokens(ctx, tokens...)
+	}
 	acc, err := c.acct(ctx)
 	if err != nil {
 		return err

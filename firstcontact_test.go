@@ -209,13 +209,22 @@ func TestHistorySyncTokens(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
 		alice := w.srv.AddContact(wamock.ContactOptions{})
+		bob := w.srv.AddContact(wamock.ContactOptions{})
 		group := types.NewJID("120363000000000009", types.GroupServer)
 		now := w.clock.Now().Unix()
 		tokenTS, senderTS := now-3600, now-60
+		// What whatsmeow 2025-12 writes for bob's conversation, here made to
+		// land before the plugin sees the history sync at all.
+		err := w.cli.Store.PrivacyTokens.PutPrivacyTokens(w.ctx, storeToken(bob.PN(), "bob-history", time.Unix(senderTS, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
 		hs := &waHistorySync.HistorySync{
 			SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum(),
 			Conversations: []*waHistorySync.Conversation{
 				{ID: proto.String(alice.PN().String()), TcToken: []byte("alice-history"),
+					TcTokenTimestamp: proto.Uint64(uint64(tokenTS)), TcTokenSenderTimestamp: proto.Uint64(uint64(senderTS))},
+				{ID: proto.String(bob.PN().String()), TcToken: []byte("bob-history"),
 					TcTokenTimestamp: proto.Uint64(uint64(tokenTS)), TcTokenSenderTimestamp: proto.Uint64(uint64(senderTS))},
 				{ID: proto.String(group.String()), TcToken: []byte("group-token"), TcTokenTimestamp: proto.Uint64(uint64(tokenTS))},
 			},
@@ -237,6 +246,10 @@ func TestHistorySyncTokens(t *testing.T) {
 		e, _ := w.plugin.Get(w.ctx, alice.PN())
 		if e == nil || e.JID != alice.LID() || e.TokenTimestamp.Unix() != tokenTS || e.SenderTimestamp.Unix() != senderTS {
 			t.Fatalf("after all writers: %+v", e)
+		}
+		b, _ := w.plugin.Get(w.ctx, bob.PN())
+		if b == nil || string(b.Token) != "bob-history" || b.TokenTimestamp.Unix() != tokenTS || b.SenderTimestamp.Unix() != senderTS {
+			t.Fatalf("whatsmeow's earlier write must be mended: %+v", b)
 		}
 		if g, _ := w.plugin.Get(w.ctx, group); g != nil {
 			t.Fatalf("groups must be skipped, got %+v", g)
@@ -388,4 +401,44 @@ func TestCallerAdditionalNodesKept(t *testing.T) {
 	if n := countChildren(msg, "cstoken") + countChildren(msg, "tctoken"); n != 1 {
 		t.Fatalf("%d token children, want the caller's one", n)
 	}
+}
+
+// TestSaltAppStatePaths covers each way app state delivers the salt:
+// the first sync of regular_high is a full sync (no events.AppState unless
+// the bridge opted in), a later SET is incremental (an event), and a REMOVE
+// emits nothing at all.
+func TestSaltAppStatePaths(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		cstokenWith := func(salt []byte) func() bool {
+			return func() bool {
+				d := w.plugin.Decide(w.ctx, alice.LID())
+				return d.Attach == tctoken.AttachCSToken && bytes.Equal(d.Token, wantCSToken(salt, alice.LID()))
+			}
+		}
+		w.setSaltViaAppState([]byte("salt-full-sync"))
+		eventually(t, "salt from the full sync", cstokenWith([]byte("salt-full-sync")))
+
+		if err := w.srv.Phone().SetNCTSalt(w.ctx, []byte("salt-incremental")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "salt from an incremental SET", cstokenWith([]byte("salt-incremental")))
+
+		if err := w.srv.Phone().RemoveNCTSalt(w.ctx); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "salt removed", func() bool { return !w.plugin.HasSalt() })
+
+		if err := w.srv.Phone().SetNCTSalt(w.ctx, []byte("salt-again")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "app state may set the salt again", cstokenWith([]byte("salt-again")))
+		if w.cli.EmitAppStateEventsOnFullSync {
+			t.Fatal("the plugin must not flip EmitAppStateEventsOnFullSync")
+		}
+		if bytes.Contains([]byte(w.logs.String()), []byte("salt-again")) {
+			t.Fatal("the salt must never appear in logs")
+		}
+	})
 }

@@ -191,6 +191,8 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) {
 			break
 		}
 	}
+	c.log.Debug().Uint64("from_version", fromVersion).Uint64("to_version", state.Version).Bool("found", last != nil).
+		Msg("Re-read regular_high for the NCT salt")
 	switch {
 	case last == nil:
 	case last.Operation == waServerSync.SyncdMutation_REMOVE:

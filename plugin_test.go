@@ -508,3 +508,37 @@ func TestPresenceResubscribedWithNewToken(t *testing.T) {
 		}
 	})
 }
+
+// TestSendSurvivesPluginDatabaseFailure: with the plugin's table gone, sends
+// still go out (without a token) and the failure is logged once, not per send.
+func TestSendSurvivesPluginDatabaseFailure(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		bob := w.srv.AddContact(wamock.ContactOptions{})
+		if _, err := db.Exec(w.ctx, "DROP TABLE tctoken_tokens"); err != nil {
+			t.Fatal(err)
+		}
+		for _, to := range []types.JID{alice.LID(), bob.LID(), alice.LID()} {
+			mark := w.srv.Mark()
+			if _, err := w.plugin.SendMessage(w.ctx, to, text("still works")); err != nil {
+				t.Fatalf("send to %s with the plugin's table gone: %v", to, err)
+			}
+			msg := w.srv.WaitForSince(t, mark, "message", wamock.IsMessageTo(to), 5*time.Second)
+			if _, has := child(msg, "tctoken"); has {
+				t.Fatal("no token can be read, none may be attached")
+			}
+		}
+		if _, err := w.cli.SendMessage(w.ctx, bob.LID(), text("direct")); err != nil {
+			t.Fatalf("whatsmeow's own send through the interposer: %v", err)
+		}
+		w.plugin.Close()
+		logs := []byte(w.logs.String())
+		if n := bytes.Count(logs, []byte(`{"level":"warn","error":"read token`)); n != 1 {
+			t.Fatalf("the read failure must be a warning once, got %d", n)
+		}
+		if n := bytes.Count(logs, []byte(`{"level":"debug","error":"read token`)); n == 0 {
+			t.Fatal("later failures must still be logged, at debug level")
+		}
+	})
+}

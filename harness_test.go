@@ -116,12 +116,16 @@ func (w *world) start() {
 		w.t.Fatalf("Enable: %v", err)
 	}
 	cli, plugin := w.cli, w.plugin
-	// Close the plugin first: whatsmeow 2025-12 races (under -race) when a
-	// frame is sent while Disconnect tears the socket down.
-	w.t.Cleanup(func() {
-		plugin.Close()
-		cli.Disconnect()
-	})
+	w.t.Cleanup(func() { w.stop(plugin, cli) })
+}
+
+// stop closes the plugin, lets the client finish what it is sending, and
+// disconnects it: whatsmeow 2025-12 races (under -race) when a frame is sent
+// while Disconnect tears the socket down.
+func (w *world) stop(plugin *tctoken.Plugin, cli *whatsmeow.Client) {
+	plugin.Close()
+	w.srv.WaitIdle(w.device.ID.Device, time.Second)
+	cli.Disconnect()
 }
 
 func (w *world) connect() *world {
@@ -145,8 +149,7 @@ func (w *world) reconnect() int {
 // database, as a bridge would have after a crash.
 func (w *world) restart() {
 	w.t.Helper()
-	w.plugin.Close()
-	w.cli.Disconnect()
+	w.stop(w.plugin, w.cli)
 	var err error
 	w.device, err = w.container.GetDevice(w.ctx, *w.device.ID)
 	if err != nil || w.device == nil {

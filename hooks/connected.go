@@ -3,6 +3,7 @@ package hooks
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/tctoken/tctoken/sqlstore"
@@ -15,6 +16,8 @@ const (
 	minPropsRefresh = time.Minute
 	// defaultPropsRefresh applies when the server names no interval.
 	defaultPropsRefresh = 24 * time.Hour
+	// propsRetry is how soon a failed fetch is tried again.
+	propsRetry = 5 * time.Minute
 )
 
 // connectedLoop runs for one connection: fetch AB props, prune, then refresh
@@ -60,16 +63,11 @@ func (c *Core) untilNextPrune() time.Duration {
 }
 
 func (c *Core) untilPropsRefresh(acc *accountState) time.Duration {
-	snap := acc.props.Load()
-	if snap == nil {
+	next := acc.nextPropsFetch.Load()
+	if next == 0 {
 		return defaultPropsRefresh
 	}
-	refresh := time.Duration(snap.Refresh) * time.Second
-	if snap.Refresh <= 0 {
-		refresh = defaultPropsRefresh
-	}
-	refresh = max(refresh, minPropsRefresh)
-	return time.Unix(snap.FetchedAt, 0).Add(refresh).Sub(c.now())
+	return time.Unix(next, 0).Sub(c.now())
 }
 
 // Prune deletes the tokens expired on the receiver side under the timing in
@@ -102,44 +100,45 @@ func (c *Core) pruneAndLog(ctx context.Context, trigger string) {
 }
 
 // FetchProps asks the server for AB props, sending the cached hash, and
-// merges or replaces the cache. A failure keeps the last known values.
+// merges or replaces the cache. A failure keeps the last known values and
+// tries again after propsRetry.
 func (c *Core) FetchProps(ctx context.Context) {
 	acc, err := c.acct(ctx)
 	if err != nil {
 		return
 	}
-	var hash, refreshID string
+	var hash string
 	cached := acc.props.Load()
 	if cached != nil {
 		hash = cached.Hash
 	}
+	refreshID, _ := acc.refreshID.Load().(string)
 	reply, err := sendIQ(ctx, c.cli, "abt", "get", BuildPropsQuery(hash, refreshID))
 	var parsed *PropsReply
 	if err == nil {
 		parsed, err = ParsePropsReply(reply)
 	}
+	now := c.now()
 	if err != nil {
 		c.warnOnce("props", err, "Failed to fetch AB props; keeping the last known values")
-		// Try again after the minimum interval rather than hammering.
-		if cached != nil {
-			retry := *cached
-			retry.FetchedAt = c.nowUnix()
-			acc.props.Store(&retry)
-		}
+		acc.nextPropsFetch.Store(now.Add(propsRetry).Unix())
 		return
 	}
 	c.clearWarned("props")
-	snap := sqlstore.PropsSnapshot{Hash: parsed.Hash, Refresh: parsed.Refresh, FetchedAt: c.nowUnix(), Values: parsed.Values}
+	acc.refreshID.Store(parsed.RefreshID)
+	refresh := time.Duration(parsed.Refresh) * time.Second
+	if parsed.Refresh <= 0 {
+		refresh = defaultPropsRefresh
+	}
+	acc.nextPropsFetch.Store(now.Add(max(refresh, minPropsRefresh)).Unix())
+
+	snap := sqlstore.PropsSnapshot{Hash: parsed.Hash, Refresh: parsed.Refresh, FetchedAt: now.Unix(), Values: parsed.Values}
 	if parsed.Delta && cached != nil {
+		err = acc.store.MergeProps(ctx, snap)
 		merged := make(map[int]string, len(cached.Values)+len(parsed.Values))
-		for code, value := range cached.Values {
-			merged[code] = value
-		}
-		for code, value := range parsed.Values {
-			merged[code] = value
-		}
+		maps.Copy(merged, cached.Values)
+		maps.Copy(merged, parsed.Values)
 		snap.Values = merged
-		err = acc.store.MergeProps(ctx, sqlstore.PropsSnapshot{Hash: parsed.Hash, Refresh: parsed.Refresh, FetchedAt: snap.FetchedAt, Values: parsed.Values})
 	} else {
 		err = acc.store.ReplaceProps(ctx, snap)
 	}

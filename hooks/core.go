@@ -81,6 +81,10 @@ type accountState struct {
 	salt   atomic.Pointer[[]byte]
 	policy atomic.Pointer[Policy]
 	props  atomic.Pointer[sqlstore.PropsSnapshot]
+	// nextPropsFetch (unix seconds) and refreshID live for the process:
+	// every connect fetches anyway.
+	nextPropsFetch atomic.Int64
+	refreshID      atomic.Value // string
 }
 
 type cachedEntry struct {

@@ -56,8 +56,8 @@ func TestSendPathBudget(t *testing.T) {
 		w.plugin.Close() // let nothing in the background touch the counters
 		w.start()        // a fresh plugin: an empty cache
 		w.connect()
-		eventually(t, "props and pruning on connect", func() bool { return len(w.srv.ABPropsIQs()) >= 2 })
-		time.Sleep(50 * time.Millisecond)
+		// Both connects have fetched props and pruned: nothing else runs.
+		w.waitLog(2, "Pruned expired privacy tokens")
 
 		counter.counting.Store(true)
 		if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text("one")); err != nil {

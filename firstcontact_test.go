@@ -170,7 +170,7 @@ func TestSaltLifecycle(t *testing.T) {
 		if err := w.srv.Phone().SendHistorySync(w.ctx, hs, historySalt([]byte("history-salt"))); err != nil {
 			t.Fatal(err)
 		}
-		w.plugin.Close() // waits for the history handler
+		w.waitLog(1, "Ignored the NCT salt", "history_sync")
 		if w.plugin.HasSalt() {
 			t.Fatal("history sync must not revive a salt app state removed")
 		}
@@ -334,9 +334,9 @@ func TestABPropsDurationDeltaAndRestart(t *testing.T) {
 
 func TestPropOverride(t *testing.T) {
 	w := newWorld(t, dbtest.SQLite(t), tctoken.WithPropOverride(tctoken.PropNCTSend, "0"))
-	w.srv.SetABProps(wamock.ABProps{Hash: "h", Props: map[int]string{tctoken.PropNCTSend: "1"}})
+	w.srv.SetABProps(wamock.ABProps{Hash: "h", Props: map[int]string{tctoken.PropNCTSend: "1", tctoken.PropReceiverDuration: "3600"}})
 	w.connect()
-	eventually(t, "props fetched", func() bool { return len(w.srv.ABPropsIQs()) > 0 })
+	eventually(t, "server props applied", func() bool { return w.plugin.Policy().Timing.ReceiverDuration == 3600 })
 	if w.plugin.Policy().AttachCSToken {
 		t.Fatal("a local override must win over the server")
 	}
@@ -400,6 +400,9 @@ func TestCallerAdditionalNodesKept(t *testing.T) {
 	}
 	if n := countChildren(msg, "cstoken") + countChildren(msg, "tctoken"); n != 1 {
 		t.Fatalf("%d token children, want the caller's one", n)
+	}
+	if got := childBytes(msg, "cstoken"); string(got) != "caller's" {
+		t.Fatalf("the cstoken on the wire must be the caller's, got %x", got)
 	}
 }
 

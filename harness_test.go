@@ -3,7 +3,9 @@ package tctoken_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -280,4 +282,26 @@ func (w *world) pushReceipt(from types.JID, id types.MessageID) {
 	if err != nil {
 		w.t.Fatalf("push receipt: %v", err)
 	}
+}
+
+// logLines counts the plugin's log lines that contain every one of parts.
+func (w *world) logLines(parts ...string) int {
+	n := 0
+	for _, line := range strings.Split(w.logs.String(), "\n") {
+		all := true
+		for _, part := range parts {
+			all = all && strings.Contains(line, part)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// waitLog waits until at least n log lines contain every one of parts: how
+// a test knows that background work it cannot see on the wire has run.
+func (w *world) waitLog(n int, parts ...string) {
+	w.t.Helper()
+	eventually(w.t, fmt.Sprintf("%d log lines with %q", n, parts), func() bool { return w.logLines(parts...) >= n })
 }

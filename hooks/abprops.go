@@ -8,25 +8,24 @@ import (
 	waBinary "go.mau.fi/whatsmeow/binary"
 )
 
-// AB prop config codes the plugin obeys.
+// AB prop config codes the plugin obeys. The profile-picture (9666) and
+// group (11261, 11262) gates are not among them: whatsmeow reads tokens for
+// those through the same store call as for messages, so the plugin cannot
+// tell those reads apart.
 const (
-	PropReceiverDuration   = 865
-	PropReceiverBuckets    = 909
-	PropSenderDuration     = 996
-	PropSenderBuckets      = 997
-	PropTCTokenOn1to1      = 10518
-	PropNCTSend            = 24941
-	PropIssueToLID         = 14303
-	PropProfilePicToken    = 9666
-	PropTokenOnGroupCreate = 11261
-	PropTokenOnGroupAdd    = 11262
+	PropReceiverDuration = 865
+	PropReceiverBuckets  = 909
+	PropSenderDuration   = 996
+	PropSenderBuckets    = 997
+	PropTCTokenOn1to1    = 10518
+	PropNCTSend          = 24941
+	PropIssueToLID       = 14303
 )
 
 // KnownProps lists the codes the plugin keeps; others in a reply are dropped.
 var KnownProps = []int{
 	PropReceiverDuration, PropReceiverBuckets, PropSenderDuration, PropSenderBuckets,
-	PropTCTokenOn1to1, PropNCTSend, PropIssueToLID, PropProfilePicToken,
-	PropTokenOnGroupCreate, PropTokenOnGroupAdd,
+	PropTCTokenOn1to1, PropNCTSend, PropIssueToLID,
 }
 
 func isKnownProp(code int) bool {

@@ -16,8 +16,9 @@ const (
 	minPropsRefresh = time.Minute
 	// defaultPropsRefresh applies when the server names no interval.
 	defaultPropsRefresh = 24 * time.Hour
-	// propsRetry is how soon a failed fetch is tried again.
+	// propsRetry and pruneRetry are how soon a failure is tried again.
 	propsRetry = 5 * time.Minute
+	pruneRetry = 5 * time.Minute
 )
 
 // connectedLoop runs for one connection: fetch AB props, prune, then refresh
@@ -55,11 +56,11 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 }
 
 func (c *Core) untilNextPrune() time.Duration {
-	last := c.lastPrune.Load()
-	if last == 0 {
+	next := c.nextPrune.Load()
+	if next == 0 {
 		return 0
 	}
-	return time.Unix(last, 0).Add(pruneInterval).Sub(c.now())
+	return time.Unix(next, 0).Sub(c.now())
 }
 
 func (c *Core) untilPropsRefresh(acc *accountState) time.Duration {
@@ -83,9 +84,10 @@ func (c *Core) Prune(ctx context.Context) (int64, error) {
 	c.wrote()
 	c.cache.Purge()
 	if err != nil {
+		c.nextPrune.Store(c.now().Add(pruneRetry).Unix())
 		return removed, fmt.Errorf("prune expired tokens: %w", err)
 	}
-	c.lastPrune.Store(now)
+	c.nextPrune.Store(c.now().Add(pruneInterval).Unix())
 	return removed, nil
 }
 

@@ -21,8 +21,12 @@ import (
 // DefaultCacheSize bounds the per-contact token cache.
 const DefaultCacheSize = 4096
 
-// ErrNotLoggedIn is returned by calls that need our account before pairing.
-var ErrNotLoggedIn = errors.New("tctoken: the client is not logged in yet")
+var (
+	// ErrNotLoggedIn is returned by calls that need our account before pairing.
+	ErrNotLoggedIn = errors.New("tctoken: the client is not logged in yet")
+	// ErrNotBound means the plugin could not load its state for the account.
+	ErrNotBound = errors.New("tctoken: account state not loaded")
+)
 
 // Config is how a bridge tunes the plugin. The zero value is usable.
 type Config struct {
@@ -52,10 +56,16 @@ type Core struct {
 	defaults  Defaults
 	overrides map[int]string
 
-	account atomic.Pointer[accountState]
+	account  atomic.Pointer[accountState]
+	bindMu   sync.Mutex   // one bind at a time
+	bindNext atomic.Int64 // unix seconds before which a failed bind is not retried
 
-	cache      *lru.Cache[types.JID, *cachedEntry]
-	writeGen   atomic.Uint64
+	cache *lru.Cache[types.JID, *cachedEntry]
+	// cacheMu orders "no write since my read began, so cache it" against
+	// "a write happened, drop the entry", so a stale read is never cached.
+	cacheMu  sync.Mutex
+	writeGen uint64
+
 	issuing    singleflight.Group
 	history    *lru.Cache[types.JID, historyFact]
 	subscribed *lru.Cache[types.JID, types.JID]
@@ -69,8 +79,8 @@ type Core struct {
 
 	appState  *AppStateWatch
 	handlerID uint32
-	logOnce   sync.Map // error kind -> struct{}: log a recurring failure once
-	lastPrune atomic.Int64
+	logOnce   sync.Map     // error kind -> struct{}: log a recurring failure once
+	nextPrune atomic.Int64 // unix seconds; 0 = prune at the next chance
 	connGen   atomic.Uint64
 }
 
@@ -79,6 +89,7 @@ type accountState struct {
 	jid    types.JID
 	store  *sqlstore.Store
 	salt   atomic.Pointer[[]byte]
+	saltMu sync.Mutex // one salt change at a time: database, then memory
 	policy atomic.Pointer[Policy]
 	props  atomic.Pointer[sqlstore.PropsSnapshot]
 	// nextPropsFetch (unix seconds) and refreshID live for the process:
@@ -177,8 +188,14 @@ func (c *Core) Close() {
 	c.bgCancel()
 }
 
+// bindRetry is how long a failed bind waits before the next attempt, so
+// that a broken database does not cost every send two extra reads.
+const bindRetry = 30 * time.Second
+
 // bind loads the per-account state: the salt and the cached AB props.
 func (c *Core) bind(ctx context.Context, jid types.JID) error {
+	c.bindMu.Lock()
+	defer c.bindMu.Unlock()
 	if current := c.account.Load(); current != nil && current.jid == jid {
 		return nil
 	}
@@ -207,7 +224,7 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 }
 
 // acct returns the bound account, binding it lazily if the client paired
-// since Attach.
+// since Attach. A failed bind is logged once and not retried for a while.
 func (c *Core) acct(ctx context.Context) (*accountState, error) {
 	if acc := c.account.Load(); acc != nil {
 		return acc, nil
@@ -215,9 +232,15 @@ func (c *Core) acct(ctx context.Context) (*accountState, error) {
 	if c.cli.Store.ID == nil {
 		return nil, ErrNotLoggedIn
 	}
-	if err := c.bind(ctx, *c.cli.Store.ID); err != nil {
-		return nil, err
+	if c.nowUnix() < c.bindNext.Load() {
+		return nil, ErrNotBound
 	}
+	if err := c.bind(ctx, *c.cli.Store.ID); err != nil {
+		c.bindNext.Store(c.now().Add(bindRetry).Unix())
+		c.warnOnce("bind", err, "Failed to load the plugin's account state; retrying later")
+		return nil, fmt.Errorf("%w: %w", ErrNotBound, err)
+	}
+	c.clearWarned("bind")
 	return c.account.Load(), nil
 }
 
@@ -269,14 +292,38 @@ func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.J
 	return pn, lid, pn
 }
 
-// lookup returns the merged entry for a contact: at most one database read
-// when not cached, none when cached. A row filed under the PN before the LID
-// was known still counts.
+// contactView is what the plugin knows about one contact at one moment.
+type contactView struct {
+	acc          *accountState
+	key, lid, pn types.JID
+	entry        *cachedEntry
+}
+
+// view resolves a contact and reads its merged entry: at most one database
+// read when not cached, none when cached.
+func (c *Core) view(ctx context.Context, jid types.JID) (*contactView, error) {
+	acc, err := c.acct(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := &contactView{acc: acc}
+	v.key, v.lid, v.pn = c.resolve(ctx, jid)
+	v.entry, err = c.lookup(ctx, acc, v.key, v.lid, v.pn)
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// lookup returns the merged entry for a contact. A row filed under the PN
+// before the LID was known still counts.
 func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types.JID) (*cachedEntry, error) {
 	if entry, ok := c.cache.Get(key); ok {
 		return entry, nil
 	}
-	gen := c.writeGen.Load()
+	c.cacheMu.Lock()
+	gen := c.writeGen
+	c.cacheMu.Unlock()
 	candidates := []types.JID{key}
 	if !pn.IsEmpty() && pn != key {
 		candidates = append(candidates, pn)
@@ -286,8 +333,10 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 	}
 	rows, err := acc.store.GetMany(ctx, candidates...)
 	if err != nil {
+		c.warnOnce("read", err, "Failed to read privacy tokens; going on without them")
 		return nil, fmt.Errorf("read token for %s: %w", key, err)
 	}
+	c.clearWarned("read")
 	entry := &cachedEntry{}
 	for _, row := range rows {
 		if len(row.Token) > 0 && row.TokenTS >= entry.tokenTS {
@@ -295,18 +344,22 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 		}
 		entry.senderTS = max(entry.senderTS, row.SenderTS)
 	}
-	// A write that raced with this read may have changed the row: do not
-	// cache what might be stale.
-	if c.writeGen.Load() == gen {
+	// A write that committed while this read ran may have changed the row:
+	// cache only what no write can have made stale.
+	c.cacheMu.Lock()
+	if c.writeGen == gen {
 		c.cache.Add(key, entry)
 	}
+	c.cacheMu.Unlock()
 	return entry, nil
 }
 
-// wrote records that rows changed, so that in-flight reads do not cache
-// stale data, and drops the cached entries.
+// wrote must follow every committed write: in-flight reads will not cache
+// what they read, and the cached entries of the keys are dropped.
 func (c *Core) wrote(keys ...types.JID) {
-	c.writeGen.Add(1)
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
 	for _, key := range keys {
 		c.cache.Remove(key)
 	}
@@ -346,19 +399,14 @@ func (c *Core) goBackground(fn func(ctx context.Context)) {
 
 // Get returns the merged stored entry for a contact, or nil.
 func (c *Core) Get(ctx context.Context, jid types.JID) (*sqlstore.Entry, error) {
-	acc, err := c.acct(ctx)
+	v, err := c.view(ctx, jid)
 	if err != nil {
 		return nil, err
 	}
-	key, lid, pn := c.resolve(ctx, jid)
-	entry, err := c.lookup(ctx, acc, key, lid, pn)
-	if err != nil {
-		return nil, err
-	}
-	if len(entry.token) == 0 && entry.senderTS == 0 {
+	if len(v.entry.token) == 0 && v.entry.senderTS == 0 {
 		return nil, nil
 	}
-	return &sqlstore.Entry{Contact: key, Token: entry.token, TokenTS: entry.tokenTS, SenderTS: entry.senderTS}, nil
+	return &sqlstore.Entry{Contact: v.key, Token: v.entry.token, TokenTS: v.entry.tokenTS, SenderTS: v.entry.senderTS}, nil
 }
 
 // Contacts lists the contacts we hold a token from.

@@ -35,7 +35,8 @@ func (c *Core) handleEvent(rawEvt any) {
 	case *events.Receipt:
 		c.handleReceipt(evt)
 	case *events.Presence:
-		c.markSubscribed(evt.From)
+		from := evt.From
+		c.goBackground(func(context.Context) { c.markSubscribed(from) })
 	case *events.HistorySync:
 		data := evt.Data
 		c.goBackground(func(ctx context.Context) { c.handleHistorySync(ctx, data) })

@@ -4,9 +4,8 @@ import (
 	"context"
 
 	"go.mau.fi/whatsmeow/proto/waHistorySync"
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
-
-	"github.com/tctoken/tctoken/sqlstore"
 )
 
 // handleHistorySync stores the conversation tokens of a history blob the
@@ -24,21 +23,28 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	if err != nil {
 		return
 	}
-	// The blob's own PN->LID pairs: whatsmeow stores them in a goroutine that
-	// may not have run yet.
-	lidOf := make(map[types.JID]types.JID)
+	// whatsmeow stores the blob's PN->LID pairs in a goroutine that may not
+	// have run yet; storing them first lets every token below be keyed
+	// under its LID. Writing what whatsmeow writes anyway changes nothing.
+	var mappings []store.LIDMapping
 	for _, mapping := range data.GetPhoneNumberToLidMappings() {
 		pn, errPN := types.ParseJID(mapping.GetPnJID())
 		lid, errLID := types.ParseJID(mapping.GetLidJID())
-		if errPN == nil && errLID == nil && lid.Server == types.HiddenUserServer {
-			lidOf[pn.ToNonAD()] = lid.ToNonAD()
+		if errPN == nil && errLID == nil && pn.Server == types.DefaultUserServer && lid.Server == types.HiddenUserServer {
+			mappings = append(mappings, store.LIDMapping{LID: lid.ToNonAD(), PN: pn.ToNonAD()})
+		}
+	}
+	if len(mappings) > 0 {
+		if err = c.cli.Store.LIDs.PutManyLIDMappings(ctx, mappings); err != nil {
+			c.log.Warn().Err(err).Int("mappings", len(mappings)).Msg("Failed to store history-sync LID mappings; tokens may be keyed by phone number")
 		}
 	}
 	own := c.own()
-	var writes []sqlstore.TokenWrite
+	now := c.nowUnix()
+	var tokens []ReceivedToken
 	var keys []types.JID
 	type mend struct {
-		keys            []types.JID
+		key             types.JID
 		token           []byte
 		wrongTS, realTS int64
 	}
@@ -51,62 +57,53 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 		}
 		chat = chat.ToNonAD()
 		key, _, pn := c.resolve(ctx, chat)
-		if lid, ok := lidOf[chat]; ok && key.Server != types.HiddenUserServer {
-			key = lid
-		}
 		token, tokenTS, senderTS := conv.GetTcToken(), int64(conv.GetTcTokenTimestamp()), int64(conv.GetTcTokenSenderTimestamp())
-		if senderTS > 0 {
+		switch {
+		case senderTS > now+maxFutureSkew:
+			c.log.Warn().Stringer("contact", key).Int64("sender_ts", senderTS).
+				Msg("Ignored a history-sync sender timestamp in the future")
+		case senderTS > 0:
 			senderTimes[senderTS] = append(senderTimes[senderTS], key)
 			keys = append(keys, key)
 		}
 		if len(token) == 0 {
 			continue
 		}
-		if err := c.checkToken(chat, token, tokenTS); err != nil {
-			c.log.Warn().Err(err).Msg("Rejected a privacy token from history sync")
-			continue
-		}
-		writes = append(writes, sqlstore.TokenWrite{Contact: key, Token: token, TokenTS: tokenTS})
-		keys = append(keys, key)
+		tokens = append(tokens, ReceivedToken{JID: chat, Token: token, Timestamp: tokenTS})
 		if senderTS > 0 && senderTS != tokenTS {
 			// whatsmeow files its write under the PN when it does not know
-			// the LID yet: remember the fact under both keys.
+			// the LID yet: remember the fact, and mend, under both keys.
 			mendKeys := []types.JID{key}
 			if !pn.IsEmpty() && pn != key {
 				mendKeys = append(mendKeys, pn)
 			}
 			for _, mendKey := range mendKeys {
 				c.history.Add(mendKey, historyFact{token: token, tokenTS: tokenTS, senderTS: senderTS})
+				mends = append(mends, mend{key: mendKey, token: token, wrongTS: senderTS, realTS: tokenTS})
+				keys = append(keys, mendKey)
 			}
-			mends = append(mends, mend{keys: mendKeys, token: token, wrongTS: senderTS, realTS: tokenTS})
 		}
 	}
 	defer c.wrote(keys...)
-	if len(writes) > 0 {
-		if _, err := acc.store.PutTokens(ctx, writes...); err != nil {
-			c.log.Err(err).Int("tokens", len(writes)).Msg("Failed to store history-sync privacy tokens")
-			return
-		}
+	if err = c.storeTokens(ctx, acc, "history sync", tokens); err != nil {
+		c.log.Err(err).Msg("Failed to store history-sync privacy tokens")
+		return
 	}
 	for ts, contacts := range senderTimes {
 		if err := acc.store.SetSenderTimestamps(ctx, ts, contacts...); err != nil {
-			c.log.Err(err).Int("contacts", len(contacts)).Msg("Failed to store history-sync sender timestamps")
+			c.log.Err(err).Int("contacts", len(contacts)).Stringer("first", contacts[0]).Msg("Failed to store history-sync sender timestamps")
 			return
 		}
 	}
 	mended := 0
 	for _, m := range mends {
-		for _, key := range m.keys {
-			changed, err := acc.store.MendHistoryTimestamp(ctx, key, m.token, m.wrongTS, m.realTS)
-			if err != nil {
-				c.log.Err(err).Stringer("contact", key).Msg("Failed to mend a history-sync token timestamp")
-				continue
-			}
-			if changed {
-				mended++
-			}
+		changed, err := acc.store.MendHistoryTimestamp(ctx, m.key, m.token, m.wrongTS, m.realTS)
+		if err != nil {
+			c.log.Err(err).Stringer("contact", m.key).Msg("Failed to mend a history-sync token timestamp")
+		} else if changed {
+			mended++
 		}
 	}
-	c.log.Debug().Int("tokens", len(writes)).Int("sender_timestamps", len(senderTimes)).Int("mended", mended).
+	c.log.Debug().Int("tokens", len(tokens)).Int("sender_timestamps", len(senderTimes)).Int("mended", mended).
 		Msg("Stored history-sync privacy tokens")
 }

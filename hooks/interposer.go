@@ -52,22 +52,15 @@ func (s *TokenStore) GetPrivacyToken(ctx context.Context, user types.JID) (*stor
 		}
 		return &store.PrivacyToken{User: user, Token: pin.decision.Token}, nil
 	}
-	acc, err := c.acct(ctx)
+	v, err := c.view(ctx, user)
 	if err != nil {
 		return nil, nil
 	}
-	key, lid, pn := c.resolve(ctx, user)
-	entry, err := c.lookup(ctx, acc, key, lid, pn)
-	if err != nil {
-		c.warnOnce("read", err, "Failed to read privacy token; sending without one")
+	policy := v.acc.policy.Load()
+	if len(v.entry.token) == 0 || !policy.Timing.ReceivedTokenValid(v.entry.tokenTS, c.nowUnix()) {
 		return nil, nil
 	}
-	c.clearWarned("read")
-	policy := acc.policy.Load()
-	if len(entry.token) == 0 || !policy.Timing.ReceivedTokenValid(entry.tokenTS, c.nowUnix()) {
-		return nil, nil
-	}
-	return &store.PrivacyToken{User: key, Token: entry.token}, nil
+	return &store.PrivacyToken{User: v.key, Token: v.entry.token}, nil
 }
 
 // PutPrivacyTokens stores tokens whatsmeow received: from privacy_token
@@ -83,19 +76,31 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 	if err != nil {
 		return err
 	}
+	incoming := make([]ReceivedToken, len(tokens))
+	for i, token := range tokens {
+		incoming[i] = ReceivedToken{JID: token.User, Token: token.Token}
+		if !token.Timestamp.IsZero() {
+			incoming[i].Timestamp = token.Timestamp.Unix()
+		}
+	}
+	return c.storeTokens(ctx, acc, "whatsmeow", incoming)
+}
+
+// storeTokens is how every token a contact issued to us gets stored,
+// whatever brought it: validated, keyed under the LID when known, corrected
+// for whatsmeow's history-sync timestamp, written monotonically in one
+// batch. A contact we are subscribed to gets its presence subscription
+// re-sent with the new token.
+func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string, tokens []ReceivedToken) error {
 	writes := make([]sqlstore.TokenWrite, 0, len(tokens))
 	keys := make([]types.JID, 0, len(tokens))
 	for _, token := range tokens {
-		ts := token.Timestamp.Unix()
-		if token.Timestamp.IsZero() {
-			ts = 0
-		}
-		if err := c.checkToken(token.User, token.Token, ts); err != nil {
-			c.log.Warn().Err(err).Stringer("contact", token.User).Msg("Rejected a privacy token")
+		if err := c.checkToken(token.JID, token.Token, token.Timestamp); err != nil {
+			c.log.Warn().Err(err).Str("source", source).Msg("Rejected a privacy token")
 			continue
 		}
-		key, _, _ := c.resolve(ctx, token.User)
-		ts = c.correctHistoryTimestamp(key, token.Token, ts)
+		key, _, _ := c.resolve(ctx, token.JID)
+		ts := c.correctHistoryTimestamp(key, token.Token, token.Timestamp)
 		writes = append(writes, sqlstore.TokenWrite{Contact: key, Token: token.Token, TokenTS: ts})
 		keys = append(keys, key)
 	}
@@ -105,15 +110,15 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 	applied, err := acc.store.PutTokens(ctx, writes...)
 	c.wrote(keys...)
 	if err != nil {
-		return fmt.Errorf("store %d privacy tokens: %w", len(writes), err)
+		return fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
 	}
 	for i, write := range writes {
 		if !applied[i] {
-			c.log.Debug().Stringer("contact", write.Contact).Int64("token_ts", write.TokenTS).
-				Msg("Ignored a privacy token older than the stored one")
+			c.log.Debug().Stringer("contact", write.Contact).Int64("token_ts", write.TokenTS).Str("source", source).
+				Msg("Kept the stored privacy token: the incoming one is not newer")
 			continue
 		}
-		c.log.Debug().Stringer("contact", write.Contact).Int64("token_ts", write.TokenTS).
+		c.log.Debug().Stringer("contact", write.Contact).Int64("token_ts", write.TokenTS).Str("source", source).
 			Str("token", ShortHash(write.Token)).Msg("Stored privacy token")
 		c.resubscribePresence(write.Contact)
 	}
@@ -123,9 +128,10 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 // checkToken rejects what no real server sends. The error names the contact
 // and what was wrong, never the bytes.
 func (c *Core) checkToken(contact types.JID, token []byte, ts int64) error {
+	if why := Ineligible(contact, Own{}); why != "" {
+		return fmt.Errorf("token from %s (%s), which cannot issue tokens", contact, why)
+	}
 	switch {
-	case Ineligible(contact, Own{}) != "":
-		return fmt.Errorf("token from %s: %s cannot issue tokens", contact, Ineligible(contact, Own{}))
 	case len(token) == 0:
 		return fmt.Errorf("token from %s is empty", contact)
 	case len(token) > MaxTokenSize:

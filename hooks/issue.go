@@ -101,49 +101,64 @@ func CheckIQResult(node *waBinary.Node) error {
 	}
 }
 
-// ParseIssueReply reads the reply to a privacy IQ. The real server's reply
-// usually carries no tokens; when it does, they are tokens the contacts issued
-// to us. Tokens with an error attribute are contacts the server refused.
-func ParseIssueReply(node *waBinary.Node) (received []ReceivedToken, refused []types.JID, err error) {
+// ParseIssueReply reads the reply to a privacy IQ. An error means the IQ
+// failed as a whole (an error reply, or not a result at all). The real
+// server's result usually carries no tokens; when it does, they are tokens
+// the contacts issued to us. Tokens with an error attribute are contacts the
+// server refused. A token that cannot be used is skipped and described in
+// problems, so that one bad token never loses what the server accepted.
+func ParseIssueReply(node *waBinary.Node) (received []ReceivedToken, refused []types.JID, problems []error, err error) {
 	if err = CheckIQResult(node); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	tokens, ok := node.GetOptionalChildByTag("tokens")
 	if !ok {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	for i, child := range tokens.GetChildren() {
-		if child.Tag != "token" {
-			return nil, nil, fmt.Errorf("%w: child #%d is <%s>, not <token>", ErrMalformedReply, i+1, child.Tag)
+		token, refusedJID, problem := parseReplyToken(i+1, child)
+		switch {
+		case problem != nil:
+			problems = append(problems, problem)
+		case !refusedJID.IsEmpty():
+			refused = append(refused, refusedJID)
+		case token != nil:
+			received = append(received, *token)
 		}
-		ag := child.AttrGetter()
-		jid := ag.JID("jid")
-		if !ag.OK() {
-			return nil, nil, fmt.Errorf("%w: token #%d has no jid: %v", ErrMalformedReply, i+1, ag.Error())
-		}
-		if _, hasError := child.Attrs["error"]; hasError {
-			refused = append(refused, jid.ToNonAD())
-			continue
-		}
-		content, isBytes := child.Content.([]byte)
-		if !isBytes || len(content) == 0 {
-			// An echo of what we issued, without bytes, is how an accepted
-			// contact looks in some replies.
-			continue
-		}
-		if typ := ag.OptionalString("type"); typ != "" && typ != tokenTypeTrustedContact {
-			continue
-		}
-		ts := ag.Int64("t")
-		if !ag.OK() {
-			return nil, nil, fmt.Errorf("%w: token #%d for %s has a bad timestamp: %v", ErrMalformedReply, i+1, jid, ag.Error())
-		}
-		if len(content) > MaxTokenSize {
-			return nil, nil, fmt.Errorf("%w: token #%d for %s is %d bytes, over the %d-byte limit", ErrMalformedReply, i+1, jid, len(content), MaxTokenSize)
-		}
-		received = append(received, ReceivedToken{JID: jid.ToNonAD(), Token: content, Timestamp: ts})
 	}
-	return received, refused, nil
+	return received, refused, problems, nil
+}
+
+// parseReplyToken reads the n-th child of a reply's <tokens>.
+func parseReplyToken(n int, child waBinary.Node) (token *ReceivedToken, refused types.JID, problem error) {
+	if child.Tag != "token" {
+		return nil, types.EmptyJID, fmt.Errorf("%w: child #%d is <%s>, not <token>", ErrMalformedReply, n, child.Tag)
+	}
+	ag := child.AttrGetter()
+	jid := ag.JID("jid")
+	if !ag.OK() {
+		return nil, types.EmptyJID, fmt.Errorf("%w: token #%d has no jid: %v", ErrMalformedReply, n, ag.Error())
+	}
+	if _, hasError := child.Attrs["error"]; hasError {
+		return nil, jid.ToNonAD(), nil
+	}
+	content, isBytes := child.Content.([]byte)
+	if !isBytes || len(content) == 0 {
+		// An echo of what we issued, without bytes, is how an accepted
+		// contact looks in some replies.
+		return nil, types.EmptyJID, nil
+	}
+	if typ := ag.OptionalString("type"); typ != "" && typ != tokenTypeTrustedContact {
+		return nil, types.EmptyJID, nil
+	}
+	ts := ag.Int64("t")
+	if !ag.OK() {
+		return nil, types.EmptyJID, fmt.Errorf("%w: token #%d for %s has a bad timestamp: %v", ErrMalformedReply, n, jid, ag.Error())
+	}
+	if len(content) > MaxTokenSize {
+		return nil, types.EmptyJID, fmt.Errorf("%w: token #%d for %s is %d bytes, over the %d-byte limit", ErrMalformedReply, n, jid, len(content), MaxTokenSize)
+	}
+	return &ReceivedToken{JID: jid.ToNonAD(), Token: content, Timestamp: ts}, types.EmptyJID, nil
 }
 
 func describeTag(node *waBinary.Node) string {

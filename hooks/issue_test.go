@@ -63,9 +63,9 @@ func TestParseIssueReplyWithTokens(t *testing.T) {
 		{Tag: "token", Attrs: waBinary.Attrs{"jid": bobPN, "t": "1700000006", "type": "trusted_contact"}},
 		{Tag: "token", Attrs: waBinary.Attrs{"jid": types.NewJID("3", types.HiddenUserServer), "error": "406"}},
 	}})
-	received, refused, err := ParseIssueReply(reply)
-	if err != nil {
-		t.Fatal(err)
+	received, refused, problems, err := ParseIssueReply(reply)
+	if err != nil || problems != nil {
+		t.Fatal(err, problems)
 	}
 	if len(received) != 1 || received[0].JID != aliceLID || received[0].Timestamp != 1700000005 || !bytes.Equal(received[0].Token, []byte{1, 2, 3}) {
 		t.Errorf("received = %+v", received)
@@ -76,9 +76,9 @@ func TestParseIssueReplyWithTokens(t *testing.T) {
 }
 
 func TestParseIssueReplyEmpty(t *testing.T) {
-	received, refused, err := ParseIssueReply(resultIQ())
-	if err != nil || received != nil || refused != nil {
-		t.Fatalf("empty result: %v %v %v", received, refused, err)
+	received, refused, problems, err := ParseIssueReply(resultIQ())
+	if err != nil || received != nil || refused != nil || problems != nil {
+		t.Fatalf("empty result: %v %v %v %v", received, refused, problems, err)
 	}
 }
 
@@ -86,7 +86,7 @@ func TestParseIssueReplyError(t *testing.T) {
 	reply := &waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"type": "error"}, Content: []waBinary.Node{
 		{Tag: "error", Attrs: waBinary.Attrs{"code": "500", "text": "internal-server-error"}},
 	}}
-	_, _, err := ParseIssueReply(reply)
+	_, _, _, err := ParseIssueReply(reply)
 	var iqErr *IQError
 	if !errors.As(err, &iqErr) || iqErr.Code != 500 || iqErr.Text != "internal-server-error" {
 		t.Fatalf("err = %v", err)
@@ -94,18 +94,37 @@ func TestParseIssueReplyError(t *testing.T) {
 }
 
 func TestParseIssueReplyMalformed(t *testing.T) {
-	cases := map[string]*waBinary.Node{
-		"nil":             nil,
-		"not an iq":       {Tag: "message"},
-		"odd type":        {Tag: "iq", Attrs: waBinary.Attrs{"type": "get"}},
-		"wrong child":     resultIQ(waBinary.Node{Tag: "tokens", Content: []waBinary.Node{{Tag: "bogus"}}}),
-		"no jid":          resultIQ(waBinary.Node{Tag: "tokens", Content: []waBinary.Node{{Tag: "token", Attrs: waBinary.Attrs{"t": "1"}, Content: []byte{1}}}}),
-		"bad timestamp":   resultIQ(waBinary.Node{Tag: "tokens", Content: []waBinary.Node{{Tag: "token", Attrs: waBinary.Attrs{"jid": aliceLID, "t": "soon"}, Content: []byte{1}}}}),
-		"oversized token": resultIQ(waBinary.Node{Tag: "tokens", Content: []waBinary.Node{{Tag: "token", Attrs: waBinary.Attrs{"jid": aliceLID, "t": "1"}, Content: make([]byte, MaxTokenSize+1)}}}),
-	}
-	for name, reply := range cases {
-		if _, _, err := ParseIssueReply(reply); !errors.Is(err, ErrMalformedReply) {
+	for name, reply := range map[string]*waBinary.Node{
+		"nil":       nil,
+		"not an iq": {Tag: "message"},
+		"odd type":  {Tag: "iq", Attrs: waBinary.Attrs{"type": "get"}},
+	} {
+		if _, _, _, err := ParseIssueReply(reply); !errors.Is(err, ErrMalformedReply) {
 			t.Errorf("%s: err = %v, want ErrMalformedReply", name, err)
+		}
+	}
+}
+
+// One bad token must not lose the rest of an accepted reply.
+func TestParseIssueReplySkipsBadTokens(t *testing.T) {
+	good := waBinary.Node{Tag: "token", Attrs: waBinary.Attrs{"jid": aliceLID, "t": "7"}, Content: []byte("good")}
+	cases := map[string]waBinary.Node{
+		"wrong child":     {Tag: "bogus"},
+		"no jid":          {Tag: "token", Attrs: waBinary.Attrs{"t": "1"}, Content: []byte{1}},
+		"bad timestamp":   {Tag: "token", Attrs: waBinary.Attrs{"jid": bobPN, "t": "soon"}, Content: []byte{1}},
+		"oversized token": {Tag: "token", Attrs: waBinary.Attrs{"jid": bobPN, "t": "1"}, Content: make([]byte, MaxTokenSize+1)},
+	}
+	for name, bad := range cases {
+		reply := resultIQ(waBinary.Node{Tag: "tokens", Content: []waBinary.Node{bad, good}})
+		received, _, problems, err := ParseIssueReply(reply)
+		if err != nil {
+			t.Errorf("%s: a bad token must not fail the reply: %v", name, err)
+		}
+		if len(problems) != 1 || !errors.Is(problems[0], ErrMalformedReply) {
+			t.Errorf("%s: problems = %v", name, problems)
+		}
+		if len(received) != 1 || string(received[0].Token) != "good" {
+			t.Errorf("%s: the good token must still be read, got %+v", name, received)
 		}
 	}
 }

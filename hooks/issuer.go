@@ -6,8 +6,6 @@ import (
 	"fmt"
 
 	"go.mau.fi/whatsmeow/types"
-
-	"github.com/tctoken/tctoken/sqlstore"
 )
 
 // ErrIneligible means a JID can never be issued a token.
@@ -65,12 +63,17 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 	var received []ReceivedToken
 	for _, chunk := range ChunkTargets(targets) {
 		reply, err := sendIQ(ctx, c.cli, "privacy", "set", BuildIssueTokens(chunk))
+		var got []ReceivedToken
+		var refused []types.JID
+		var problems []error
+		if err == nil {
+			got, refused, problems, err = ParseIssueReply(reply)
+		}
 		if err != nil {
 			return received, fmt.Errorf("issue tokens to %d contacts (first %s): %w", len(chunk), chunk[0].JID, err)
 		}
-		got, refused, err := ParseIssueReply(reply)
-		if err != nil {
-			return received, fmt.Errorf("issue tokens to %d contacts (first %s): %w", len(chunk), chunk[0].JID, err)
+		for _, problem := range problems {
+			c.log.Warn().Err(problem).Msg("Skipped a token in the privacy IQ reply")
 		}
 		refusedSet := make(map[types.JID]bool, len(refused))
 		for _, jid := range refused {
@@ -97,7 +100,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 		}
 		c.wrote(keys...)
 		if len(got) > 0 {
-			if err = c.storeReceived(ctx, acc, got); err != nil {
+			if err = c.storeTokens(ctx, acc, "issuance reply", got); err != nil {
 				return received, err
 			}
 			received = append(received, got...)
@@ -107,79 +110,22 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 	return received, nil
 }
 
-// storeReceived stores tokens that came back in an issuance reply.
-func (c *Core) storeReceived(ctx context.Context, acc *accountState, tokens []ReceivedToken) error {
-	writes := make([]sqlstore.TokenWrite, 0, len(tokens))
-	keys := make([]types.JID, 0, len(tokens))
-	for _, token := range tokens {
-		if err := c.checkToken(token.JID, token.Token, token.Timestamp); err != nil {
-			c.log.Warn().Err(err).Msg("Rejected a privacy token in an issuance reply")
-			continue
-		}
-		key, _, _ := c.resolve(ctx, token.JID)
-		writes = append(writes, sqlstore.TokenWrite{Contact: key, Token: token.Token, TokenTS: token.Timestamp})
-		keys = append(keys, key)
-	}
-	if len(writes) == 0 {
-		return nil
-	}
-	_, err := acc.store.PutTokens(ctx, writes...)
-	c.wrote(keys...)
-	if err != nil {
-		return fmt.Errorf("store %d tokens from issuance reply: %w", len(writes), err)
-	}
-	return nil
-}
-
 // MaybeIssueAfterSend issues our token to a contact we just messaged, if the
 // sender-side bucket rolled over since we last did. It never blocks the
 // caller: the check uses the cache (one read when cold) and the IQ runs in
-// the background, one at a time per contact.
+// the background.
 func (c *Core) MaybeIssueAfterSend(ctx context.Context, to types.JID) {
 	if Ineligible(to, c.own()) != "" {
 		return
 	}
-	acc, err := c.acct(ctx)
-	if err != nil {
-		return
-	}
-	key, lid, pn := c.resolve(ctx, to)
-	entry, err := c.lookup(ctx, acc, key, lid, pn)
-	if err != nil {
-		c.warnOnce("read", err, "Failed to read sender timestamp; skipping issuance")
-		return
-	}
-	if !acc.policy.Load().Timing.IssuanceDue(entry.senderTS, c.nowUnix()) {
+	v, err := c.view(ctx, to)
+	if err != nil || !v.acc.policy.Load().Timing.IssuanceDue(v.entry.senderTS, c.nowUnix()) {
 		return
 	}
 	c.goBackground(func(bgCtx context.Context) {
-		c.issueOnce(bgCtx, acc, to, "send")
-	})
-}
-
-// issueOnce issues to one contact, deduplicated: concurrent callers for the
-// same contact share one IQ, and a caller arriving after it finished sees
-// the fresh sender timestamp and does nothing.
-func (c *Core) issueOnce(ctx context.Context, acc *accountState, to types.JID, why string) {
-	key, lid, pn := c.resolve(ctx, to)
-	_, _, _ = c.issuing.Do("send:"+key.String(), func() (any, error) {
-		entry, err := c.lookup(ctx, acc, key, lid, pn)
-		if err != nil {
-			c.warnOnce("read", err, "Failed to read sender timestamp; skipping issuance")
-			return nil, err
-		}
-		now := c.nowUnix()
-		if !acc.policy.Load().Timing.IssuanceDue(entry.senderTS, now) {
-			return nil, nil
-		}
-		target, _ := c.issueTarget(ctx, acc, to)
-		_, err = c.issue(ctx, acc, []IssueTarget{{JID: target, T: now}}, map[types.JID]types.JID{target: key})
-		if err != nil {
-			c.log.Warn().Err(err).Stringer("contact", key).Str("trigger", why).Msg("Failed to issue our privacy token")
-		} else {
-			c.log.Debug().Stringer("contact", key).Str("trigger", why).Msg("Issued our privacy token after a send")
-		}
-		return nil, err
+		c.issueOne(bgCtx, to, "send", func(timing Timing, senderTS, now int64) (int64, bool) {
+			return now, timing.IssuanceDue(senderTS, now)
+		})
 	})
 }
 
@@ -188,31 +134,41 @@ func (c *Core) issueOnce(ctx context.Context, acc *accountState, to types.JID, w
 // kept. Nothing is sent if we never issued, or if that issuance expired on
 // the sender side.
 func (c *Core) Reissue(ctx context.Context, contact types.JID) {
-	contact = contact.ToNonAD()
-	if contact.IsBot() || contact == types.StatusBroadcastJID || Ineligible(contact, c.own()) != "" {
+	if Ineligible(contact, c.own()) != "" {
 		return
 	}
+	c.issueOne(ctx, contact, "identity change", func(timing Timing, senderTS, now int64) (int64, bool) {
+		return senderTS, timing.IssuedTokenValid(senderTS, now)
+	})
+}
+
+// issueOne issues to one contact, at most one IQ in flight per contact
+// whatever triggered it: concurrent callers share the IQ, and a caller
+// arriving after it finished decides again on the fresh sender timestamp.
+// pick says whether to issue and with which t.
+func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, pick func(timing Timing, senderTS, now int64) (t int64, ok bool)) {
 	acc, err := c.acct(ctx)
 	if err != nil {
 		return
 	}
-	key, lid, pn := c.resolve(ctx, contact)
-	_, _, _ = c.issuing.Do("reissue:"+key.String(), func() (any, error) {
-		entry, err := c.lookup(ctx, acc, key, lid, pn)
+	key, _, _ := c.resolve(ctx, contact)
+	_, _, _ = c.issuing.Do(key.String(), func() (any, error) {
+		v, err := c.view(ctx, contact)
 		if err != nil {
-			c.warnOnce("read", err, "Failed to read sender timestamp; skipping reissue")
 			return nil, err
 		}
-		if entry.senderTS == 0 || !acc.policy.Load().Timing.IssuedTokenValid(entry.senderTS, c.nowUnix()) {
-			c.log.Debug().Stringer("contact", key).Msg("Identity changed, but no valid issuance to repeat")
+		t, ok := pick(v.acc.policy.Load().Timing, v.entry.senderTS, c.nowUnix())
+		if !ok {
+			c.log.Debug().Stringer("contact", key).Str("trigger", trigger).Int64("sender_ts", v.entry.senderTS).
+				Msg("No issuance due")
 			return nil, nil
 		}
 		target, _ := c.issueTarget(ctx, acc, contact)
-		_, err = c.issue(ctx, acc, []IssueTarget{{JID: target, T: entry.senderTS}}, map[types.JID]types.JID{target: key})
+		_, err = c.issue(ctx, acc, []IssueTarget{{JID: target, T: t}}, map[types.JID]types.JID{target: key})
 		if err != nil {
-			c.log.Warn().Err(err).Stringer("contact", key).Msg("Failed to reissue our privacy token after an identity change")
+			c.log.Warn().Err(err).Stringer("contact", key).Str("trigger", trigger).Msg("Failed to issue our privacy token")
 		} else {
-			c.log.Info().Stringer("contact", key).Int64("sender_ts", entry.senderTS).Msg("Reissued our privacy token after an identity change")
+			c.log.Debug().Stringer("contact", key).Str("trigger", trigger).Int64("t", t).Msg("Issued our privacy token")
 		}
 		return nil, err
 	})

@@ -13,6 +13,8 @@ import (
 	waLog "go.mau.fi/whatsmeow/util/log"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tctoken/tctoken/sqlstore"
 )
 
 const (
@@ -90,53 +92,60 @@ func (c *Core) applyAppStateSalt(ctx context.Context, value *waSyncAction.SyncAc
 
 // SetAppStateSalt stores an authoritative salt.
 func (c *Core) SetAppStateSalt(ctx context.Context, salt []byte) error {
-	acc, err := c.acct(ctx)
-	if err != nil {
-		return err
-	}
-	if err = acc.store.SetAppStateSalt(ctx, salt); err != nil {
-		return fmt.Errorf("store app-state NCT salt: %w", err)
-	}
-	saltCopy := append([]byte(nil), salt...)
-	acc.salt.Store(&saltCopy)
-	c.log.Info().Str("salt", ShortHash(salt)).Str("source", "app_state").Msg("Stored NCT salt")
-	return nil
+	return c.changeSalt(ctx, sqlstore.SaltFromAppState, salt, func(acc *accountState) (bool, error) {
+		return true, acc.store.SetAppStateSalt(ctx, salt)
+	})
 }
 
 // RemoveAppStateSalt forgets the salt because app state removed it; history
 // sync can never bring it back.
 func (c *Core) RemoveAppStateSalt(ctx context.Context) error {
-	acc, err := c.acct(ctx)
-	if err != nil {
-		return err
-	}
-	if err = acc.store.RemoveAppStateSalt(ctx); err != nil {
-		return fmt.Errorf("remove app-state NCT salt: %w", err)
-	}
-	acc.salt.Store(nil)
-	c.log.Info().Msg("NCT salt removed by app state")
-	return nil
+	return c.changeSalt(ctx, sqlstore.SaltFromAppState, nil, func(acc *accountState) (bool, error) {
+		return true, acc.store.RemoveAppStateSalt(ctx)
+	})
 }
 
 // applyHistorySalt is the backfill: it applies only when no salt was ever
 // stored and app state never spoke.
 func (c *Core) applyHistorySalt(ctx context.Context, salt []byte) {
-	acc, err := c.acct(ctx)
-	if err != nil || len(salt) == 0 {
+	if len(salt) == 0 {
 		return
 	}
-	applied, err := acc.store.SetHistorySalt(ctx, salt)
+	err := c.changeSalt(ctx, sqlstore.SaltFromHistorySync, salt, func(acc *accountState) (bool, error) {
+		return acc.store.SetHistorySalt(ctx, salt)
+	})
 	if err != nil {
 		c.log.Err(err).Msg("Failed to store the NCT salt from history sync")
-		return
 	}
-	if !applied {
-		c.log.Debug().Msg("Ignored the history-sync NCT salt: app state or an earlier salt takes precedence")
-		return
+}
+
+// changeSalt runs one salt write and then updates the salt in memory, under
+// the account's salt lock, so that two sources racing (app state and history
+// sync both arrive around the first sync) leave memory and database alike.
+// write reports whether it applied.
+func (c *Core) changeSalt(ctx context.Context, source sqlstore.SaltSource, salt []byte, write func(*accountState) (bool, error)) error {
+	acc, err := c.acct(ctx)
+	if err != nil {
+		return err
 	}
-	saltCopy := append([]byte(nil), salt...)
-	acc.salt.Store(&saltCopy)
-	c.log.Info().Str("salt", ShortHash(salt)).Str("source", "history_sync").Msg("Stored NCT salt")
+	acc.saltMu.Lock()
+	defer acc.saltMu.Unlock()
+	applied, err := write(acc)
+	if err != nil {
+		return fmt.Errorf("store NCT salt from %s: %w", source, err)
+	}
+	switch {
+	case !applied:
+		c.log.Debug().Str("source", string(source)).Msg("Ignored the NCT salt: app state or an earlier salt takes precedence")
+	case salt == nil:
+		acc.salt.Store(nil)
+		c.log.Info().Str("source", string(source)).Msg("NCT salt removed by app state")
+	default:
+		saltCopy := append([]byte(nil), salt...)
+		acc.salt.Store(&saltCopy)
+		c.log.Info().Str("salt", ShortHash(salt)).Str("source", string(source)).Msg("Stored NCT salt")
+	}
+	return nil
 }
 
 // Salt returns the NCT salt in force, or nil.
@@ -194,6 +203,11 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) {
 	c.log.Debug().Uint64("from_version", fromVersion).Uint64("to_version", state.Version).Bool("found", last != nil).
 		Msg("Re-read regular_high for the NCT salt")
 	switch {
+	case last == nil && fromVersion == 0:
+		// A full snapshot without the mutation: app state holds no salt
+		// (it was removed while we were away). Only a salt app state gave
+		// us is withdrawn; a history-sync backfill stays.
+		c.withdrawAppStateSalt(ctx)
 	case last == nil:
 	case last.Operation == waServerSync.SyncdMutation_REMOVE:
 		if err := c.RemoveAppStateSalt(ctx); err != nil {
@@ -201,6 +215,24 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) {
 		}
 	default:
 		c.applyAppStateSalt(ctx, last.Action)
+	}
+}
+
+// withdrawAppStateSalt removes the salt if app state was its source.
+func (c *Core) withdrawAppStateSalt(ctx context.Context) {
+	acc, err := c.acct(ctx)
+	if err != nil {
+		return
+	}
+	salt, source, _, err := acc.store.GetSalt(ctx)
+	if err != nil {
+		c.log.Err(err).Msg("Failed to read the NCT salt")
+		return
+	}
+	if len(salt) > 0 && source == sqlstore.SaltFromAppState {
+		if err = c.RemoveAppStateSalt(ctx); err != nil {
+			c.log.Err(err).Msg("Failed to remove the NCT salt")
+		}
 	}
 }
 

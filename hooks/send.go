@@ -17,18 +17,17 @@ func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, t
 	if peer || Ineligible(to, in.Own) != "" {
 		return Decide(in), types.EmptyJID, types.EmptyJID
 	}
-	key, lid, pn := c.resolve(ctx, to)
-	in.LID = lid
-	if acc, err := c.acct(ctx); err == nil {
-		in.Salt = c.Salt()
-		entry, err := c.lookup(ctx, acc, key, lid, pn)
-		if err != nil {
-			c.warnOnce("read", err, "Failed to read privacy token; deciding without it")
-		} else {
-			in.Token, in.TokenTS = entry.token, entry.tokenTS
-		}
+	v, err := c.view(ctx, to)
+	if err != nil {
+		// Decide with what is known without the database: the LID and the
+		// salt still give a cstoken.
+		_, lid, pn := c.resolve(ctx, to)
+		in.LID, in.Salt = lid, c.Salt()
+		return Decide(in), lid, pn
 	}
-	return Decide(in), lid, pn
+	in.LID, in.Salt = v.lid, c.Salt()
+	in.Token, in.TokenTS = v.entry.token, v.entry.tokenTS
+	return Decide(in), v.lid, v.pn
 }
 
 // SendMessage is Client.SendMessage with the fallback chain applied: it

@@ -301,18 +301,13 @@ type contactView struct {
 
 // view resolves a contact and reads its merged entry: at most one database
 // read when not cached, none when cached.
-func (c *Core) view(ctx context.Context, jid types.JID) (*contactView, error) {
-	acc, err := c.acct(ctx)
-	if err != nil {
-		return nil, err
+func (c *Core) view(ctx context.Context, jid types.JID) (v contactView, err error) {
+	if v.acc, err = c.acct(ctx); err != nil {
+		return v, err
 	}
-	v := &contactView{acc: acc}
 	v.key, v.lid, v.pn = c.resolve(ctx, jid)
-	v.entry, err = c.lookup(ctx, acc, v.key, v.lid, v.pn)
-	if err != nil {
-		return nil, err
-	}
-	return v, nil
+	v.entry, err = c.lookup(ctx, v.acc, v.key, v.lid, v.pn)
+	return v, err
 }
 
 // lookup returns the merged entry for a contact. A row filed under the PN

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/cipher"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -30,6 +29,8 @@ type conn struct {
 	s   *Server
 	ws  *websocket.Conn
 	log zerolog.Logger
+	// seq orders connections by age, so the newest pairing client wins.
+	seq uint64
 
 	// Reading happens on the run goroutine only.
 	buf          []byte
@@ -45,14 +46,20 @@ type conn struct {
 	stateMu sync.Mutex
 	device  uint16
 	payload *waWa6.ClientPayload
-	ready   bool // handshake done and <success> sent
-	active  bool // the client sent its passive/active IQ, pending stanzas flushed
+	// clientStatic is the client's Noise static key, which a QR code shows
+	// and ScanQR checks.
+	clientStatic [32]byte
+	ready        bool // handshake done and <success> sent
+	active       bool // the client sent its passive/active IQ, pending stanzas flushed
+	// pair is set for a client that registers a new device instead of
+	// logging in; it stays set until the client hangs up.
+	pair *pairing
 }
 
 func newConn(s *Server, ws *websocket.Conn) *conn {
 	// A frame can be up to 16 MiB and several may share one websocket message.
 	ws.SetReadLimit(4 << 24)
-	return &conn{s: s, ws: ws, log: s.log}
+	return &conn{s: s, ws: ws, log: s.log, seq: s.connSeq.Add(1)}
 }
 
 func (c *conn) loggedIn() bool {
@@ -237,19 +244,20 @@ func (c *conn) handshake(ctx context.Context) error {
 	}
 	c.stateMu.Lock()
 	c.payload = &payload
+	c.clientStatic = [32]byte(clientStatic)
 	c.stateMu.Unlock()
 	return nil
 }
 
-// login checks who connected and sends <success>.
+// login checks who connected and sends <success>, or starts a pairing for
+// a client that registers a new device.
 func (c *conn) login(ctx context.Context) error {
 	c.stateMu.Lock()
 	payload := c.payload
 	c.stateMu.Unlock()
 	if payload.Username == nil {
-		// Pairing a new device (QR or code) is not simulated: devices come
-		// from Server.NewDevice already logged in.
-		return errors.New("client tried to register a new device; use Server.NewDevice for a logged-in store")
+		// An unpaired store sends DevicePairingData instead of a username.
+		return c.startPairing(ctx, payload)
 	}
 	user := fmt.Sprintf("%d", payload.GetUsername())
 	if user != c.s.ownPN.User {
@@ -294,10 +302,20 @@ func (c *conn) send(ctx context.Context, node waBinary.Node) error {
 	ciphertext := c.writeKey.Seal(nil, nonce(c.writeCounter), data, nil)
 	c.writeCounter++
 	c.log.Debug().Str("dir", "send").Msg(nodeLogString(&node))
+	// Record before writing: the client may answer (ack) before writeFrame
+	// returns, and an ack the observer reads before it knows the stanza
+	// would leave the id unanswered forever (WaitIdle then waits out its
+	// timeout), and Sent would briefly lack a stanza the client has seen.
+	device := c.deviceNum()
+	c.s.obs.addSent(&node, device)
 	if err = c.writeFrame(ctx, ciphertext); err != nil {
+		// The client never saw it, so it must not wait for an answer.
+		c.s.obs.removeSent(&node, device)
 		return fmt.Errorf("write <%s>: %w", node.Tag, err)
 	}
-	c.s.obs.addSent(&node, c.deviceNum())
+	if hook := c.s.afterWrite; hook != nil {
+		hook(&node)
+	}
 	return nil
 }
 

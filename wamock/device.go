@@ -77,12 +77,7 @@ func (s *Server) deviceConnected(num uint16) {
 // saves it, and stores our own LID<->PN mapping. Each call takes the next
 // free device number.
 func (s *Server) NewDevice(ctx context.Context, container *sqlstore.Container) (*store.Device, error) {
-	s.mu.Lock()
-	num := s.nextDevice
-	s.nextDevice++
-	s.devices[num] = &ownDevice{num: num}
-	s.mu.Unlock()
-
+	num := s.allocateDevice()
 	dev := container.NewDevice()
 	jid := s.ownPN
 	jid.Device = num
@@ -183,8 +178,15 @@ func (s *Server) makeAccount(num uint16) (*waAdv.ADVSignedDeviceIdentity, error)
 // nil: the client then logs into the server's logger at info level.
 func (s *Server) NewClient(device *store.Device, log waLog.Logger) *whatsmeow.Client {
 	if log == nil {
-		log = waLog.Zerolog(s.log.With().Str("component", "client").Uint16("device", device.ID.Device).Logger().
-			Level(maxLevel(s.log.GetLevel(), infoLevel)))
+		ctx := s.log.With().Str("component", "client")
+		if device.ID != nil {
+			ctx = ctx.Uint16("device", device.ID.Device)
+		} else {
+			// An unpaired store gets its device number only when it pairs,
+			// after this logger is made.
+			ctx = ctx.Bool("new_device", true)
+		}
+		log = waLog.Zerolog(ctx.Logger().Level(maxLevel(s.log.GetLevel(), infoLevel)))
 	}
 	cli := whatsmeow.NewClient(device, log)
 	httpClient := s.HTTPClient()
@@ -246,11 +248,7 @@ func (s *Server) QuickClientContainer(t testing.TB) (*whatsmeow.Client, *sqlstor
 func (s *Server) QuickUnconnectedClient(t testing.TB) (*whatsmeow.Client, *sqlstore.Container) {
 	t.Helper()
 	ctx := context.Background()
-	dsn := "file:" + filepath.Join(t.TempDir(), "whatsmeow.db") + "?_foreign_keys=on"
-	container, err := sqlstore.New(ctx, "sqlite3", dsn, waLog.Zerolog(s.log.With().Str("component", "sqlstore").Logger().Level(infoLevel)))
-	if err != nil {
-		t.Fatalf("wamock: open sqlite container: %v", err)
-	}
+	container := s.tempContainer(t)
 	device, err := s.NewDevice(ctx, container)
 	if err != nil {
 		_ = container.Close()
@@ -263,6 +261,103 @@ func (s *Server) QuickUnconnectedClient(t testing.TB) (*whatsmeow.Client, *sqlst
 		_ = container.Close()
 	})
 	return cli, container
+}
+
+// tempContainer opens a SQLite whatsmeow container in t.TempDir.
+func (s *Server) tempContainer(t testing.TB) *sqlstore.Container {
+	t.Helper()
+	dsn := "file:" + filepath.Join(t.TempDir(), "whatsmeow.db") + "?_foreign_keys=on"
+	container, err := sqlstore.New(context.Background(), "sqlite3", dsn,
+		waLog.Zerolog(s.log.With().Str("component", "sqlstore").Logger().Level(infoLevel)))
+	if err != nil {
+		t.Fatalf("wamock: open sqlite container: %v", err)
+	}
+	return container
+}
+
+// QuickUnpairedClient makes a SQLite container in t.TempDir with a new,
+// unpaired device (no ID) and a client for it, not connected. Connecting it
+// starts a pairing: see Phone.ScanQR, Phone.EnterCode and ConnectAndPair.
+// t.Cleanup waits for the client to go idle, then disconnects it.
+func (s *Server) QuickUnpairedClient(t testing.TB) (*whatsmeow.Client, *sqlstore.Container) {
+	t.Helper()
+	container := s.tempContainer(t)
+	cli := s.NewClient(container.NewDevice(), nil)
+	t.Cleanup(func() {
+		// whatsmeow sets the ID on its pairing goroutine; a test that paired
+		// has waited for the outcome (events.PairSuccess or the QR channel)
+		// before it ends, so reading it here does not race.
+		device := PairingDevice
+		if id := cli.Store.ID; id != nil {
+			device = id.Device
+		}
+		s.WaitIdle(device, 2*time.Second)
+		cli.Disconnect()
+		_ = container.Close()
+	})
+	return cli, container
+}
+
+// ConnectAndPair connects an unpaired client, scans its first QR code with
+// our phone and waits until it has logged in as the new device (after
+// events.PairSuccess, whatsmeow reconnects and reaches events.Connected).
+// It fails t after ConnectTimeout plus the pairing itself.
+func (s *Server) ConnectAndPair(t testing.TB, cli *whatsmeow.Client) types.JID {
+	t.Helper()
+	jid, err := s.connectAndPair(cli)
+	if err != nil {
+		t.Fatalf("wamock: %v", err)
+	}
+	return jid
+}
+
+func (s *Server) connectAndPair(cli *whatsmeow.Client) (types.JID, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, ConnectTimeout)
+	defer cancel()
+	qrChan, err := cli.GetQRChannel(ctx)
+	if err != nil {
+		return types.EmptyJID, fmt.Errorf("get QR channel: %w", err)
+	}
+	connected := make(chan struct{}, 1)
+	id := cli.AddEventHandler(func(evt any) {
+		if _, ok := evt.(*events.Connected); ok {
+			select {
+			case connected <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer cli.RemoveEventHandler(id)
+	if err = cli.Connect(); err != nil {
+		return types.EmptyJID, fmt.Errorf("connect: %w", err)
+	}
+	var item whatsmeow.QRChannelItem
+	select {
+	case item = <-qrChan:
+	case <-ctx.Done():
+		return types.EmptyJID, fmt.Errorf("no QR code within %s; server errors: %v", ConnectTimeout, s.Errors())
+	}
+	if item.Event != whatsmeow.QRChannelEventCode {
+		return types.EmptyJID, fmt.Errorf("QR channel said %q instead of giving a code", item.Event)
+	}
+	jid, err := s.phone.ScanQR(ctx, item.Code)
+	if err != nil {
+		return types.EmptyJID, err
+	}
+	select {
+	case item = <-qrChan:
+	case <-ctx.Done():
+		return types.EmptyJID, fmt.Errorf("no pairing outcome within %s", ConnectTimeout)
+	}
+	if item != whatsmeow.QRChannelSuccess {
+		return types.EmptyJID, fmt.Errorf("QR channel ended with %q (%v) instead of success", item.Event, item.Error)
+	}
+	select {
+	case <-connected:
+		return jid, nil
+	case <-ctx.Done():
+		return types.EmptyJID, fmt.Errorf("paired client did not reach events.Connected within %s; server errors: %v", ConnectTimeout, s.Errors())
+	}
 }
 
 // OwnDeviceJIDs lists our devices that uploaded keys (the ones a contact's

@@ -20,6 +20,14 @@
 //   - Login: <success>, prekey count and upload, passive IQ, pings. Devices
 //     come from NewDevice already paired, with a Signal session with the
 //     phone and (by default) 50 prekeys registered up front.
+//   - Pairing: an unpaired store (container.NewDevice(), or
+//     QuickUnpairedClient) gets <pair-device> with six refs, so whatsmeow
+//     emits QR codes, and PairPhone gets a pairing ref. Our phone completes
+//     the link from a QR code (Phone.ScanQR) or a pairing code
+//     (Phone.EnterCode) with a properly signed <pair-success>; whatsmeow
+//     emits events.PairSuccess, saves the device, and after stream error 515
+//     logs in again as the new device. ConnectAndPair does it all in one
+//     call.
 //   - Contacts (AddContact): usync device lists and LIDs, prekey bundles,
 //     decryption of what our client sends them (Contact.Decrypt,
 //     Contact.Messages), and messages from them (Contact.SendText), plus

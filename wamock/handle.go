@@ -16,6 +16,12 @@ import (
 // handleNode dispatches one stanza from a client. It runs on the
 // connection's read goroutine, so replies keep the order of requests.
 func (s *Server) handleNode(ctx context.Context, c *conn, node *waBinary.Node) {
+	if c.pairingState() != nil {
+		// An unpaired client has no device yet; it only takes part in the
+		// pairing.
+		s.handlePairingNode(ctx, c, node)
+		return
+	}
 	switch node.Tag {
 	case "iq":
 		s.handleIQ(ctx, c, node)

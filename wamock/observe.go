@@ -83,6 +83,21 @@ func (o *observer) addSent(node *waBinary.Node, device uint16) {
 	o.mu.Unlock()
 }
 
+// removeSent takes back a stanza recorded by addSent whose write failed.
+func (o *observer) removeSent(node *waBinary.Node, device uint16) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := len(o.sent) - 1; i >= 0; i-- {
+		if o.sent[i] == node {
+			o.sent = append(o.sent[:i], o.sent[i+1:]...)
+			break
+		}
+	}
+	if id := strAttr(node, "id"); id != "" {
+		delete(o.unanswered[device], id)
+	}
+}
+
 // resetUnanswered forgets what a device's previous connection left
 // unanswered: whatsmeow does not answer stanzas of an old connection.
 func (o *observer) resetUnanswered(device uint16) {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -111,6 +112,9 @@ type Server struct {
 	// deliverMu orders deliveries to a device against flushing its queue.
 	deliverMu sync.Mutex
 
+	// connSeq numbers connections (conn.seq) in the order they arrive.
+	connSeq atomic.Uint64
+
 	// mu guards the fields below.
 	mu          sync.Mutex
 	closed      bool
@@ -128,6 +132,10 @@ type Server struct {
 	abPropsErr     *ABPropsError
 
 	obs observer
+
+	// afterWrite, when set (by tests only, before any client connects), runs
+	// after each stanza is written, with the connection's write lock held.
+	afterWrite func(node *waBinary.Node)
 }
 
 // NewServer starts a fake server on a loopback TLS listener and registers

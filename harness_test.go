@@ -83,6 +83,7 @@ type world struct {
 	db        *dbutil.Database
 	container *wsqlstore.Container
 	device    *store.Device
+	deviceNum uint16 // kept apart: a logout clears device.ID under us
 	cli       *whatsmeow.Client
 	plugin    *tctoken.Plugin
 	clock     *fakeClock
@@ -102,6 +103,7 @@ func newWorld(t testing.TB, db *dbutil.Database, opts ...tctoken.Option) *world 
 	if err != nil {
 		t.Fatalf("create device: %v", err)
 	}
+	w.deviceNum = w.device.ID.Device
 	w.start()
 	return w
 }
@@ -126,7 +128,7 @@ func (w *world) start() {
 // while Disconnect tears the socket down.
 func (w *world) stop(plugin *tctoken.Plugin, cli *whatsmeow.Client) {
 	plugin.Close()
-	w.srv.WaitIdle(w.device.ID.Device, time.Second)
+	w.srv.WaitIdle(w.deviceNum, time.Second)
 	cli.Disconnect()
 }
 

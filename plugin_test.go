@@ -16,6 +16,7 @@ import (
 
 	"github.com/tctoken/tctoken"
 	"github.com/tctoken/tctoken/internal/dbtest"
+	tcsqlstore "github.com/tctoken/tctoken/sqlstore"
 	"github.com/tctoken/tctoken/wamock"
 )
 
@@ -550,6 +551,97 @@ func TestSendSurvivesPluginDatabaseFailure(t *testing.T) {
 		}
 		if n := w.logLines(`"level":"debug"`, `"kind":"read"`); n == 0 {
 			t.Fatal("later failures must still be logged, at debug level")
+		}
+	})
+}
+
+// TestScheduleWhileConnected: while connected, the plugin prunes again once
+// a day and fetches AB props again when their refresh interval passes.
+func TestScheduleWhileConnected(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db)
+		w.srv.SetABProps(wamock.ABProps{Hash: "h1", Refresh: 3600, Props: map[int]string{tctoken.PropNCTSend: "1"}})
+		w.connect()
+		w.waitLog(1, "Pruned expired privacy tokens", `"trigger":"connect"`)
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		// Valid now, expired two days from now.
+		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice-old"), w.clock.Now().Add(-4*week+36*time.Hour))
+		w.waitToken(alice.LID(), []byte("alice-old"))
+		fetches := len(w.srv.ABPropsIQs())
+
+		w.clock.Advance(2 * time.Hour)
+		eventually(t, "props fetched again after their refresh interval", func() bool { return len(w.srv.ABPropsIQs()) > fetches })
+		if w.logLines(`"trigger":"daily"`) != 0 {
+			t.Fatal("no daily prune before a day has passed")
+		}
+
+		w.clock.Advance(2 * 24 * time.Hour)
+		w.waitLog(1, "Pruned expired privacy tokens", `"trigger":"daily"`, `"removed":1`)
+		if e, _ := w.plugin.Get(w.ctx, alice.LID()); e != nil && e.Token != nil {
+			t.Fatalf("the daily prune must remove the expired token, got %+v", e)
+		}
+	})
+}
+
+// TestLogoutForgetsTheAccount: a logout deletes the plugin's data for the
+// account and nothing else.
+func TestLogoutForgetsTheAccount(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice"), w.clock.Now())
+		w.waitToken(alice.LID(), []byte("alice"))
+		other := tcsqlstore.New(db).ForAccount(types.NewADJID("15559999999", 0, 3))
+		if _, err := other.PutTokens(w.ctx, tcsqlstore.TokenWrite{Contact: alice.LID(), Token: []byte("x"), TokenTS: 1}); err != nil {
+			t.Fatal(err)
+		}
+		ours := tcsqlstore.New(db).ForAccount(*w.device.ID)
+
+		// What the server sends when the phone unlinks this device.
+		removed := waBinary.Node{Tag: "stream:error", Attrs: waBinary.Attrs{"code": "401"},
+			Content: []waBinary.Node{{Tag: "conflict", Attrs: waBinary.Attrs{"type": "device_removed"}}}}
+		if err := w.srv.Push(removed); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "our rows deleted after logout", func() bool {
+			contacts, err := ours.Contacts(w.ctx)
+			return err == nil && len(contacts) == 0
+		})
+		if contacts, _ := other.Contacts(w.ctx); len(contacts) != 1 {
+			t.Fatalf("another account's rows must stay, got %v", contacts)
+		}
+	})
+}
+
+// TestEnableBeforePairingThenPair: the plugin enabled on a client that is
+// not paired yet binds to the account when pairing succeeds.
+func TestEnableBeforePairingThenPair(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		srv := wamock.NewServer(t)
+		container := wsqlstoreContainer(t, db)
+		cli := srv.NewClient(container.NewDevice(), nil)
+		plugin, err := tctoken.Enable(context.Background(), cli, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			plugin.Close()
+			srv.WaitIdle(cli.Store.ID.Device, time.Second)
+			cli.Disconnect()
+		})
+		srv.ConnectAndPair(t, cli)
+		alice := srv.AddContact(wamock.ContactOptions{})
+		mark := srv.Mark()
+		if _, err := plugin.IssueTokens(context.Background(), []types.JID{alice.LID()}); err != nil {
+			t.Fatalf("IssueTokens after pairing: %v", err)
+		}
+		if n := len(srv.Since(mark)); n == 0 {
+			t.Fatal("the privacy IQ must reach the server")
+		}
+		eventually(t, "AB props fetched on the first connect", func() bool { return len(srv.ABPropsIQs()) > 0 })
+		entry, err := plugin.Get(context.Background(), alice.LID())
+		if err != nil || entry == nil || entry.SenderTimestamp.IsZero() {
+			t.Fatalf("after pairing: %+v, %v", entry, err)
 		}
 	})
 }

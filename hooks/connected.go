@@ -12,6 +12,8 @@ import (
 const (
 	// pruneInterval is how often a long-lived connection prunes again.
 	pruneInterval = 24 * time.Hour
+	// scheduleTick is how often the connection loop looks at its schedule.
+	scheduleTick = time.Second
 	// minPropsRefresh keeps a tiny or zero refresh from busy-looping.
 	minPropsRefresh = time.Minute
 	// defaultPropsRefresh applies when the server names no interval.
@@ -32,16 +34,18 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 	}
 	c.FetchProps(ctx)
 	c.pruneAndLog(ctx, "connect")
-	for c.connGen.Load() == gen {
-		wait := min(c.untilPropsRefresh(acc), c.untilNextPrune())
-		// Wake up at least every minute to notice a disconnect.
-		wait = min(max(wait, time.Second), time.Minute)
+	// Check the schedule every tick against the plugin's clock rather than
+	// sleeping until the deadline: a disconnect is noticed within a tick,
+	// and a clock that jumps (a test's, or a suspended laptop's) is obeyed.
+	ticker := time.NewTicker(scheduleTick)
+	defer ticker.Stop()
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.stop:
 			return
-		case <-time.After(wait):
+		case <-ticker.C:
 		}
 		if c.connGen.Load() != gen {
 			return

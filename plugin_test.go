@@ -645,3 +645,27 @@ func TestEnableBeforePairingThenPair(t *testing.T) {
 		}
 	})
 }
+
+// TestEnableOnConnectedClient: a bridge that enables the plugin after
+// connecting still gets the connect-time work (AB props, pruning).
+func TestEnableOnConnectedClient(t *testing.T) {
+	srv := wamock.NewServer(t)
+	db := dbtest.SQLite(t)
+	device, err := srv.NewDevice(context.Background(), wsqlstoreContainer(t, db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := srv.NewClient(device, nil)
+	srv.ConnectAndWait(t, cli)
+	mark := srv.Mark()
+	plugin, err := tctoken.Enable(context.Background(), cli, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		plugin.Close()
+		srv.WaitIdle(device.ID.Device, time.Second)
+		cli.Disconnect()
+	})
+	srv.WaitForSince(t, mark, "AB props fetch after a late Enable", wamock.IsIQ("abt", "get"), 5*time.Second)
+}

@@ -13,6 +13,7 @@ import (
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tctoken/tctoken/sqlstore"
@@ -157,6 +158,11 @@ func (c *Core) Attach(ctx context.Context) error {
 	c.appState = &AppStateWatch{AppStateStore: c.cli.Store.AppState, core: c}
 	c.cli.Store.AppState = c.appState
 	c.handlerID = c.cli.AddEventHandler(c.handleEvent)
+	// Enabled on a client that is already online: its Connected event has
+	// passed, so start what it would have started.
+	if c.cli.IsLoggedIn() {
+		c.handleEvent(&events.Connected{})
+	}
 	return nil
 }
 

@@ -46,7 +46,9 @@ func (c *Core) handleEvent(rawEvt any) {
 			c.goBackground(func(ctx context.Context) { c.applyAppStateSalt(ctx, value) })
 		}
 	case *events.AppStateSyncComplete:
-		if evt.Name == appstate.WAPatchRegularHigh && !c.cli.EmitAppStateEventsOnFullSync {
+		// Also with EmitAppStateEventsOnFullSync: only the re-read sees
+		// that a snapshot lacks the salt (removed while we were away).
+		if evt.Name == appstate.WAPatchRegularHigh {
 			c.goBackground(c.rescanSaltSnapshot)
 		}
 	}

@@ -57,9 +57,10 @@ type Core struct {
 	defaults  Defaults
 	overrides map[int]string
 
-	account  atomic.Pointer[accountState]
-	bindMu   sync.Mutex   // one bind at a time
-	bindNext atomic.Int64 // unix seconds before which a failed bind is not retried
+	account   atomic.Pointer[accountState]
+	loggedOut atomic.Bool  // set on LoggedOut, cleared by the next PairSuccess
+	bindMu    sync.Mutex   // one bind at a time
+	bindNext  atomic.Int64 // unix seconds before which a failed bind is not retried
 
 	cache *lru.Cache[types.JID, *cachedEntry]
 	// cacheMu orders "no write since my read began, so cache it" against
@@ -91,6 +92,7 @@ type accountState struct {
 	store  *sqlstore.Store
 	salt   atomic.Pointer[[]byte]
 	saltMu sync.Mutex // one salt change at a time: database, then memory
+	ownLID atomic.Pointer[types.JID]
 	policy atomic.Pointer[Policy]
 	props  atomic.Pointer[sqlstore.PropsSnapshot]
 	// nextPropsFetch (unix seconds) and refreshID live for the process:
@@ -206,6 +208,9 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 		return nil
 	}
 	acc := &accountState{jid: jid, store: c.container.ForAccount(jid)}
+	if lid := c.cli.Store.GetLID().ToNonAD(); !lid.IsEmpty() {
+		acc.ownLID.Store(&lid)
+	}
 	salt, _, _, err := acc.store.GetSalt(ctx)
 	if err != nil {
 		return fmt.Errorf("load NCT salt for %s: %w", jid, err)
@@ -235,13 +240,14 @@ func (c *Core) acct(ctx context.Context) (*accountState, error) {
 	if acc := c.account.Load(); acc != nil {
 		return acc, nil
 	}
-	if c.cli.Store.ID == nil {
+	id := c.storeID()
+	if id == nil {
 		return nil, ErrNotLoggedIn
 	}
 	if c.nowUnix() < c.bindNext.Load() {
 		return nil, ErrNotBound
 	}
-	if err := c.bind(ctx, *c.cli.Store.ID); err != nil {
+	if err := c.bind(ctx, *id); err != nil {
 		c.bindNext.Store(c.now().Add(bindRetry).Unix())
 		c.warnOnce("bind", err, "Failed to load the plugin's account state; retrying later")
 		return nil, fmt.Errorf("%w: %w", ErrNotBound, err)
@@ -260,13 +266,38 @@ func (c *Core) Policy() Policy {
 
 func (c *Core) nowUnix() int64 { return c.now().Unix() }
 
+// own is our account in both forms. Both are read from the device store
+// once and kept, because whatsmeow clears those fields without a lock when
+// the session is deleted.
 func (c *Core) own() Own {
 	var own Own
-	if id := c.cli.Store.ID; id != nil {
+	if acc := c.account.Load(); acc != nil {
+		own.PN = acc.jid.ToNonAD()
+		if lid := acc.ownLID.Load(); lid != nil {
+			own.LID = *lid
+			return own
+		}
+	} else if id := c.storeID(); id != nil {
 		own.PN = id.ToNonAD()
 	}
+	if c.loggedOut.Load() {
+		return own
+	}
 	own.LID = c.cli.Store.GetLID().ToNonAD()
+	if acc := c.account.Load(); acc != nil && !own.LID.IsEmpty() {
+		acc.ownLID.Store(&own.LID)
+	}
 	return own
+}
+
+// storeID reads the device's JID, unless the device logged out: whatsmeow
+// clears the field from another goroutine without a lock while deleting the
+// session, so after a logout the plugin stops looking until a new pairing.
+func (c *Core) storeID() *types.JID {
+	if c.loggedOut.Load() {
+		return nil
+	}
+	return c.cli.Store.ID
 }
 
 // resolve maps a contact to its LID (when known) and PN (when known), and the

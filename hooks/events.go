@@ -21,6 +21,7 @@ func (c *Core) handleEvent(rawEvt any) {
 		c.subscribed.Purge()
 	case *events.PairSuccess:
 		jid := evt.ID
+		c.loggedOut.Store(false)
 		c.goBackground(func(ctx context.Context) {
 			if err := c.bind(ctx, jid); err != nil {
 				c.log.Err(err).Stringer("account", jid).Msg("Failed to bind the plugin to the newly paired account")
@@ -28,6 +29,7 @@ func (c *Core) handleEvent(rawEvt any) {
 		})
 	case *events.LoggedOut:
 		c.connGen.Add(1)
+		c.loggedOut.Store(true)
 		c.goBackground(c.forgetAccount)
 	case *events.IdentityChange:
 		jid := evt.JID

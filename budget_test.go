@@ -11,6 +11,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/tctoken/tctoken/internal/dbtest"
+	tcsqlstore "github.com/tctoken/tctoken/sqlstore"
 	"github.com/tctoken/tctoken/wamock"
 )
 
@@ -95,6 +96,18 @@ func BenchmarkDecide(b *testing.B) {
 	stranger := types.NewJID("400000000000002", types.HiddenUserServer)
 	w.plugin.Decide(ctx, stranger)
 	b.Run("nothing-cached", func(b *testing.B) {
+		for b.Loop() {
+			w.plugin.Decide(ctx, stranger)
+		}
+	})
+	// With a salt, a first contact gets a cstoken: the HMAC is the cost.
+	if err := tcsqlstore.New(w.db).ForAccount(*w.device.ID).SetAppStateSalt(ctx, []byte("bench-salt")); err != nil {
+		b.Fatal(err)
+	}
+	w.plugin.Close()
+	w.start() // a new plugin loads the salt
+	w.plugin.Decide(ctx, stranger)
+	b.Run("cstoken-cached", func(b *testing.B) {
 		for b.Loop() {
 			w.plugin.Decide(ctx, stranger)
 		}

@@ -68,6 +68,7 @@ type Core struct {
 	cacheMu  sync.Mutex
 	writeGen uint64
 
+	cstokens   *lru.Cache[types.JID, cstokenEntry]
 	issuing    singleflight.Group
 	history    *lru.Cache[types.JID, historyFact]
 	subscribed *lru.Cache[types.JID, types.JID]
@@ -107,6 +108,12 @@ type cachedEntry struct {
 	senderTS int64
 }
 
+// cstokenEntry is a computed cstoken and the salt it was computed with.
+type cstokenEntry struct {
+	salt  *[]byte
+	token []byte
+}
+
 // historyFact remembers what a history sync said about a contact, so that
 // whatsmeow's own write of the same token (with the sender timestamp filed
 // as the token timestamp) can be corrected whenever it lands.
@@ -142,6 +149,7 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 	c.cache, _ = lru.New[types.JID, *cachedEntry](cacheSize)
 	c.history, _ = lru.New[types.JID, historyFact](cacheSize)
 	c.subscribed, _ = lru.New[types.JID, types.JID](cacheSize)
+	c.cstokens, _ = lru.New[types.JID, cstokenEntry](cacheSize)
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	c.stop = make(chan struct{})
 	return c

@@ -42,6 +42,9 @@ type DecisionInput struct {
 	Token   []byte
 	TokenTS int64
 	Salt    []byte
+	// CSToken, when set, is CSToken(Salt, LID) computed earlier (cached);
+	// Decide computes it otherwise.
+	CSToken []byte
 	Policy  Policy
 	Now     int64
 }
@@ -72,7 +75,11 @@ func Decide(in DecisionInput) Decision {
 	if in.LID.IsEmpty() {
 		return Decision{Reason: noTokenReason(hasToken, in) + "; recipient's LID unknown, no cstoken"}
 	}
-	return Decision{Attach: AttachCSToken, Token: CSToken(in.Salt, in.LID.ToNonAD()), Reason: noTokenReason(hasToken, in) + "; cstoken over LID"}
+	cstoken := in.CSToken
+	if cstoken == nil {
+		cstoken = CSToken(in.Salt, in.LID.ToNonAD())
+	}
+	return Decision{Attach: AttachCSToken, Token: cstoken, Reason: noTokenReason(hasToken, in) + "; cstoken over LID"}
 }
 
 func noTokenReason(hasToken bool, in DecisionInput) string {

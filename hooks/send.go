@@ -27,6 +27,7 @@ func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, t
 	}
 	in.LID, in.Salt = v.lid, c.Salt()
 	in.Token, in.TokenTS = v.entry.token, v.entry.tokenTS
+	in.CSToken = c.cachedCSToken(v.acc, v.lid)
 	return Decide(in), v.lid, v.pn
 }
 
@@ -78,4 +79,21 @@ func callerAttachedToken(nodes *[]waBinary.Node) bool {
 		}
 	}
 	return false
+}
+
+// cachedCSToken returns the cstoken over lid under the salt in force, from
+// a bounded cache: the HMAC is most of what a first-contact send costs.
+// Entries remember the salt they were computed with, so a salt change
+// needs no purge that a concurrent computation could undo.
+func (c *Core) cachedCSToken(acc *accountState, lid types.JID) []byte {
+	salt := acc.salt.Load()
+	if salt == nil || lid.IsEmpty() {
+		return nil
+	}
+	if cached, ok := c.cstokens.Get(lid); ok && cached.salt == salt {
+		return cached.token
+	}
+	token := CSToken(*salt, lid)
+	c.cstokens.Add(lid, cstokenEntry{salt: salt, token: token})
+	return token
 }

@@ -52,8 +52,7 @@ func TestSendPathBudget(t *testing.T) {
 		if _, err := w.plugin.IssueTokens(w.ctx, []types.JID{alice.LID()}); err != nil {
 			t.Fatal(err)
 		}
-		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice-token"), w.clock.Now())
-		w.waitToken(alice.LID(), []byte("alice-token"))
+		w.receiveToken(alice.LID(), "alice-token")
 		w.plugin.Close() // let nothing in the background touch the counters
 		w.start()        // a fresh plugin: an empty cache
 		w.connect()

@@ -91,8 +91,7 @@ func TestReplyCarriesTCTokenNotCSToken(t *testing.T) {
 		w.srv.SetMessageRule(wamock.RequireToken())
 		w.setSaltViaAppState(testSalt)
 		alice := w.srv.AddContact(wamock.ContactOptions{})
-		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice-token"), w.clock.Now())
-		w.waitToken(alice.LID(), []byte("alice-token"))
+		w.receiveToken(alice.LID(), "alice-token")
 
 		msg, err := w.sendAndCapture(alice.LID())
 		if err != nil {
@@ -268,8 +267,7 @@ func TestABPropsGates(t *testing.T) {
 		eventually(t, "props applied", func() bool { return !w.plugin.Policy().AttachTCToken })
 		w.setSaltViaAppState(testSalt)
 		alice := w.srv.AddContact(wamock.ContactOptions{})
-		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice-token"), w.clock.Now())
-		w.waitToken(alice.LID(), []byte("alice-token"))
+		w.receiveToken(alice.LID(), "alice-token")
 		msg, err := w.sendAndCapture(alice.LID())
 		if err != nil {
 			t.Fatal(err)
@@ -296,8 +294,7 @@ func TestABPropsDurationDeltaAndRestart(t *testing.T) {
 
 		// A shorter duration expires tokens sooner: 2 hour-buckets.
 		alice := w.srv.AddContact(wamock.ContactOptions{})
-		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice-token"), w.clock.Now())
-		w.waitToken(alice.LID(), []byte("alice-token"))
+		w.receiveToken(alice.LID(), "alice-token")
 		if d := w.plugin.Decide(w.ctx, alice.LID()); d.Attach != tctoken.AttachTCToken {
 			t.Fatalf("fresh token: %+v", d)
 		}

@@ -172,8 +172,8 @@ func text(s string) *waE2E.Message {
 	return &waE2E.Message{Conversation: proto.String(s)}
 }
 
-// pushToken delivers a privacy_token notification from a contact and waits
-// until the plugin stored it.
+// pushToken delivers a privacy_token notification from a contact, addressed
+// to our LID. It does not wait: a token that must be refused never arrives.
 func (w *world) pushToken(from, senderLID types.JID, token []byte, ts time.Time) {
 	w.t.Helper()
 	target := w.srv.OwnLID()
@@ -193,6 +193,14 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// receiveToken has a contact issue its token to us now, from its LID, and
+// waits until the plugin holds it.
+func (w *world) receiveToken(contact types.JID, token string) {
+	w.t.Helper()
+	w.pushToken(contact, types.EmptyJID, []byte(token), w.clock.Now())
+	w.waitToken(contact, []byte(token))
 }
 
 // waitToken waits until Get returns a token equal to want for jid.

@@ -264,8 +264,7 @@ func TestTCTokenAttachedUntilExpiry(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
 		alice := w.srv.AddContact(wamock.ContactOptions{})
-		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice-token"), w.clock.Now())
-		w.waitToken(alice.LID(), []byte("alice-token"))
+		w.receiveToken(alice.LID(), "alice-token")
 
 		// Through whatsmeow directly: Enable alone attaches it.
 		mark := w.srv.Mark()
@@ -505,8 +504,7 @@ func TestPresenceResubscribedWithNewToken(t *testing.T) {
 			t.Fatalf("re-subscription tctoken = %q", got)
 		}
 		mark = w.srv.Mark()
-		w.pushToken(bob.LID(), types.EmptyJID, []byte("bob-new"), w.clock.Now())
-		w.waitToken(bob.LID(), []byte("bob-new"))
+		w.receiveToken(bob.LID(), "bob-new")
 		w.plugin.Close()
 		for _, n := range w.srv.Since(mark) {
 			if isSubscribe(bob.LID())(n) {
@@ -589,8 +587,7 @@ func TestLogoutForgetsTheAccount(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
 		alice := w.srv.AddContact(wamock.ContactOptions{})
-		w.pushToken(alice.LID(), types.EmptyJID, []byte("alice"), w.clock.Now())
-		w.waitToken(alice.LID(), []byte("alice"))
+		w.receiveToken(alice.LID(), "alice")
 		other := tcsqlstore.New(db).ForAccount(types.NewADJID("15559999999", 0, 3))
 		if _, err := other.PutTokens(w.ctx, tcsqlstore.TokenWrite{Contact: alice.LID(), Token: []byte("x"), TokenTS: 1}); err != nil {
 			t.Fatal(err)

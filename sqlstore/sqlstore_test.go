@@ -55,11 +55,14 @@ func put(t *testing.T, s *sqlstore.Store, writes ...sqlstore.TokenWrite) []bool 
 
 func get(t *testing.T, s *sqlstore.Store, contact types.JID) *sqlstore.Entry {
 	t.Helper()
-	entry, err := s.Get(context.Background(), contact)
+	entries, err := s.GetMany(context.Background(), contact)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return entry
+	if len(entries) == 0 {
+		return nil
+	}
+	return entries[0]
 }
 
 func assertEntry(t *testing.T, got *sqlstore.Entry, want sqlstore.Entry) {

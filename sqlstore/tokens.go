@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -68,9 +67,6 @@ const (
 		ON CONFLICT (our_jid, their_jid) DO UPDATE
 			SET sender_ts=excluded.sender_ts, updated_at=excluded.updated_at
 			WHERE tctoken_tokens.sender_ts IS NULL OR excluded.sender_ts > tctoken_tokens.sender_ts
-	`
-	getEntryQuery = `
-		SELECT their_jid, token, token_ts, sender_ts FROM tctoken_tokens WHERE our_jid=$1 AND their_jid=$2
 	`
 	// The IN list is filled in by GetMany, one placeholder per contact.
 	getEntriesQuery = `
@@ -173,17 +169,6 @@ func (s *Store) SetSenderTimestamps(ctx context.Context, ts int64, contacts ...t
 		return fmt.Errorf("tctoken: failed to store sender timestamps of %d contact(s) for %s: %w", len(contacts), s.ourJID, err)
 	}
 	return nil
-}
-
-// Get returns what is stored about contact, or nil if nothing is.
-func (s *Store) Get(ctx context.Context, contact types.JID) (*Entry, error) {
-	entry, err := scanEntry(s.db.QueryRow(ctx, getEntryQuery, s.ourJID, contactKey(contact)))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("tctoken: failed to get token of %s: %w", contactKey(contact), err)
-	}
-	return entry, nil
 }
 
 // GetMany reads the rows of several keys of one contact (its LID and its

@@ -128,3 +128,25 @@ func TestParseIssueReplySkipsBadTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestIssueTarget(t *testing.T) {
+	pn := types.NewJID("15551230009", types.DefaultUserServer)
+	lid := types.NewJID("111111111111119", types.HiddenUserServer)
+	cases := []struct {
+		name       string
+		issueToLID bool
+		key, lid   types.JID
+		pn         types.JID
+		want       types.JID
+	}{
+		{"LID known", true, lid, lid, pn, lid},
+		{"prop 14303 off", false, lid, lid, pn, pn},
+		{"LID unknown", true, pn, types.EmptyJID, pn, pn},
+		{"PN unknown, prop off", false, lid, lid, types.EmptyJID, lid},
+	}
+	for _, c := range cases {
+		if got := issueTarget(c.issueToLID, c.key, c.lid, c.pn); got != c.want {
+			t.Errorf("%s: issueTarget = %s, want %s", c.name, got, c.want)
+		}
+	}
+}

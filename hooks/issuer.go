@@ -32,8 +32,10 @@ func (c *Core) IssueTokens(ctx context.Context, jids []types.JID) ([]ReceivedTok
 	targets := make([]IssueTarget, 0, len(jids))
 	keyOf := make(map[types.JID]types.JID, len(jids))
 	seen := make(map[types.JID]bool, len(jids))
+	issueToLID := acc.policy.Load().IssueToLID
 	for _, jid := range jids {
-		target, key := c.issueTarget(ctx, acc, jid)
+		key, lid, pn := c.resolve(ctx, jid)
+		target := issueTarget(issueToLID, key, lid, pn)
 		if seen[key] {
 			continue
 		}
@@ -44,17 +46,16 @@ func (c *Core) IssueTokens(ctx context.Context, jids []types.JID) ([]ReceivedTok
 	return c.issue(ctx, acc, targets, keyOf)
 }
 
-// issueTarget picks the JID we address the issuance to (the LID when known
-// and AB prop 14303 allows it) and the key our row lives under.
-func (c *Core) issueTarget(ctx context.Context, acc *accountState, jid types.JID) (target, key types.JID) {
-	key, lid, pn := c.resolve(ctx, jid)
-	target = key
-	if !acc.policy.Load().IssueToLID && !pn.IsEmpty() {
-		target = pn
-	} else if !lid.IsEmpty() {
-		target = lid
+// issueTarget picks the JID we address the issuance to: the LID when known,
+// unless AB prop 14303 says the PN; else the key the row lives under.
+func issueTarget(issueToLID bool, key, lid, pn types.JID) types.JID {
+	switch {
+	case !issueToLID && !pn.IsEmpty():
+		return pn
+	case !lid.IsEmpty():
+		return lid
 	}
-	return target, key
+	return key
 }
 
 // issue sends the IQs, chunk by chunk. A chunk that fails stops the run; the
@@ -147,10 +148,6 @@ func (c *Core) Reissue(ctx context.Context, contact types.JID) {
 // arriving after it finished decides again on the fresh sender timestamp.
 // pick says whether to issue and with which t.
 func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, pick func(timing Timing, senderTS, now int64) (t int64, ok bool)) {
-	acc, err := c.acct(ctx)
-	if err != nil {
-		return
-	}
 	key, _, _ := c.resolve(ctx, contact)
 	_, _, _ = c.issuing.Do(key.String(), func() (any, error) {
 		v, err := c.view(ctx, contact)
@@ -163,8 +160,8 @@ func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, 
 				Msg("No issuance due")
 			return nil, nil
 		}
-		target, _ := c.issueTarget(ctx, acc, contact)
-		_, err = c.issue(ctx, acc, []IssueTarget{{JID: target, T: t}}, map[types.JID]types.JID{target: key})
+		target := issueTarget(v.acc.policy.Load().IssueToLID, v.key, v.lid, v.pn)
+		_, err = c.issue(ctx, v.acc, []IssueTarget{{JID: target, T: t}}, map[types.JID]types.JID{target: v.key})
 		if err != nil {
 			c.log.Warn().Err(err).Stringer("contact", key).Str("trigger", trigger).Msg("Failed to issue our privacy token")
 		} else {

@@ -22,20 +22,13 @@ func (c *Core) SubscribePresence(ctx context.Context, jid types.JID) error {
 // Presence updates only reach subscribers, so one from a contact counts too.
 func (c *Core) markSubscribed(jid types.JID) {
 	jid = jid.ToNonAD()
-	if jid.Server != types.DefaultUserServer && jid.Server != types.HiddenUserServer {
+	if Ineligible(jid, Own{}) != "" {
 		return
 	}
 	key, _, _ := c.resolve(context.Background(), jid)
 	if _, ok := c.subscribed.Get(key); !ok {
 		c.subscribed.Add(key, jid)
 	}
-}
-
-// IsSubscribed reports whether we hold a presence subscription to the contact.
-func (c *Core) IsSubscribed(jid types.JID) bool {
-	key, _, _ := c.resolve(context.Background(), jid)
-	_, ok := c.subscribed.Get(key)
-	return ok
 }
 
 // resubscribePresence re-sends the subscription after a new token arrived,

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -85,6 +86,11 @@ type Core struct {
 	logOnce   sync.Map     // error kind -> struct{}: log a recurring failure once
 	nextPrune atomic.Int64 // unix seconds; 0 = prune at the next chance
 	connGen   atomic.Uint64
+
+	// beforeTokenWrite, when set by a test, runs between the history-fact
+	// check and the database write of every token batch, so that tests can
+	// force the interleavings of whatsmeow's write and the history handler.
+	beforeTokenWrite func(source string)
 }
 
 // accountState is everything bound to one logged-in device.
@@ -377,13 +383,7 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 		return nil, fmt.Errorf("read token for %s: %w", key, err)
 	}
 	c.clearWarned("read")
-	entry := &cachedEntry{}
-	for _, row := range rows {
-		if len(row.Token) > 0 && row.TokenTS >= entry.tokenTS {
-			entry.token, entry.tokenTS = row.Token, row.TokenTS
-		}
-		entry.senderTS = max(entry.senderTS, row.SenderTS)
-	}
+	entry := mergeRows(rows)
 	// A write that committed while this read ran may have changed the row:
 	// cache only what no write can have made stale.
 	c.cacheMu.Lock()
@@ -392,6 +392,36 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 	}
 	c.cacheMu.Unlock()
 	return entry, nil
+}
+
+// mergeRows merges the rows of one contact (under its LID and its PN) into
+// one entry: the newest token, the newest sender timestamp. A row that holds
+// the same token bytes as another but with our sender timestamp as its token
+// timestamp is whatsmeow 2025-12's history-sync mistake (filed under the PN
+// while the plugin wrote the LID row right): its timestamp is never
+// preferred, or an expired token would look as new as our last issuance.
+func mergeRows(rows []*sqlstore.Entry) *cachedEntry {
+	entry := &cachedEntry{}
+	for _, row := range rows {
+		entry.senderTS = max(entry.senderTS, row.SenderTS)
+	}
+	misfiled := func(row *sqlstore.Entry) bool {
+		if entry.senderTS == 0 || row.TokenTS != entry.senderTS {
+			return false
+		}
+		for _, other := range rows {
+			if other != row && other.TokenTS != row.TokenTS && bytes.Equal(other.Token, row.Token) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, row := range rows {
+		if len(row.Token) > 0 && row.TokenTS >= entry.tokenTS && !misfiled(row) {
+			entry.token, entry.tokenTS = row.Token, row.TokenTS
+		}
+	}
+	return entry
 }
 
 // wrote must follow every committed write: in-flight reads will not cache

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
@@ -73,6 +74,10 @@ type Core struct {
 	issuing    singleflight.Group
 	history    *lru.Cache[types.JID, historyFact]
 	subscribed *lru.Cache[types.JID, types.JID]
+	// First-contact LID lookups (lidlookup.go): one in flight per number,
+	// and numbers without a LID remembered for a while.
+	lidLookups  singleflight.Group
+	unknownLIDs *expirable.LRU[types.JID, struct{}]
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -106,6 +111,10 @@ type accountState struct {
 	// every connect fetches anyway.
 	nextPropsFetch atomic.Int64
 	refreshID      atomic.Value // string
+	// imported: whatsmeow's own tokens have been imported (see adopt.go);
+	// until then cold reads also ask whatsmeow's store.
+	imported  atomic.Bool
+	importing atomic.Bool
 }
 
 type cachedEntry struct {
@@ -156,6 +165,7 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 	c.history, _ = lru.New[types.JID, historyFact](cacheSize)
 	c.subscribed, _ = lru.New[types.JID, types.JID](cacheSize)
 	c.cstokens, _ = lru.New[types.JID, cstokenEntry](cacheSize)
+	c.unknownLIDs = newUnknownLIDCache()
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	c.stop = make(chan struct{})
 	return c
@@ -173,6 +183,9 @@ func (c *Core) Attach(ctx context.Context) error {
 	c.cli.Store.PrivacyTokens = (*TokenStore)(c)
 	c.appState = &AppStateWatch{AppStateStore: c.cli.Store.AppState, core: c}
 	c.cli.Store.AppState = c.appState
+	if c.cli.Store.Container != nil {
+		c.cli.Store.Container = &LogoutWatch{DeviceContainer: c.cli.Store.Container, core: c}
+	}
 	c.handlerID = c.cli.AddEventHandler(c.handleEvent)
 	// Enabled on a client that is already online: its Connected event has
 	// passed, so start what it would have started.
@@ -243,8 +256,14 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	}
 	policy := ComputePolicy(c.defaults, values, c.overrides)
 	acc.policy.Store(&policy)
-	c.cache.Purge()
+	imported, err := acc.store.Imported(ctx)
+	if err != nil {
+		return fmt.Errorf("load the import status for %s: %w", jid, err)
+	}
+	acc.imported.Store(imported)
+	c.wroteAll()
 	c.account.Store(acc)
+	c.startImport(acc)
 	return nil
 }
 
@@ -383,6 +402,9 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 		return nil, fmt.Errorf("read token for %s: %w", key, err)
 	}
 	c.clearWarned("read")
+	if inner := c.innerRow(ctx, acc, key); inner != nil {
+		rows = append(rows, inner)
+	}
 	entry := mergeRows(rows)
 	// A write that committed while this read ran may have changed the row:
 	// cache only what no write can have made stale.

@@ -118,6 +118,13 @@ func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string
 	if err != nil {
 		return fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
 	}
+	through := make([]sqlstore.TokenWrite, 0, len(writes))
+	for i, write := range writes {
+		if applied[i] {
+			through = append(through, write)
+		}
+	}
+	c.writeThrough(ctx, through)
 	for i, write := range writes {
 		if !applied[i] {
 			c.log.Debug().Stringer("contact", write.Contact).Int64("token_ts", write.TokenTS).Str("source", source).
@@ -177,8 +184,11 @@ func (c *Core) mendLateHistoryFacts(ctx context.Context, acc *accountState, writ
 		if realTS == write.TokenTS {
 			continue
 		}
-		if _, err := acc.store.MendHistoryTimestamp(ctx, write.Contact, write.Token, write.TokenTS, realTS); err != nil {
+		mended, err := acc.store.MendHistoryTimestamp(ctx, write.Contact, write.Token, write.TokenTS, realTS)
+		if err != nil {
 			c.log.Err(err).Stringer("contact", write.Contact).Msg("Failed to mend a history-sync token timestamp")
+		} else if mended {
+			writes[i].TokenTS = realTS
 		}
 	}
 }

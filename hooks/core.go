@@ -121,6 +121,9 @@ type cachedEntry struct {
 	token    []byte
 	tokenTS  int64
 	senderTS int64
+	// stale: a write may have changed the rows since this was read; the
+	// next use reads again, and falls back to this if the read fails.
+	stale bool
 }
 
 // cstokenEntry is a computed cstoken and the salt it was computed with.
@@ -383,8 +386,9 @@ func (c *Core) view(ctx context.Context, jid types.JID) (v contactView, err erro
 // lookup returns the merged entry for a contact. A row filed under the PN
 // before the LID was known still counts.
 func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types.JID) (*cachedEntry, error) {
-	if entry, ok := c.cache.Get(key); ok {
-		return entry, nil
+	cached, isCached := c.cache.Get(key)
+	if isCached && !cached.stale {
+		return cached, nil
 	}
 	c.cacheMu.Lock()
 	gen := c.writeGen
@@ -398,6 +402,12 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 	}
 	rows, err := acc.store.GetMany(ctx, candidates...)
 	if err != nil {
+		if isCached {
+			// The database is failing: the last entry known beats none.
+			// Expiry is still judged by the clock when it is used.
+			c.warnOnce("read", err, "Failed to read privacy tokens; using the last known ones")
+			return cached, nil
+		}
 		c.warnOnce("read", err, "Failed to read privacy tokens; going on without them")
 		return nil, fmt.Errorf("read token for %s: %w", key, err)
 	}
@@ -446,14 +456,80 @@ func mergeRows(rows []*sqlstore.Entry) *cachedEntry {
 	return entry
 }
 
-// wrote must follow every committed write: in-flight reads will not cache
-// what they read, and the cached entries of the keys are dropped.
+// wrote must follow every write whose effect the cache cannot apply itself
+// (or that may have failed halfway): in-flight reads will not cache what
+// they read, and the cached entries of the keys are marked stale. A stale
+// entry is read again on its next use, and still served if that read fails,
+// so a database outage never costs a contact the token last known for it.
 func (c *Core) wrote(keys ...types.JID) {
 	c.cacheMu.Lock()
 	defer c.cacheMu.Unlock()
 	c.writeGen++
 	for _, key := range keys {
-		c.cache.Remove(key)
+		if entry, ok := c.cache.Peek(key); ok && !entry.stale {
+			stale := *entry
+			stale.stale = true
+			c.cache.Add(key, &stale)
+		}
+	}
+}
+
+// wroteTokens applies committed token writes to the cached entries in place,
+// so a send right after a new token arrived needs no read. Entries are
+// replaced, never mutated: readers hold them without a lock.
+func (c *Core) wroteTokens(writes []sqlstore.TokenWrite) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, write := range writes {
+		if entry, ok := c.cache.Peek(write.Contact); ok && write.TokenTS >= entry.tokenTS {
+			updated := *entry
+			updated.token, updated.tokenTS = write.Token, write.TokenTS
+			c.cache.Add(write.Contact, &updated)
+		}
+	}
+}
+
+// prunedCache applies a committed prune to the cached entries, as the
+// store's Prune applied it to the rows: expired tokens go, expired sender
+// timestamps go.
+func (c *Core) prunedCache(recvCutoff, sendCutoff int64) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, key := range c.cache.Keys() {
+		entry, ok := c.cache.Peek(key)
+		if !ok {
+			continue
+		}
+		tokenExpired := len(entry.token) > 0 && (entry.tokenTS == 0 || entry.tokenTS < recvCutoff)
+		senderExpired := entry.senderTS > 0 && entry.senderTS < sendCutoff
+		if !tokenExpired && !senderExpired {
+			continue
+		}
+		updated := *entry
+		if tokenExpired {
+			updated.token, updated.tokenTS = nil, 0
+		}
+		if senderExpired && len(updated.token) == 0 {
+			updated.senderTS = 0
+		}
+		c.cache.Add(key, &updated)
+	}
+}
+
+// wroteSenderTimestamp applies a committed sender timestamp to the cached
+// entries in place; the stored one only ever moves forward, and so does this.
+func (c *Core) wroteSenderTimestamp(ts int64, keys ...types.JID) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, key := range keys {
+		if entry, ok := c.cache.Peek(key); ok && ts > entry.senderTS {
+			updated := *entry
+			updated.senderTS = ts
+			c.cache.Add(key, &updated)
+		}
 	}
 }
 

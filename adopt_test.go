@@ -312,6 +312,9 @@ func TestLogoutDeletesOnlyThatAccount(t *testing.T) {
 
 		// Client.Logout in whatsmeow 2025-12 emits no LoggedOut event.
 		leaving := *leave.device.ID
+		// Logout disconnects: let the client finish sending first, as
+		// whatsmeow 2025-12 races (under -race) with a frame in flight.
+		leave.srv.WaitIdle(leave.deviceNum, time.Second)
 		if err := leave.cli.Logout(leave.ctx); err != nil {
 			t.Fatalf("logout: %v", err)
 		}

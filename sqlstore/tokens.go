@@ -245,60 +245,90 @@ func scanContact(row dbutil.Scannable) (types.JID, error) {
 // A token is expired on the receiver side when its timestamp is before the
 // cutoff; a zero timestamp is always expired, whatever the cutoff. Our own
 // issued token is still valid while sender_ts >= the sender cutoff.
+//
+// Each statement deletes or clears at most PruneBatchSize rows, found by an
+// index range scan, and commits on its own: at a million rows a prune in one
+// transaction held SQLite's single write lock, which whatsmeow's session
+// writes inside a send wait on, for over a second.
 const (
 	// Rows with nothing left worth keeping: no token, and no valid issuance.
 	// Deleted first so that they are not counted as pruned tokens below.
 	pruneSenderOnlyQuery = `
-		DELETE FROM tctoken_tokens
-		WHERE our_jid=$1 AND token IS NULL AND (sender_ts IS NULL OR sender_ts < $2)
+		DELETE FROM tctoken_tokens WHERE our_jid=$1 AND their_jid IN (
+			SELECT their_jid FROM tctoken_tokens
+			WHERE our_jid=$1 AND token IS NULL AND (sender_ts IS NULL OR sender_ts < $2)
+			LIMIT $3
+		)
 	`
+	// token_ts is NULL exactly when token is (a CHECK says so), and $2 is
+	// at least 1, so a zero token_ts counts as expired.
 	pruneWholeRowsQuery = `
-		DELETE FROM tctoken_tokens
-		WHERE our_jid=$1 AND token IS NOT NULL AND (token_ts = 0 OR token_ts < $2)
-			AND (sender_ts IS NULL OR sender_ts < $3)
+		DELETE FROM tctoken_tokens WHERE our_jid=$1 AND their_jid IN (
+			SELECT their_jid FROM tctoken_tokens
+			WHERE our_jid=$1 AND token_ts < $2 AND (sender_ts IS NULL OR sender_ts < $3)
+			LIMIT $4
+		)
 	`
 	// An expired token whose row still has a valid sender timestamp: keep the
 	// row, or we would forget that we issued and issue again too early. The
 	// delete above has already taken the rows without one.
 	pruneTokensOnlyQuery = `
 		UPDATE tctoken_tokens SET token=NULL, token_ts=NULL, updated_at=$3
-		WHERE our_jid=$1 AND token IS NOT NULL AND (token_ts = 0 OR token_ts < $2)
+		WHERE our_jid=$1 AND their_jid IN (
+			SELECT their_jid FROM tctoken_tokens WHERE our_jid=$1 AND token_ts < $2 LIMIT $4
+		)
 	`
 )
 
+// PruneBatchSize is how many rows one prune statement deletes or clears.
+const PruneBatchSize = 1000
+
 // Prune removes the tokens expired on the receiver side (token_ts <
-// recvCutoff, or zero) in one transaction. A row whose sender timestamp is
-// still valid (>= sendCutoff) keeps that timestamp and loses only the token;
-// other rows go entirely, as do rows without a token whose sender timestamp
-// has expired. It returns the number of tokens removed, not counting rows
-// that held only a sender timestamp.
+// recvCutoff, or zero). A row whose sender timestamp is still valid (>=
+// sendCutoff) keeps that timestamp and loses only the token; other rows go
+// entirely, as do rows without a token whose sender timestamp has expired.
+// It returns the number of tokens removed, not counting rows that held only
+// a sender timestamp.
+//
+// It works in batches of PruneBatchSize, each committed on its own, so a
+// large prune never holds the database for long. Interrupted (an error, a
+// cancelled ctx, a crash), it leaves every row either pruned or as it was,
+// and the next prune finishes the work.
 func (s *Store) Prune(ctx context.Context, recvCutoff, sendCutoff int64) (int64, error) {
+	recvCutoff = max(recvCutoff, 1)
 	var removed int64
-	err := s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
-		if _, err := s.db.Exec(ctx, pruneSenderOnlyQuery, s.ourJID, sendCutoff); err != nil {
-			return fmt.Errorf("failed to delete expired sender timestamps: %w", err)
+	steps := []struct {
+		what  string
+		count bool
+		exec  func() (sql.Result, error)
+	}{
+		{"delete expired sender timestamps", false, func() (sql.Result, error) {
+			return s.db.Exec(ctx, pruneSenderOnlyQuery, s.ourJID, sendCutoff, PruneBatchSize)
+		}},
+		{"delete expired tokens", true, func() (sql.Result, error) {
+			return s.db.Exec(ctx, pruneWholeRowsQuery, s.ourJID, recvCutoff, sendCutoff, PruneBatchSize)
+		}},
+		{"clear expired tokens", true, func() (sql.Result, error) {
+			return s.db.Exec(ctx, pruneTokensOnlyQuery, s.ourJID, recvCutoff, s.now(), PruneBatchSize)
+		}},
+	}
+	for _, step := range steps {
+		for {
+			res, err := step.exec()
+			if err != nil {
+				return removed, fmt.Errorf("tctoken: failed to prune tokens of %s: %s: %w", s.ourJID, step.what, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return removed, fmt.Errorf("tctoken: failed to prune tokens of %s: count rows (%s): %w", s.ourJID, step.what, err)
+			}
+			if step.count {
+				removed += n
+			}
+			if n < PruneBatchSize {
+				break
+			}
 		}
-		res, err := s.db.Exec(ctx, pruneWholeRowsQuery, s.ourJID, recvCutoff, sendCutoff)
-		if err != nil {
-			return fmt.Errorf("failed to delete expired tokens: %w", err)
-		}
-		deleted, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("failed to count deleted tokens: %w", err)
-		}
-		res, err = s.db.Exec(ctx, pruneTokensOnlyQuery, s.ourJID, recvCutoff, s.now())
-		if err != nil {
-			return fmt.Errorf("failed to clear expired tokens: %w", err)
-		}
-		cleared, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("failed to count cleared tokens: %w", err)
-		}
-		removed = deleted + cleared
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("tctoken: failed to prune tokens of %s: %w", s.ourJID, err)
 	}
 	return removed, nil
 }

@@ -1,8 +1,10 @@
 package tctoken_test
 
 import (
+	"context"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,4 +108,120 @@ func filter(nodes []*waBinary.Node, match func(*waBinary.Node) bool) []*waBinary
 		}
 	}
 	return out
+}
+
+// makeTokensReadOnly makes every write to the plugin's token table fail,
+// while reads keep working: a database mounted read-only, or a role that
+// lost its write grant.
+func makeTokensReadOnly(t *testing.T, db *dbutil.Database) {
+	t.Helper()
+	var stmts []string
+	if db.Dialect == dbutil.Postgres {
+		stmts = []string{
+			`CREATE FUNCTION tctoken_test_ro() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'read-only for the test'; END $$ LANGUAGE plpgsql`,
+			`CREATE TRIGGER tctoken_test_ro BEFORE INSERT OR UPDATE OR DELETE ON tctoken_tokens FOR EACH ROW EXECUTE FUNCTION tctoken_test_ro()`,
+		}
+	} else {
+		for _, op := range []string{"INSERT", "UPDATE", "DELETE"} {
+			stmts = append(stmts, `CREATE TRIGGER tctoken_test_ro_`+op+` BEFORE `+op+` ON tctoken_tokens BEGIN SELECT RAISE(ABORT, 'read-only for the test'); END`)
+		}
+	}
+	for _, stmt := range stmts {
+		if _, err := db.Exec(context.Background(), stmt); err != nil {
+			t.Fatalf("make the token table read-only: %v", err)
+		}
+	}
+}
+
+// TestIssuanceBacksOffWhenServerRefuses: the server answers every privacy
+// IQ with an error. Ten sends make one IQ and one warning; the retry comes
+// after a growing interval, and a recovered server records the issuance.
+func TestIssuanceBacksOffWhenServerRefuses(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		var refuse atomic.Bool
+		refuse.Store(true)
+		w.srv.SetPrivacyHandler(func(iq *waBinary.Node) *waBinary.Node {
+			if refuse.Load() {
+				return wamock.ErrorIQ(iq, 500, "internal-server-error")
+			}
+			return nil
+		})
+		send := func(what string) {
+			t.Helper()
+			if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text(what)); err != nil {
+				t.Fatalf("the send must succeed whatever issuance does: %v", err)
+			}
+		}
+		warnings := func() int { return w.logLines(`"level":"warn"`, `"kind":"issue-refused"`) }
+		mark := w.srv.Mark()
+		send("first")
+		w.waitLog(1, `"level":"warn"`, `"kind":"issue-refused"`)
+		for i := range 9 {
+			send("again " + strconv.Itoa(i))
+		}
+		if n := len(w.privacyIQsFor(mark, alice.LID())); n != 1 {
+			t.Fatalf("10 sends to a refusing server: want 1 privacy IQ, got %d", n)
+		}
+
+		// After the first retry interval (1 minute), one more attempt; it
+		// fails too, and the next wait is 2 minutes.
+		w.clock.Advance(61 * time.Second)
+		send("a minute later")
+		eventually(t, "the retry", func() bool { return len(w.privacyIQsFor(mark, alice.LID())) == 2 })
+		w.waitLog(1, `"level":"debug"`, `"kind":"issue-refused"`)
+		w.clock.Advance(61 * time.Second)
+		send("another minute later")
+
+		// The server recovers; after the 2-minute wait the issuance goes
+		// through and is recorded.
+		refuse.Store(false)
+		w.clock.Advance(61 * time.Second)
+		send("recovered")
+		eventually(t, "the issuance recorded", func() bool {
+			e, _ := w.plugin.Get(w.ctx, alice.LID())
+			return e != nil && e.SenderTimestamp.Unix() == w.clock.Now().Unix()
+		})
+		w.plugin.Close()
+		if n := len(w.privacyIQsFor(mark, alice.LID())); n != 3 {
+			t.Fatalf("want 3 privacy IQs (first, retry after 1 min, retry after 2 min), got %d", n)
+		}
+		if n := warnings(); n != 1 {
+			t.Fatalf("the refusal must be a warning once, got %d", n)
+		}
+		if n := len(w.srv.MessagesTo(alice.LID())); n != 13 {
+			t.Fatalf("every message must go out: %d of 13", n)
+		}
+	})
+}
+
+// TestIssuanceBacksOffWhenDatabaseReadOnly: the server accepts the
+// issuance but the plugin cannot record it. One IQ for ten sends, one
+// warning, every message out.
+func TestIssuanceBacksOffWhenDatabaseReadOnly(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		makeTokensReadOnly(t, db)
+		mark := w.srv.Mark()
+		for i := range 10 {
+			if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text("hi "+strconv.Itoa(i))); err != nil {
+				t.Fatalf("send %d with a read-only database: %v", i, err)
+			}
+			if i == 0 {
+				w.waitLog(1, `"level":"warn"`, `"kind":"issue-store"`)
+			}
+		}
+		w.plugin.Close()
+		if n := len(w.privacyIQsFor(mark, alice.LID())); n != 1 {
+			t.Fatalf("10 sends with a read-only database: want 1 privacy IQ, got %d", n)
+		}
+		if n := w.logLines(`"level":"warn"`, `"kind":"issue-store"`); n != 1 {
+			t.Fatalf("the store failure must be a warning once, got %d", n)
+		}
+		if n := len(w.srv.MessagesTo(alice.LID())); n != 10 {
+			t.Fatalf("every message must go out: %d of 10", n)
+		}
+	})
 }

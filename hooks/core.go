@@ -70,6 +70,7 @@ type Core struct {
 
 	cstokens   *lru.Cache[types.JID, cstokenEntry]
 	issuing    singleflight.Group
+	issuer     issuance // the queue, the backoff and the in-flight set
 	history    *lru.Cache[types.JID, historyFact]
 	subscribed *lru.Cache[types.JID, types.JID]
 

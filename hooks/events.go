@@ -68,8 +68,9 @@ func (c *Core) handleReceipt(evt *events.Receipt) {
 	default:
 		return
 	}
-	chat := evt.Chat
-	c.goBackground(func(ctx context.Context) { c.MaybeIssueAfterSend(ctx, chat) })
+	// Queued, not a goroutine per receipt: a burst of receipts becomes a
+	// few batched IQs. The worker checks eligibility and what is due.
+	c.enqueueIssue(evt.Chat)
 }
 
 // forgetAccount deletes everything the plugin kept for a logged-out device.

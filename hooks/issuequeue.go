@@ -16,9 +16,9 @@ const (
 	// issueLinger is how long the queue waits for more contacts after the
 	// last one arrived before sending a partial batch: a burst of receipts
 	// then fills whole batches instead of sending one IQ per receipt.
-	issueLinger = 50 * time.Millisecond
+	issueLinger = 200 * time.Millisecond
 	// issueMaxWait bounds that wait when contacts keep trickling in.
-	issueMaxWait = 2 * time.Second
+	issueMaxWait = 5 * time.Second
 	// maxIssuePending bounds the queue; a contact dropped from a full queue
 	// is queued again by its next send or receipt.
 	maxIssuePending = 10 * IssueBatchSize * IssueBatchSize

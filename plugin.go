@@ -125,10 +125,11 @@ type Plugin struct {
 	closeOnce sync.Once
 }
 
-var (
-	enabledMu sync.Mutex
-	enabled   = make(map[*whatsmeow.Client]*Plugin)
-)
+// enabledMu serializes Enable, so that two calls on one client cannot both
+// find it free. It is the only global: a map of enabled clients would keep
+// every discarded client alive; the client's own interposed store says
+// whether it is enabled.
+var enabledMu sync.Mutex
 
 // Enable runs the plugin's schema upgrades in db (the database that holds
 // whatsmeow's store, or any other), interposes on the client's privacy token
@@ -147,9 +148,6 @@ func Enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, opt
 	}
 	enabledMu.Lock()
 	defer enabledMu.Unlock()
-	if _, dup := enabled[cli]; dup {
-		return nil, ErrAlreadyEnabled
-	}
 	if other, dup := cli.Store.PrivacyTokens.(*hooks.TokenStore); dup && !other.Closed() {
 		return nil, ErrAlreadyEnabled
 	}
@@ -164,9 +162,7 @@ func Enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, opt
 	if err := core.Attach(ctx); err != nil {
 		return nil, fmt.Errorf("tctoken: attach to the client: %w", err)
 	}
-	p := &Plugin{cli: cli, core: core, container: container}
-	enabled[cli] = p
-	return p, nil
+	return &Plugin{cli: cli, core: core, container: container}, nil
 }
 
 // EnableWithSQL is Enable for a bridge that holds a plain *sql.DB. The
@@ -180,15 +176,12 @@ func EnableWithSQL(ctx context.Context, cli *whatsmeow.Client, db *sql.DB, diale
 }
 
 // Close unregisters the plugin's event handlers and waits for its
-// background work (issuance, pruning) to finish. From then on whatsmeow's
-// reads and writes pass through to its own privacy token store.
+// background work (issuance, pruning) to finish, for a bounded time. From
+// then on whatsmeow's reads and writes pass through to its own privacy
+// token store. It is safe from any goroutine, including inside a whatsmeow
+// event handler, and more than once.
 func (p *Plugin) Close() {
-	p.closeOnce.Do(func() {
-		p.core.Close()
-		enabledMu.Lock()
-		delete(enabled, p.cli)
-		enabledMu.Unlock()
-	})
+	p.closeOnce.Do(p.core.Close)
 }
 
 // SendMessage has exactly the signature of Client.SendMessage. It attaches a

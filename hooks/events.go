@@ -11,6 +11,11 @@ import (
 // handleEvent runs on whatsmeow's event loop: anything that does I/O goes to
 // the background so that no event is delayed by the plugin.
 func (c *Core) handleEvent(rawEvt any) {
+	if c.closed.Load() {
+		// Closed: the handler may still be registered until whatsmeow's
+		// dispatch lets Close remove it.
+		return
+	}
 	switch evt := rawEvt.(type) {
 	case *events.Connected:
 		gen := c.connGen.Add(1)

@@ -43,6 +43,9 @@ type issuance struct {
 // enqueue queues an issuance check for a contact without blocking and
 // without a goroutine per call. The worker decides whether one is due.
 func (c *Core) enqueueIssue(jid types.JID) {
+	if c.closed.Load() {
+		return
+	}
 	q := &c.issuer
 	jid = jid.ToNonAD()
 	q.mu.Lock()

@@ -165,6 +165,24 @@ func FuzzPrivacyTokenNotification(f *testing.F) {
 	})
 }
 
+// decodeNode decodes a fuzz input as the server's binary XML, or returns
+// nil. whatsmeow 2025-12's decoder itself panics on some inputs (a tag
+// token that decodes to a JID or to a list: binary/decoder.go:368), which
+// is whatsmeow's to fix, not the plugin's: such inputs are skipped, so that
+// the targets explore the plugin's parsers.
+func decodeNode(data []byte) (node *waBinary.Node) {
+	defer func() {
+		if recover() != nil {
+			node = nil
+		}
+	}()
+	node, err := waBinary.Unmarshal(data)
+	if err != nil {
+		return nil
+	}
+	return node
+}
+
 // marshalSeed encodes a node the way the server sends it, without the
 // frame's flag byte.
 func marshalSeed(f *testing.F, node waBinary.Node) []byte {
@@ -204,8 +222,8 @@ func FuzzIssueReply(f *testing.F) {
 	c, _ := fuzzCore(f)
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		node, err := waBinary.Unmarshal(data)
-		if err != nil || node == nil {
+		node := decodeNode(data)
+		if node == nil {
 			return
 		}
 		received, refused, problems, err := ParseIssueReply(node)
@@ -247,8 +265,8 @@ func FuzzPropsReply(f *testing.F) {
 	f.Add(props(waBinary.Attrs{}))
 	f.Add(marshalSeed(f, waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"type": "result"}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		node, err := waBinary.Unmarshal(data)
-		if err != nil || node == nil {
+		node := decodeNode(data)
+		if node == nil {
 			return
 		}
 		reply, err := ParsePropsReply(node)

@@ -26,6 +26,7 @@ import (
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/tctoken/tctoken/hooks"
@@ -125,11 +126,15 @@ type Plugin struct {
 	closeOnce sync.Once
 }
 
-// enabledMu serializes Enable, so that two calls on one client cannot both
-// find it free. It is the only global: a map of enabled clients would keep
-// every discarded client alive; the client's own interposed store says
-// whether it is enabled.
-var enabledMu sync.Mutex
+// enabling holds the clients an Enable is working on right now, so that
+// two calls on one client cannot both find it free while the database I/O
+// runs without the lock. A client leaves it when Enable returns: a map of
+// enabled clients would keep every discarded client alive, and once Enable
+// succeeded the client's own interposed store says it is enabled.
+var (
+	enabledMu sync.Mutex
+	enabling  = make(map[*whatsmeow.Client]struct{})
+)
 
 // Enable runs the plugin's schema upgrades in db (the database that holds
 // whatsmeow's store, or any other), interposes on the client's privacy token
@@ -146,11 +151,31 @@ func Enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, opt
 	for _, opt := range opts {
 		opt(&cfg)
 	}
+	// Reserve the client, then do the database I/O without the global lock,
+	// so that a multi-account bridge enabling many clients at once is not
+	// serialised behind one of them.
 	enabledMu.Lock()
-	defer enabledMu.Unlock()
-	if other, dup := cli.Store.PrivacyTokens.(*hooks.TokenStore); dup && !other.Closed() {
+	if _, dup := enabling[cli]; dup {
+		enabledMu.Unlock()
 		return nil, ErrAlreadyEnabled
 	}
+	if other, dup := cli.Store.PrivacyTokens.(*hooks.TokenStore); dup && !other.Closed() {
+		enabledMu.Unlock()
+		return nil, ErrAlreadyEnabled
+	}
+	enabling[cli] = struct{}{}
+	enabledMu.Unlock()
+	p, err := enable(ctx, cli, db, cfg)
+	enabledMu.Lock()
+	delete(enabling, cli)
+	enabledMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, cfg hooks.Config) (*Plugin, error) {
 	container := sqlstore.New(db)
 	if cfg.Now != nil {
 		container.SetClock(cfg.Now)
@@ -190,6 +215,16 @@ func (p *Plugin) Close() {
 // accepted a 1:1 message. It returns whatever whatsmeow returned.
 func (p *Plugin) SendMessage(ctx context.Context, to types.JID, message *waE2E.Message, extra ...whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, error) {
 	return p.core.SendMessage(ctx, to, message, extra...)
+}
+
+// HandleHistorySync captures the NCT salt and the conversation tokens of a
+// history-sync blob that the bridge downloaded itself. A bridge that sets
+// whatsmeow's ManualHistorySyncDownload never lets events.HistorySync reach
+// the plugin, so it calls this right after Client.DownloadHistorySync
+// returns the blob. It runs synchronously; calling it for a blob the plugin
+// also saw as an event is harmless.
+func (p *Plugin) HandleHistorySync(ctx context.Context, blob *waHistorySync.HistorySync) {
+	p.core.HandleHistorySync(ctx, blob)
 }
 
 // SubscribePresence is Client.SubscribePresence, remembered: when the

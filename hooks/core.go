@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
@@ -73,6 +75,10 @@ type Core struct {
 	issuer     issuance // the queue, the backoff and the in-flight set
 	history    *lru.Cache[types.JID, historyFact]
 	subscribed *lru.Cache[types.JID, types.JID]
+	// First-contact LID lookups (lidlookup.go): one in flight per number,
+	// and numbers without a LID remembered for a while.
+	lidLookups  singleflight.Group
+	unknownLIDs *expirable.LRU[types.JID, struct{}]
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -86,6 +92,11 @@ type Core struct {
 	logOnce   sync.Map     // error kind -> struct{}: log a recurring failure once
 	nextPrune atomic.Int64 // unix seconds; 0 = prune at the next chance
 	connGen   atomic.Uint64
+
+	// beforeTokenWrite, when set by a test, runs between the history-fact
+	// check and the database write of every token batch, so that tests can
+	// force the interleavings of whatsmeow's write and the history handler.
+	beforeTokenWrite func(source string)
 }
 
 // accountState is everything bound to one logged-in device.
@@ -101,6 +112,10 @@ type accountState struct {
 	// every connect fetches anyway.
 	nextPropsFetch atomic.Int64
 	refreshID      atomic.Value // string
+	// imported: whatsmeow's own tokens have been imported (see adopt.go);
+	// until then cold reads also ask whatsmeow's store.
+	imported  atomic.Bool
+	importing atomic.Bool
 }
 
 type cachedEntry struct {
@@ -151,6 +166,7 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 	c.history, _ = lru.New[types.JID, historyFact](cacheSize)
 	c.subscribed, _ = lru.New[types.JID, types.JID](cacheSize)
 	c.cstokens, _ = lru.New[types.JID, cstokenEntry](cacheSize)
+	c.unknownLIDs = newUnknownLIDCache()
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	c.stop = make(chan struct{})
 	return c
@@ -168,6 +184,9 @@ func (c *Core) Attach(ctx context.Context) error {
 	c.cli.Store.PrivacyTokens = (*TokenStore)(c)
 	c.appState = &AppStateWatch{AppStateStore: c.cli.Store.AppState, core: c}
 	c.cli.Store.AppState = c.appState
+	if c.cli.Store.Container != nil {
+		c.cli.Store.Container = &LogoutWatch{DeviceContainer: c.cli.Store.Container, core: c}
+	}
 	c.handlerID = c.cli.AddEventHandler(c.handleEvent)
 	// Enabled on a client that is already online: its Connected event has
 	// passed, so start what it would have started.
@@ -248,8 +267,14 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	}
 	policy := ComputePolicy(c.defaults, values, c.overrides)
 	acc.policy.Store(&policy)
-	c.cache.Purge()
+	imported, err := acc.store.Imported(ctx)
+	if err != nil {
+		return fmt.Errorf("load the import status for %s: %w", jid, err)
+	}
+	acc.imported.Store(imported)
+	c.wroteAll()
 	c.account.Store(acc)
+	c.startImport(acc)
 	return nil
 }
 
@@ -388,13 +413,10 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 		return nil, fmt.Errorf("read token for %s: %w", key, err)
 	}
 	c.clearWarned("read")
-	entry := &cachedEntry{}
-	for _, row := range rows {
-		if len(row.Token) > 0 && row.TokenTS >= entry.tokenTS {
-			entry.token, entry.tokenTS = row.Token, row.TokenTS
-		}
-		entry.senderTS = max(entry.senderTS, row.SenderTS)
+	if inner := c.innerRow(ctx, acc, key); inner != nil {
+		rows = append(rows, inner)
 	}
+	entry := mergeRows(rows)
 	// A write that committed while this read ran may have changed the row:
 	// cache only what no write can have made stale.
 	c.cacheMu.Lock()
@@ -403,6 +425,36 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 	}
 	c.cacheMu.Unlock()
 	return entry, nil
+}
+
+// mergeRows merges the rows of one contact (under its LID and its PN) into
+// one entry: the newest token, the newest sender timestamp. A row that holds
+// the same token bytes as another but with our sender timestamp as its token
+// timestamp is whatsmeow 2025-12's history-sync mistake (filed under the PN
+// while the plugin wrote the LID row right): its timestamp is never
+// preferred, or an expired token would look as new as our last issuance.
+func mergeRows(rows []*sqlstore.Entry) *cachedEntry {
+	entry := &cachedEntry{}
+	for _, row := range rows {
+		entry.senderTS = max(entry.senderTS, row.SenderTS)
+	}
+	misfiled := func(row *sqlstore.Entry) bool {
+		if entry.senderTS == 0 || row.TokenTS != entry.senderTS {
+			return false
+		}
+		for _, other := range rows {
+			if other != row && other.TokenTS != row.TokenTS && bytes.Equal(other.Token, row.Token) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, row := range rows {
+		if len(row.Token) > 0 && row.TokenTS >= entry.tokenTS && !misfiled(row) {
+			entry.token, entry.tokenTS = row.Token, row.TokenTS
+		}
+	}
+	return entry
 }
 
 // wrote must follow every committed write: in-flight reads will not cache

@@ -107,11 +107,24 @@ func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string
 	if len(writes) == 0 {
 		return nil
 	}
+	if c.beforeTokenWrite != nil {
+		c.beforeTokenWrite(source)
+	}
 	applied, err := acc.store.PutTokens(ctx, writes...)
+	if err == nil {
+		c.mendLateHistoryFacts(ctx, acc, writes, applied)
+	}
 	c.wrote(keys...)
 	if err != nil {
 		return fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
 	}
+	through := make([]sqlstore.TokenWrite, 0, len(writes))
+	for i, write := range writes {
+		if applied[i] {
+			through = append(through, write)
+		}
+	}
+	c.writeThrough(ctx, through)
 	for i, write := range writes {
 		if !applied[i] {
 			c.log.Debug().Stringer("contact", write.Contact).Int64("token_ts", write.TokenTS).Str("source", source).
@@ -155,4 +168,28 @@ func (c *Core) correctHistoryTimestamp(key types.JID, token []byte, ts int64) in
 		return fact.tokenTS
 	}
 	return ts
+}
+
+// mendLateHistoryFacts closes the race between whatsmeow's history write and
+// the plugin's history handler. The write checked the history facts before
+// it committed; the handler records its facts before it mends. If the facts
+// arrived in between, the handler's mend ran before this row existed, so the
+// write mends itself now. Either the handler's mend sees the committed row
+// or this re-check sees the facts: no interleaving is left uncorrected.
+func (c *Core) mendLateHistoryFacts(ctx context.Context, acc *accountState, writes []sqlstore.TokenWrite, applied []bool) {
+	for i, write := range writes {
+		if !applied[i] {
+			continue
+		}
+		realTS := c.correctHistoryTimestamp(write.Contact, write.Token, write.TokenTS)
+		if realTS == write.TokenTS {
+			continue
+		}
+		mended, err := acc.store.MendHistoryTimestamp(ctx, write.Contact, write.Token, write.TokenTS, realTS)
+		if err != nil {
+			c.log.Err(err).Stringer("contact", write.Contact).Msg("Failed to mend a history-sync token timestamp")
+		} else if mended {
+			writes[i].TokenTS = realTS
+		}
+	}
 }

@@ -72,6 +72,7 @@ type Core struct {
 
 	cstokens   *lru.Cache[types.JID, cstokenEntry]
 	issuing    singleflight.Group
+	issuer     issuance // the queue, the backoff and the in-flight set
 	history    *lru.Cache[types.JID, historyFact]
 	subscribed *lru.Cache[types.JID, types.JID]
 	// First-contact LID lookups (lidlookup.go): one in flight per number,
@@ -202,15 +203,21 @@ func (c *Core) Attach(ctx context.Context) error {
 // prune) finish before cancelling it.
 const closeGrace = 5 * time.Second
 
-// Close detaches the plugin and waits for its background work to finish.
-// The client's stores are not swapped back, because whatsmeow reads those
-// fields without a lock while connected: the interposers stay in place and
-// pass everything to whatsmeow's own stores from now on.
+// Close detaches the plugin and waits for its background work to finish,
+// for at most twice closeGrace. The client's stores are not swapped back,
+// because whatsmeow reads those fields without a lock while connected: the
+// interposers stay in place and pass everything to whatsmeow's own stores
+// from now on.
+//
+// Close may run on any goroutine, whatsmeow's event dispatch included:
+// RemoveEventHandler would deadlock there (dispatch holds the handlers'
+// lock), so the handler turns into a no-op at once and is removed by a
+// goroutine that waits for the dispatch in progress to end.
 func (c *Core) Close() {
-	c.cli.RemoveEventHandler(c.handlerID)
 	c.bgMu.Lock()
 	c.closed.Store(true)
 	c.bgMu.Unlock()
+	go c.cli.RemoveEventHandler(c.handlerID)
 	close(c.stop)
 	done := make(chan struct{})
 	go func() {
@@ -221,7 +228,11 @@ func (c *Core) Close() {
 	case <-done:
 	case <-time.After(closeGrace):
 		c.bgCancel()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(closeGrace):
+			c.log.Warn().Msg("tctoken background work still running after Close; it was cancelled and will end on its own")
+		}
 	}
 	c.bgCancel()
 }

@@ -144,7 +144,8 @@ func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string
 // checkToken rejects what no real server sends. The error names the contact
 // and what was wrong, never the bytes.
 func (c *Core) checkToken(contact types.JID, token []byte, ts int64) error {
-	if why := Ineligible(contact, Own{}); why != "" {
+	// With our own account known: a token "from" us is never stored.
+	if why := Ineligible(contact, c.own()); why != "" {
 		return fmt.Errorf("token from %s (%s), which cannot issue tokens", contact, why)
 	}
 	switch {

@@ -514,6 +514,15 @@ func (c *Contact) SendGroupMessage(ctx context.Context, g *Group, msg *waE2E.Mes
 	return id, nil
 }
 
+// SendGroupTextAndWait is SendGroupText followed by WaitHandled.
+func (c *Contact) SendGroupTextAndWait(ctx context.Context, g *Group, text string) (types.MessageID, error) {
+	id, err := c.SendGroupText(ctx, g, text)
+	if err != nil {
+		return id, err
+	}
+	return id, c.s.WaitHandled(ctx, id)
+}
+
 // processSenderKey stores a sender key another device distributed.
 func (p *peerDevice) processSenderKey(ctx context.Context, name *protocol.SenderKeyName, serialized []byte) error {
 	p.mu.Lock()

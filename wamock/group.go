@@ -223,9 +223,10 @@ func (s *Server) handleGroupIQ(ctx context.Context, c *conn, iq *waBinary.Node) 
 	if req.Tag == "create" {
 		g := s.createGroup(&req)
 		info := g.infoNode()
-		s.reply(ctx, c, ResultIQ(iq, info))
 		key := strAttr(&req, "key")
-		g.notify(ctx, waBinary.Node{Tag: "create", Attrs: waBinary.Attrs{"type": "new", "key": key}, Content: []waBinary.Node{info}})
+		created := g.announce(waBinary.Node{Tag: "create", Attrs: waBinary.Attrs{"type": "new", "key": key}, Content: []waBinary.Node{info}})
+		s.reply(ctx, c, ResultIQ(iq, info))
+		created.send(ctx)
 		return
 	}
 	g := s.group(to)
@@ -238,19 +239,23 @@ func (s *Server) handleGroupIQ(ctx context.Context, c *conn, iq *waBinary.Node) 
 		s.reply(ctx, c, ResultIQ(iq, g.infoNode()))
 	case "add", "remove", "promote", "demote":
 		result, changed := g.changeMembers(req.Tag, &req)
-		s.reply(ctx, c, ResultIQ(iq, waBinary.Node{Tag: req.Tag, Content: result}))
-		if len(changed) > 0 {
-			g.notify(ctx, waBinary.Node{Tag: req.Tag, Content: changed})
+		if len(changed) == 0 {
+			s.reply(ctx, c, ResultIQ(iq, waBinary.Node{Tag: req.Tag, Content: result}))
+			return
 		}
+		announced := g.announce(waBinary.Node{Tag: req.Tag, Content: changed})
+		s.reply(ctx, c, ResultIQ(iq, waBinary.Node{Tag: req.Tag, Content: result}))
+		announced.send(ctx)
 	case "subject":
 		name, _ := req.Content.([]byte)
 		g.mu.Lock()
 		g.name = string(name)
 		g.mu.Unlock()
-		s.reply(ctx, c, ResultIQ(iq))
-		g.notify(ctx, waBinary.Node{Tag: "subject", Attrs: waBinary.Attrs{
+		announced := g.announce(waBinary.Node{Tag: "subject", Attrs: waBinary.Attrs{
 			"subject": string(name), "s_t": time.Now().Unix(), "s_o": s.ownLID,
 		}})
+		s.reply(ctx, c, ResultIQ(iq))
+		announced.send(ctx)
 	default:
 		s.reply(ctx, c, ResultIQ(iq))
 	}
@@ -297,23 +302,39 @@ func (g *Group) changeMembers(action string, req *waBinary.Node) (result, change
 	return result, changed
 }
 
-// notify sends our devices a w:gp2 notification about the group, by our
-// account (queued for the offline ones), and remembers it for Sync.
-func (g *Group) notify(ctx context.Context, change waBinary.Node) {
+// announce prepares a w:gp2 notification about the group, by our account,
+// and notes it for Sync and WaitHandled before the IQ's reply goes out: a
+// test that calls Sync as soon as whatsmeow returns must find it. Its send
+// method delivers it (queued for offline devices) after the reply.
+func (g *Group) announce(change waBinary.Node) announcement {
 	id := newStanzaID()
-	node := waBinary.Node{Tag: "notification", Attrs: waBinary.Attrs{
-		"type":        "w:gp2",
-		"from":        g.jid,
-		"participant": g.s.ownLID,
-		"id":          id,
-		"t":           time.Now().Unix(),
-	}, Content: []waBinary.Node{change}}
 	g.mu.Lock()
 	g.notifications = append(g.notifications, id)
-	g.mu.Unlock()
-	if err := g.s.deliverAll(ctx, node); err != nil {
-		g.s.log.Warn().Err(err).Msg("Failed to deliver a group notification")
+	actor := g.s.ownPN
+	if g.lidAddressedLocked() {
+		actor = g.s.ownLID
 	}
+	g.mu.Unlock()
+	g.s.expectDelivery(id, "notification")
+	return announcement{g: g, node: waBinary.Node{Tag: "notification", Attrs: waBinary.Attrs{
+		"type":        "w:gp2",
+		"from":        g.jid,
+		"participant": actor,
+		"id":          id,
+		"t":           time.Now().Unix(),
+	}, Content: []waBinary.Node{change}}}
+}
+
+type announcement struct {
+	g    *Group
+	node waBinary.Node
+}
+
+func (a announcement) send(ctx context.Context) {
+	if err := a.g.s.deliverAll(ctx, a.node); err != nil {
+		a.g.s.log.Warn().Err(err).Msg("Failed to deliver a group notification")
+	}
+	a.g.s.deliveryDone(strAttr(&a.node, "id"))
 }
 
 // Sync waits until our devices have handled every notification the server

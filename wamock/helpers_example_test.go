@@ -59,12 +59,15 @@ func Example_bridge() {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := srv.WaitHandled(ctx, groupResp.ID); err != nil { // her receipt in the group
+			t.Fatal(err)
+		}
 		for _, id := range []types.MessageID{resp.ID, groupResp.ID} {
 			if ack, ok := srv.AckFor(id); !ok || !ack.Accepted() {
 				t.Fatalf("ack for %s: %+v", id, ack)
 			}
 		}
-		if receipts != 1 || replies != 1 || len(alice.Messages()) != 2 {
+		if receipts != 2 || replies != 1 || len(alice.Messages()) != 2 {
 			t.Fatalf("%d receipts, %d replies; alice got %d messages", receipts, replies, len(alice.Messages()))
 		}
 	})

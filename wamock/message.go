@@ -39,11 +39,13 @@ func (s *Server) handleClientMessage(ctx context.Context, c *conn, msg *waBinary
 		} else if to.Server == types.GroupServer && !isPeer {
 			s.handOverGroupMessage(ctx, msg, from)
 		}
-		receipts = s.autoReceiptsFor(msg, contact)
 		// Our phone gets a copy of every message (the device-sent copy of a
 		// 1:1 message, or the peer message itself).
 		s.phone.receive(ctx, msg, from)
 		s.fanOutOwnCopies(ctx, msg, from)
+		// After the copies, which carry the same ID: WaitHandled waits for
+		// the latest stanza with an ID.
+		receipts = s.autoReceiptsFor(msg, contact)
 	}
 	// A rejected message is not delivered; Contact.Decrypt can still open it.
 	ack := waBinary.Attrs{

@@ -113,11 +113,8 @@ func (s *Server) autoReceiptsFor(msg *waBinary.Node, recipient *Contact) pending
 			continue
 		}
 		for _, typ := range c.autoReceiptTypes() {
-			node := c.receiptNode(msg, typ, []types.MessageID{id})
-			for _, num := range s.knownDevices() {
-				s.noteDelivery(id, num, &node)
-			}
-			out = append(out, node)
+			s.expectDelivery(id, "receipt")
+			out = append(out, c.receiptNode(msg, typ, []types.MessageID{id}))
 		}
 	}
 	return out
@@ -129,6 +126,7 @@ func (p pendingReceipts) send(ctx context.Context, s *Server) {
 		if err := s.deliverAll(ctx, node); err != nil {
 			s.log.Warn().Err(err).Msg("Failed to deliver a contact's receipt")
 		}
+		s.deliveryDone(strAttr(&node, "id"))
 	}
 }
 
@@ -238,9 +236,6 @@ func (c *Contact) SendChatPresence(ctx context.Context, state types.ChatPresence
 	c.s.noteNoDelivery(key, "chatstate")
 	var errs []error
 	for _, cn := range c.s.loggedInConns() {
-		if !cn.isActive() {
-			continue
-		}
 		num := cn.deviceNum()
 		child := waBinary.Node{Tag: string(state)}
 		if media != "" {
@@ -253,12 +248,12 @@ func (c *Contact) SendChatPresence(ctx context.Context, state types.ChatPresence
 }
 
 // sendLive sends a stanza the server does not queue (presence, chat state)
-// to device num if it is connected, and notes it under key for WaitHandled.
+// to device num if it is logged in, and notes it under key for WaitHandled.
+// It does not wait for the end of the client's login, as queued stanzas
+// do: a client that just reached events.Connected must get it.
 func (s *Server) sendLive(ctx context.Context, key string, num uint16, node waBinary.Node) error {
-	s.deliverMu.Lock()
-	defer s.deliverMu.Unlock()
 	for _, c := range s.loggedInConns() {
-		if c.deviceNum() != num || !c.isActive() {
+		if c.deviceNum() != num {
 			continue
 		}
 		s.noteDelivery(key, num, &node)

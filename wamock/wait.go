@@ -31,6 +31,8 @@ type helperState struct {
 	groups    map[string]*Group
 	groupList []*Group
 	nextGroup int
+	// changed is closed and replaced when a delivery in flight is done.
+	changed chan struct{}
 }
 
 // delivery is a stanza the server sent or queued for our devices.
@@ -40,6 +42,10 @@ type delivery struct {
 	// handed over: an answer must come after it.
 	mark    int
 	devices map[uint16]bool
+	// inflight counts stanzas noted before they are handed over (a
+	// contact's automatic receipts, noted before the ack they follow):
+	// WaitHandled sends its barrier only after them.
+	inflight int
 }
 
 // noteDelivery records that node went (or was queued) to device num, so
@@ -77,6 +83,60 @@ func (s *Server) noteNoDelivery(key, tag string) {
 	}
 	if _, ok := h.deliveries[key]; !ok {
 		h.deliveries[key] = &delivery{tag: tag, mark: mark, devices: map[uint16]bool{}}
+	}
+}
+
+// expectDelivery notes a stanza that will be delivered shortly, after
+// something the caller must send first; deliveryDone says it has been.
+func (s *Server) expectDelivery(key, tag string) {
+	mark := s.Mark()
+	h := &s.helpers
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.deliveries == nil {
+		h.deliveries = make(map[string]*delivery)
+	}
+	d := h.deliveries[key]
+	if d == nil || d.tag != tag {
+		d = &delivery{tag: tag, mark: mark, devices: make(map[uint16]bool)}
+		h.deliveries[key] = d
+	}
+	d.inflight++
+}
+
+func (s *Server) deliveryDone(key string) {
+	h := &s.helpers
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d := h.deliveries[key]; d != nil && d.inflight > 0 {
+		d.inflight--
+	}
+	if h.changed != nil {
+		close(h.changed)
+		h.changed = nil
+	}
+}
+
+// waitInflight waits until no delivery under key is in flight.
+func (s *Server) waitInflight(ctx context.Context, key string) error {
+	h := &s.helpers
+	for {
+		h.mu.Lock()
+		d := h.deliveries[key]
+		if d == nil || d.inflight == 0 {
+			h.mu.Unlock()
+			return nil
+		}
+		if h.changed == nil {
+			h.changed = make(chan struct{})
+		}
+		changed := h.changed
+		h.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("wamock: %s is still being delivered: %w", key, ctx.Err())
+		}
 	}
 }
 
@@ -125,6 +185,9 @@ const barrierType = "wamock_barrier"
 // sends each device a notification of its own (type "wamock_barrier", see
 // Sent) to learn that the handler has returned.
 func (s *Server) WaitHandled(ctx context.Context, id string) error {
+	if err := s.waitInflight(ctx, id); err != nil {
+		return err
+	}
 	tag, mark, devices, ok := s.deliveryOf(id)
 	if !ok {
 		return fmt.Errorf("wamock: no stanza with id %q was sent or queued", id)
@@ -202,6 +265,11 @@ func isAnswerTo(n *waBinary.Node, tag string) bool {
 // verdict decides from the answers so far whether the wait is over and
 // whether the stanza was accepted.
 func verdict(tag string, answers []*waBinary.Node, barrierDone bool) (bool, error) {
+	if !barrierDone {
+		// Even a refusal is sent before the handler is done (whatsmeow
+		// sends a retry receipt, then emits events.UndecryptableMessage).
+		return false, nil
+	}
 	for _, a := range answers {
 		if code := strAttr(a, "error"); code != "" {
 			return true, fmt.Errorf("it answered %s (error %s)", Describe(a), code)
@@ -217,19 +285,16 @@ func verdict(tag string, answers []*waBinary.Node, barrierDone bool) (bool, erro
 				return true, nil
 			}
 		}
-		if barrierDone && len(answers) > 0 {
+		if len(answers) > 0 {
 			// whatsmeow acks a message without a receipt only when it
 			// failed to decrypt or parse it.
 			return true, fmt.Errorf("it answered %s without a delivery receipt: it could not decrypt or parse the message", Describe(answers[0]))
 		}
 		return false, nil
 	case "notification", "receipt", "call":
-		if barrierDone && len(answers) > 0 {
-			return true, nil
-		}
-		return false, nil
+		return len(answers) > 0, nil
 	default:
-		return barrierDone, nil
+		return true, nil
 	}
 }
 
@@ -257,22 +322,37 @@ func (s *Server) waitState(num uint16, answers []*waBinary.Node, barrierDone boo
 	return strings.Join(parts, "; ")
 }
 
-// PushAndWait is Push followed by WaitHandled.
+// PushAndWait is Push followed by WaitHandled. A stanza without an ID
+// (a presence, say) is waited for on the devices connected when it was
+// pushed.
 func (s *Server) PushAndWait(ctx context.Context, node waBinary.Node) error {
 	node = fillStanza(node)
+	key := strAttr(&node, "id")
+	if key == "" {
+		key = "push-" + newStanzaID()
+		s.noteNoDelivery(key, node.Tag)
+		for _, c := range s.loggedInConns() {
+			s.noteDelivery(key, c.deviceNum(), &node)
+		}
+	}
 	if err := s.Push(node); err != nil {
 		return err
 	}
-	return s.waitPushed(ctx, &node)
+	return s.WaitHandled(ctx, key)
 }
 
 // PushToAndWait is PushTo followed by WaitHandled.
 func (s *Server) PushToAndWait(ctx context.Context, device uint16, node waBinary.Node) error {
 	node = fillStanza(node)
+	key := strAttr(&node, "id")
+	if key == "" {
+		key = "push-" + newStanzaID()
+		s.noteDelivery(key, device, &node)
+	}
 	if err := s.PushTo(device, node); err != nil {
 		return err
 	}
-	return s.waitPushed(ctx, &node)
+	return s.WaitHandled(ctx, key)
 }
 
 // PushPrivacyTokenAndWait is PushPrivacyToken followed by WaitHandled: when
@@ -280,17 +360,6 @@ func (s *Server) PushToAndWait(ctx context.Context, device uint16, node waBinary
 // Store.PrivacyTokens) on every device it went to.
 func (s *Server) PushPrivacyTokenAndWait(ctx context.Context, from, senderLID, target types.JID, token []byte, t int64) error {
 	return s.PushAndWait(ctx, PrivacyTokenNotification(from, senderLID, target, token, t))
-}
-
-// waitPushed waits for a pushed stanza; one without an ID (a stream error,
-// say) cannot be waited for, and one that went nowhere has nothing to wait
-// for.
-func (s *Server) waitPushed(ctx context.Context, node *waBinary.Node) error {
-	id := strAttr(node, "id")
-	if id == "" {
-		return fmt.Errorf("wamock: cannot wait for <%s>: it has no id", node.Tag)
-	}
-	return s.WaitHandled(ctx, id)
 }
 
 // SendMessageAndWait is SendMessage followed by WaitHandled: when it returns
@@ -318,14 +387,27 @@ func isQueued(tag string) bool {
 	return false
 }
 
-// pushQueued delivers a stanza to each of our known devices, queueing it for
-// the offline ones.
+// pushQueued sends a stanza to each of our known devices: at once, from
+// this goroutine, to those logged in (as Push always did, even before the
+// client has finished its login), queued for the others.
 func (s *Server) pushQueued(node waBinary.Node) error {
-	s.mu.Lock()
-	known := len(s.devices)
-	s.mu.Unlock()
-	if known == 0 {
+	nums := s.knownDevices()
+	if len(nums) == 0 {
 		return ErrNotConnected
 	}
-	return s.deliverAll(s.ctx, node)
+	online := make(map[uint16]*conn)
+	for _, c := range s.loggedInConns() {
+		online[c.deviceNum()] = c
+	}
+	var errs []error
+	for _, num := range nums {
+		if c := online[num]; c != nil {
+			s.noteDelivery(strAttr(&node, "id"), num, &node)
+			if err := c.send(s.ctx, node); err == nil {
+				continue
+			}
+		}
+		errs = append(errs, s.deliver(s.ctx, num, node))
+	}
+	return errors.Join(errs...)
 }

@@ -161,3 +161,25 @@ func TestPushToAndWaitTimesOutOnOfflineDevice(t *testing.T) {
 		t.Fatalf("PushToAndWait = %v, want an error that names the offline device", err)
 	}
 }
+
+// TestPushAndWaitWithoutID: a stanza that carries no ID (a presence) is
+// waited for on the connected devices; its handler has run on return.
+func TestPushAndWaitWithoutID(t *testing.T) {
+	srv := NewServer(t)
+	cli, _ := srv.QuickUnconnectedClient(t)
+	presences := collect[*events.Presence](cli)
+	srv.ConnectAndWait(t, cli)
+	alice := srv.AddContact(ContactOptions{})
+	if err := srv.PushAndWait(testCtx(t), waBinary.Node{Tag: "presence", Attrs: waBinary.Attrs{"from": alice.LID()}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := presences.all(); len(got) != 1 || got[0].From.User != alice.LID().User || got[0].Unavailable {
+		t.Fatalf("presences %+v", got)
+	}
+	if err := srv.PushToAndWait(testCtx(t), cli.Store.ID.Device, waBinary.Node{Tag: "presence", Attrs: waBinary.Attrs{"from": alice.LID(), "type": "unavailable"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := presences.all(); len(got) != 2 || !got[1].Unavailable {
+		t.Fatalf("presences %+v", got)
+	}
+}

@@ -82,7 +82,9 @@ func TestContactReceipts(t *testing.T) {
 		}
 	}
 
-	// On demand, from the PN our client wrote to, for two messages at once.
+	// On demand, for two messages at once, from the address our client
+	// wrote to: bob's PN, or his LID for a whatsmeow that sends a PN chat's
+	// messages to the LID.
 	var ids []types.MessageID
 	for _, text := range []string{"one", "two"} {
 		resp, err := cli.SendMessage(ctx, bob.PN(), textMessage(text))
@@ -102,8 +104,9 @@ func TestContactReceipts(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = receipts.all()[2:]
-	if len(got) != 1 || got[0].Type != types.ReceiptTypeRead || len(got[0].MessageIDs) != 2 || got[0].Sender.User != bob.PN().User {
-		t.Fatalf("bob's receipts %+v, want one read receipt for %v from his PN", got, ids)
+	wrote := jidAttr(srv.MessageByID(ids[0]), "to")
+	if len(got) != 1 || got[0].Type != types.ReceiptTypeRead || len(got[0].MessageIDs) != 2 || got[0].Sender.User != wrote.User {
+		t.Fatalf("bob's receipts %+v, want one read receipt for %v from %s", got, ids, wrote)
 	}
 	if _, err := bob.SendReceipt(ctx, ReceiptRead, "never-sent"); err == nil {
 		t.Fatal("a receipt for a message our client never sent was accepted")

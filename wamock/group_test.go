@@ -1,6 +1,7 @@
 package wamock
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -206,4 +207,36 @@ func TestGroupCreateCarriesPrivacyTokens(t *testing.T) {
 	if len(tokens) != 1 || string(tokens[alice.LID()]) != "alice-token" {
 		t.Fatalf("participant tokens %q", tokens)
 	}
+
+	// On add, only the newer whatsmeow attaches one.
+	if err := srv.PushPrivacyTokenAndWait(ctx, bob.LID(), types.EmptyJID, srv.OwnLID(), []byte("bob-token"), time.Now().Unix()); err != nil {
+		t.Fatal(err)
+	}
+	carol := srv.AddContact(ContactOptions{})
+	info, err := cli.CreateGroup(ctx, whatsmeow.ReqCreateGroup{Name: "adds", Participants: []types.JID{carol.LID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark = srv.Mark()
+	if _, err := cli.UpdateGroupParticipants(ctx, info.JID, []types.JID{bob.LID()}, whatsmeow.ParticipantChangeAdd); err != nil {
+		t.Fatal(err)
+	}
+	iq = srv.WaitForSince(t, mark, "group add IQ", func(n *waBinary.Node) bool {
+		return IsIQ("w:g2", "set")(n) && hasChild(n, "add")
+	}, time.Second)
+	tokens = ParticipantTokens(iq)
+	if attachesTokensOnAdd(cli) {
+		if len(tokens) != 1 || string(tokens[bob.LID()]) != "bob-token" {
+			t.Fatalf("participant tokens on add %q", tokens)
+		}
+	} else if tokens != nil {
+		t.Fatalf("this whatsmeow sends no tokens on add, got %q", tokens)
+	}
+}
+
+// attachesTokensOnAdd tells a whatsmeow that puts privacy tokens on
+// participant adds: the newer one, which has EnsureTCToken among its
+// dangerous internals.
+func attachesTokensOnAdd(cli *whatsmeow.Client) bool {
+	return reflect.ValueOf(cli.DangerousInternals()).MethodByName("EnsureTCToken").IsValid()
 }

@@ -48,10 +48,24 @@ type delivery struct {
 	inflight int
 }
 
+// recordLocked returns the record under key for a stanza of tag, and
+// starts a new one when there is none or its tag differs: a contact's
+// receipt carries the ID of our message, which the server may have
+// delivered to our other devices. The caller holds h.mu.
+func (h *helperState) recordLocked(key, tag string, mark int) *delivery {
+	if h.deliveries == nil {
+		h.deliveries = make(map[string]*delivery)
+	}
+	d := h.deliveries[key]
+	if d == nil || d.tag != tag {
+		d = &delivery{tag: tag, mark: mark, devices: make(map[uint16]bool)}
+		h.deliveries[key] = d
+	}
+	return d
+}
+
 // noteDelivery records that node went (or was queued) to device num, so
-// that WaitHandled knows whom to wait for. A stanza of another tag with the
-// same ID starts a new record: a contact's receipt carries the ID of our
-// message, which the server may have delivered to our other devices.
+// that WaitHandled knows whom to wait for.
 func (s *Server) noteDelivery(key string, num uint16, node *waBinary.Node) {
 	if key == "" {
 		return
@@ -60,30 +74,17 @@ func (s *Server) noteDelivery(key string, num uint16, node *waBinary.Node) {
 	h := &s.helpers
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.deliveries == nil {
-		h.deliveries = make(map[string]*delivery)
-	}
-	d := h.deliveries[key]
-	if d == nil || d.tag != node.Tag {
-		d = &delivery{tag: node.Tag, mark: mark, devices: make(map[uint16]bool)}
-		h.deliveries[key] = d
-	}
-	d.devices[num] = true
+	h.recordLocked(key, node.Tag, mark).devices[num] = true
 }
 
-// noteNoDelivery records a key that reached no device, so that WaitHandled
-// has nothing to wait for instead of reporting an unknown ID.
+// noteNoDelivery records a key that may reach no device, so that
+// WaitHandled has nothing to wait for instead of reporting an unknown ID.
 func (s *Server) noteNoDelivery(key, tag string) {
 	mark := s.Mark()
 	h := &s.helpers
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.deliveries == nil {
-		h.deliveries = make(map[string]*delivery)
-	}
-	if _, ok := h.deliveries[key]; !ok {
-		h.deliveries[key] = &delivery{tag: tag, mark: mark, devices: map[uint16]bool{}}
-	}
+	h.recordLocked(key, tag, mark)
 }
 
 // expectDelivery notes a stanza that will be delivered shortly, after
@@ -93,15 +94,7 @@ func (s *Server) expectDelivery(key, tag string) {
 	h := &s.helpers
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.deliveries == nil {
-		h.deliveries = make(map[string]*delivery)
-	}
-	d := h.deliveries[key]
-	if d == nil || d.tag != tag {
-		d = &delivery{tag: tag, mark: mark, devices: make(map[uint16]bool)}
-		h.deliveries[key] = d
-	}
-	d.inflight++
+	h.recordLocked(key, tag, mark).inflight++
 }
 
 func (s *Server) deliveryDone(key string) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -315,17 +314,6 @@ func wsqlstoreContainer(t testing.TB, db *dbutil.Database) *wsqlstore.Container 
 
 func storeToken(contact types.JID, token string, ts time.Time) store.PrivacyToken {
 	return store.PrivacyToken{User: contact, Token: []byte(token), Timestamp: ts}
-}
-
-// pushReceipt delivers a delivery receipt from a contact for our message.
-func (w *world) pushReceipt(from types.JID, id types.MessageID) {
-	w.t.Helper()
-	err := w.srv.Push(waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{
-		"from": from, "id": id, "t": strconv.FormatInt(time.Now().Unix(), 10),
-	}})
-	if err != nil {
-		w.t.Fatalf("push receipt: %v", err)
-	}
 }
 
 // logLines counts the plugin's log lines that contain every one of parts.

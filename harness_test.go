@@ -219,7 +219,15 @@ func (w *world) pushToken(from, senderLID types.JID, token []byte, ts time.Time)
 // waiting on background work, not for measuring time.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	eventuallyWithin(t, 10*time.Second, what, cond)
+}
+
+// eventuallyWithin is eventually with a deadline of its own, for work that
+// takes seconds under -race on a loaded 2-core machine. A deadline, not a
+// measure: nothing asserts how long it took.
+func eventuallyWithin(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for: %s", what)

@@ -167,6 +167,7 @@ func (c *Core) Attach(ctx context.Context) error {
 	c.cli.Store.PrivacyTokens = (*TokenStore)(c)
 	c.appState = &AppStateWatch{AppStateStore: c.cli.Store.AppState, core: c}
 	c.cli.Store.AppState = c.appState
+	c.attachSaltStore()
 	c.handlerID = c.cli.AddEventHandler(c.handleEvent)
 	// Enabled on a client that is already online: its Connected event has
 	// passed, so start what it would have started.

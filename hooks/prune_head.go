@@ -31,8 +31,11 @@ func (s *TokenStore) DeleteExpiredPrivacyTokens(ctx context.Context, cutoff time
 	}
 	removed, err := c.Prune(ctx)
 	if err != nil {
+		c.warnOnce("prune", err, "Failed to prune expired privacy tokens")
 		return removed, err
 	}
+	c.clearWarned("prune")
+	c.log.Info().Int64("removed", removed).Str("trigger", "whatsmeow").Msg("Pruned expired privacy tokens")
 	if innerPrunes {
 		own := time.Unix(c.Policy().Timing.ReceiverCutoff(c.nowUnix()), 0)
 		if _, err := inner.DeleteExpiredPrivacyTokens(ctx, own); err != nil {

@@ -81,7 +81,12 @@ func (c *Core) nativeGet(ctx context.Context, user types.JID, n nativeTokens) *s
 	if err != nil {
 		return out
 	}
-	if senderTS := c.adoptNativeIssuance(ctx, v, user, n); senderTS > 0 {
+	// Only a sender timestamp still valid under the plugin's sender window
+	// is reported: whatsmeow reissues on an explicit identity change from
+	// what it was told, and must not for an issuance the policy calls
+	// expired.
+	senderTS := c.adoptNativeIssuance(ctx, v, user, n)
+	if senderTS > 0 && v.acc.policy.Load().Timing.IssuedTokenValid(senderTS, c.nowUnix()) {
 		setSenderTimestamp(out, time.Unix(senderTS, 0))
 	}
 	var attach bool

@@ -15,32 +15,26 @@ type expiredTokenDeleter interface {
 
 // DeleteExpiredPrivacyTokens is called by whatsmeow versions that prune by
 // themselves (on connect and at most daily), with a cutoff from their
-// hard-coded 7 days × 4 window. That cutoff is ignored: the plugin prunes
-// by the window the server's AB props set, which may be much longer (26
-// buckets have been seen), so a token the policy still calls valid is kept.
-// whatsmeow's own table is pruned with the same cutoff, so that it does not
-// keep what the plugin dropped. On whatsmeow 2025-12 nothing calls this.
+// hard-coded 7 days × 4 window. The plugin's tokens are left alone: it
+// prunes them itself on connect and daily by the window the server's AB
+// props set, which may be much longer (26 buckets have been seen), so a
+// token its policy still calls valid is kept. whatsmeow's own table is
+// pruned with the plugin's cutoff instead of whatsmeow's, so that it keeps
+// no token the plugin dropped and loses none the plugin keeps. On whatsmeow
+// 2025-12 nothing calls this.
 func (s *TokenStore) DeleteExpiredPrivacyTokens(ctx context.Context, cutoff time.Time) (int64, error) {
 	c := (*Core)(s)
 	inner, innerPrunes := c.inner.(expiredTokenDeleter)
-	if c.closed.Load() {
-		if innerPrunes {
-			return inner.DeleteExpiredPrivacyTokens(ctx, cutoff)
-		}
+	if !innerPrunes {
 		return 0, nil
 	}
-	removed, err := c.Prune(ctx)
-	if err != nil {
-		c.warnOnce("prune", err, "Failed to prune expired privacy tokens")
-		return removed, err
+	if c.closed.Load() {
+		return inner.DeleteExpiredPrivacyTokens(ctx, cutoff)
 	}
-	c.clearWarned("prune")
-	c.log.Info().Int64("removed", removed).Str("trigger", "whatsmeow").Msg("Pruned expired privacy tokens")
-	if innerPrunes {
-		own := time.Unix(c.Policy().Timing.ReceiverCutoff(c.nowUnix()), 0)
-		if _, err := inner.DeleteExpiredPrivacyTokens(ctx, own); err != nil {
-			return removed, fmt.Errorf("prune whatsmeow's own expired tokens before %d: %w", own.Unix(), err)
-		}
+	own := time.Unix(c.Policy().Timing.ReceiverCutoff(c.nowUnix()), 0)
+	removed, err := inner.DeleteExpiredPrivacyTokens(ctx, own)
+	if err != nil {
+		return removed, fmt.Errorf("prune whatsmeow's own expired tokens before %d: %w", own.Unix(), err)
 	}
 	return removed, nil
 }

@@ -2,6 +2,8 @@ package tctoken_test
 
 import (
 	"bytes"
+	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -207,6 +209,42 @@ func TestNativeSaltSetRemoveBackfill(t *testing.T) {
 		eventually(t, "history backfill", w.plugin.HasSalt)
 		if got := childBytes(w.rawSend(alice.LID()), "cstoken"); !bytes.Equal(got, wantCSToken(testSalt, alice.LID())) {
 			t.Fatalf("after a history backfill: cstoken %x", got)
+		}
+	})
+}
+
+// putWhatsmeowSalt writes a salt into whatsmeow's own NCT salt store, as if
+// whatsmeow had captured it while the plugin was not enabled. The field is
+// found by name: whatsmeow 2025-12 has none.
+func putWhatsmeowSalt(t *testing.T, w *world, salt []byte) {
+	t.Helper()
+	saltStore, ok := reflect.ValueOf(w.cli.Store).Elem().FieldByName("NCTSalt").Interface().(interface {
+		PutNCTSalt(context.Context, []byte) error
+	})
+	if !ok {
+		t.Fatal("no NCT salt store on this whatsmeow")
+	}
+	if err := saltStore.PutNCTSalt(w.ctx, salt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A salt whatsmeow already holds is imported on the first Enable.
+func TestNativeSaltImportedOnEnable(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		needNative(t, w)
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		// Closed, the plugin's salt store passes writes to whatsmeow's own.
+		w.plugin.Close()
+		putWhatsmeowSalt(t, w, testSalt)
+		if w.plugin.HasSalt() {
+			t.Fatal("the closed plugin must not have taken the salt")
+		}
+		w.restart()
+		eventually(t, "the salt imported from whatsmeow's table", w.plugin.HasSalt)
+		if got := childBytes(w.rawSend(alice.LID()), "cstoken"); !bytes.Equal(got, wantCSToken(testSalt, alice.LID())) {
+			t.Fatalf("after the import: cstoken %x", got)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mau.fi/whatsmeow/appstate"
@@ -210,6 +211,10 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) {
 	proc := appstate.NewProcessor(view, waLog.Noop)
 	state := appstate.HashState{Version: fromVersion}
 	snapshot := fromVersion == 0
+	var removalsBefore uint64
+	if c.appState != nil {
+		removalsBefore = c.appState.removals.Load()
+	}
 	var last *appstate.Mutation
 	for {
 		list, err := c.cli.DangerousInternals().FetchAppStatePatches(ctx, appstate.WAPatchRegularHigh, state.Version, snapshot)
@@ -235,6 +240,10 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) {
 	}
 	c.log.Debug().Uint64("from_version", fromVersion).Uint64("to_version", state.Version).Bool("found", last != nil).
 		Msg("Re-read regular_high for the NCT salt")
+	if c.appState != nil && c.appState.removals.Load() != removalsBefore {
+		c.log.Debug().Msg("Dropped a re-read of regular_high that a later salt removal overtook")
+		return
+	}
 	switch {
 	case last == nil && fromVersion == 0:
 		// A full snapshot without the mutation: app state holds no salt
@@ -294,6 +303,10 @@ type AppStateWatch struct {
 	mu          sync.Mutex
 	fromVersion uint64
 	pending     bool
+	// removals counts salt removals whatsmeow applied directly (newer
+	// whatsmeow versions, through SaltStore): a re-read that began before
+	// one may have fetched the patches before the REMOVE, and is dropped.
+	removals atomic.Uint64
 }
 
 func (w *AppStateWatch) GetAppStateVersion(ctx context.Context, name string) (uint64, [128]byte, error) {

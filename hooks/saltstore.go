@@ -45,6 +45,30 @@ func (c *Core) attachSaltStore() {
 		ours.inner = inner
 	}
 	field.Set(reflect.ValueOf(ours))
+	ours.importSalt()
+}
+
+// importSalt takes over a salt whatsmeow captured while the plugin was not
+// enabled, once, when the plugin starts without one of its own. whatsmeow
+// does not record whether it came from app state or history sync, so it is
+// taken as a history-sync backfill: it never overrides or revives what app
+// state said.
+func (s *SaltStore) importSalt() {
+	c := s.core
+	if s.inner == nil || c.storeID() == nil {
+		return
+	}
+	c.goBackground(func(ctx context.Context) {
+		salt, err := s.inner.GetNCTSalt(ctx)
+		if err != nil {
+			c.log.Warn().Err(err).Msg("Failed to read whatsmeow's own NCT salt for import")
+			return
+		}
+		if len(salt) == 0 || len(c.Salt()) > 0 {
+			return
+		}
+		c.applyHistorySalt(ctx, salt)
+	})
 }
 
 // GetNCTSalt is read by whatsmeow with the send's context, only when it
@@ -88,6 +112,9 @@ func (s *SaltStore) PutNCTSalt(ctx context.Context, salt []byte) error {
 // goes out from a salt the account removed.
 func (s *SaltStore) DeleteNCTSalt(ctx context.Context) error {
 	if !s.core.closed.Load() {
+		if s.core.appState != nil {
+			s.core.appState.removals.Add(1)
+		}
 		if err := s.core.RemoveAppStateSalt(ctx); err != nil {
 			s.core.log.Err(err).Msg("Failed to remove the NCT salt after whatsmeow removed its own")
 		}

@@ -12,6 +12,7 @@ import (
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/store/sqlstore/upgrades"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tctoken/tctoken"
@@ -130,4 +131,27 @@ func ExamplePlugin_GetAllJIDs() {
 func ExamplePlugin_SubscribePresence() {
 	var plugin *tctoken.Plugin // from tctoken.Enable
 	_ = plugin.SubscribePresence(context.Background(), types.NewJID("123456789012345", types.HiddenUserServer))
+}
+
+// A bridge that downloads history blobs itself (ManualHistorySyncDownload)
+// hands each blob to the plugin, so that the NCT salt backfill and the
+// conversation tokens are captured.
+func ExamplePlugin_HandleHistorySync() {
+	var client *whatsmeow.Client // with ManualHistorySyncDownload set
+	var plugin *tctoken.Plugin   // from tctoken.Enable
+	client.AddEventHandler(func(evt any) {
+		msg, ok := evt.(*events.Message)
+		if !ok {
+			return
+		}
+		if notif := msg.Message.GetProtocolMessage().GetHistorySyncNotification(); notif != nil {
+			ctx := context.Background()
+			blob, err := client.DownloadHistorySync(ctx, notif, true)
+			if err != nil {
+				return
+			}
+			plugin.HandleHistorySync(ctx, blob)
+			// ... the bridge's own backfill of blob goes here
+		}
+	})
 }

@@ -95,8 +95,18 @@ type world struct {
 // so that a test can arrange the database first.
 func newWorld(t testing.TB, db *dbutil.Database, opts ...tctoken.Option) *world {
 	t.Helper()
+	w := newBareWorld(t, db, nil, opts...)
+	w.start()
+	return w
+}
+
+// newBareWorld builds the server and a logged-in device but no client: a
+// test then runs whatsmeow alone (startPlain), as a bridge did before it
+// added the plugin, or enables the plugin (start).
+func newBareWorld(t testing.TB, db *dbutil.Database, srvOpts []wamock.Option, opts ...tctoken.Option) *world {
+	t.Helper()
 	w := &world{t: t, ctx: context.Background(), db: db, clock: newFakeClock(), logs: &syncBuffer{}, opts: opts}
-	w.srv = wamock.NewServer(t)
+	w.srv = wamock.NewServer(t, srvOpts...)
 	w.container = wsqlstoreContainer(t, db)
 	var err error
 	w.device, err = w.srv.NewDevice(w.ctx, w.container)
@@ -104,8 +114,37 @@ func newWorld(t testing.TB, db *dbutil.Database, opts ...tctoken.Option) *world 
 		t.Fatalf("create device: %v", err)
 	}
 	w.deviceNum = w.device.ID.Device
-	w.start()
 	return w
+}
+
+// startPlain creates a client for the device without the plugin: a bridge
+// that never had it, or removed the Enable line.
+func (w *world) startPlain() {
+	w.t.Helper()
+	w.cli = w.srv.NewClient(w.device, nil)
+	w.plugin = nil
+	cli := w.cli
+	w.t.Cleanup(func() {
+		w.srv.WaitIdle(w.deviceNum, time.Second)
+		cli.Disconnect()
+	})
+}
+
+// reloadDevice reads the device back from whatsmeow's store, as a new
+// process would, after stopping the current client.
+func (w *world) reloadDevice() {
+	w.t.Helper()
+	if w.plugin != nil {
+		w.stop(w.plugin, w.cli)
+	} else {
+		w.srv.WaitIdle(w.deviceNum, time.Second)
+		w.cli.Disconnect()
+	}
+	var err error
+	w.device, err = w.container.GetDevice(w.ctx, *w.device.ID)
+	if err != nil || w.device == nil {
+		w.t.Fatalf("reload device: %v", err)
+	}
 }
 
 // start creates a client for the device and enables the plugin on it.
@@ -153,12 +192,7 @@ func (w *world) reconnect() int {
 // database, as a bridge would have after a crash.
 func (w *world) restart() {
 	w.t.Helper()
-	w.stop(w.plugin, w.cli)
-	var err error
-	w.device, err = w.container.GetDevice(w.ctx, *w.device.ID)
-	if err != nil || w.device == nil {
-		w.t.Fatalf("reload device: %v", err)
-	}
+	w.reloadDevice()
 	w.start()
 	w.connect()
 }

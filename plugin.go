@@ -26,6 +26,7 @@ import (
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/tctoken/tctoken/hooks"
@@ -145,14 +146,32 @@ func Enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, opt
 	for _, opt := range opts {
 		opt(&cfg)
 	}
+	// Reserve the client, then do the database I/O without the global lock,
+	// so that a multi-account bridge enabling many clients at once is not
+	// serialised behind one of them.
 	enabledMu.Lock()
-	defer enabledMu.Unlock()
 	if _, dup := enabled[cli]; dup {
+		enabledMu.Unlock()
 		return nil, ErrAlreadyEnabled
 	}
 	if other, dup := cli.Store.PrivacyTokens.(*hooks.TokenStore); dup && !other.Closed() {
+		enabledMu.Unlock()
 		return nil, ErrAlreadyEnabled
 	}
+	enabled[cli] = nil
+	enabledMu.Unlock()
+	p, err := enable(ctx, cli, db, cfg)
+	enabledMu.Lock()
+	defer enabledMu.Unlock()
+	if err != nil {
+		delete(enabled, cli)
+		return nil, err
+	}
+	enabled[cli] = p
+	return p, nil
+}
+
+func enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, cfg hooks.Config) (*Plugin, error) {
 	container := sqlstore.New(db)
 	if cfg.Now != nil {
 		container.SetClock(cfg.Now)
@@ -164,9 +183,7 @@ func Enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, opt
 	if err := core.Attach(ctx); err != nil {
 		return nil, fmt.Errorf("tctoken: attach to the client: %w", err)
 	}
-	p := &Plugin{cli: cli, core: core, container: container}
-	enabled[cli] = p
-	return p, nil
+	return &Plugin{cli: cli, core: core, container: container}, nil
 }
 
 // EnableWithSQL is Enable for a bridge that holds a plain *sql.DB. The
@@ -197,6 +214,16 @@ func (p *Plugin) Close() {
 // accepted a 1:1 message. It returns whatever whatsmeow returned.
 func (p *Plugin) SendMessage(ctx context.Context, to types.JID, message *waE2E.Message, extra ...whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, error) {
 	return p.core.SendMessage(ctx, to, message, extra...)
+}
+
+// HandleHistorySync captures the NCT salt and the conversation tokens of a
+// history-sync blob that the bridge downloaded itself. A bridge that sets
+// whatsmeow's ManualHistorySyncDownload never lets events.HistorySync reach
+// the plugin, so it calls this right after Client.DownloadHistorySync
+// returns the blob. It runs synchronously; calling it for a blob the plugin
+// also saw as an event is harmless.
+func (p *Plugin) HandleHistorySync(ctx context.Context, blob *waHistorySync.HistorySync) {
+	p.core.HandleHistorySync(ctx, blob)
 }
 
 // SubscribePresence is Client.SubscribePresence, remembered: when the

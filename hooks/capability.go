@@ -118,12 +118,11 @@ func (c *Core) adoptNativeIssuance(ctx context.Context, v contactView, user type
 	if mapped.IsZero() || mapped.Unix() <= stored || mapped.Unix() > time.Now().Unix()+maxFutureSkew {
 		return stored
 	}
-	err := v.acc.store.SetSenderTimestamps(ctx, mapped.Unix(), v.key)
-	c.wrote(v.key)
-	if err != nil {
+	if err := v.acc.store.SetSenderTimestamps(ctx, mapped.Unix(), v.key); err != nil {
 		c.log.Warn().Err(err).Stringer("contact", v.key).Msg("Failed to record whatsmeow's own issuance")
 		return stored
 	}
+	c.wroteSenderTimestamp(mapped.Unix(), v.key)
 	c.log.Debug().Stringer("contact", v.key).Int64("t", mapped.Unix()).Msg("Recorded whatsmeow's own issuance")
 	return mapped.Unix()
 }
@@ -156,12 +155,12 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 		incoming = append(incoming, received)
 	}
 	for ts, keys := range senders {
-		err := acc.store.SetSenderTimestamps(ctx, ts, keys...)
-		c.wrote(keys...)
-		if err != nil {
+		if err := acc.store.SetSenderTimestamps(ctx, ts, keys...); err != nil {
 			c.log.Warn().Err(err).Stringer("first", keys[0]).Int("contacts", len(keys)).
 				Msg("Failed to record sender timestamps whatsmeow wrote")
+			continue
 		}
+		c.wroteSenderTimestamp(ts, keys...)
 	}
 	return incoming
 }

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
@@ -72,6 +74,10 @@ type Core struct {
 	issuing    singleflight.Group
 	history    *lru.Cache[types.JID, historyFact]
 	subscribed *lru.Cache[types.JID, types.JID]
+	// First-contact LID lookups (lidlookup.go): one in flight per number,
+	// and numbers without a LID remembered for a while.
+	lidLookups  singleflight.Group
+	unknownLIDs *expirable.LRU[types.JID, struct{}]
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -85,6 +91,11 @@ type Core struct {
 	logOnce   sync.Map     // error kind -> struct{}: log a recurring failure once
 	nextPrune atomic.Int64 // unix seconds; 0 = prune at the next chance
 	connGen   atomic.Uint64
+
+	// beforeTokenWrite, when set by a test, runs between the history-fact
+	// check and the database write of every token batch, so that tests can
+	// force the interleavings of whatsmeow's write and the history handler.
+	beforeTokenWrite func(source string)
 }
 
 // accountState is everything bound to one logged-in device.
@@ -100,12 +111,19 @@ type accountState struct {
 	// every connect fetches anyway.
 	nextPropsFetch atomic.Int64
 	refreshID      atomic.Value // string
+	// imported: whatsmeow's own tokens have been imported (see adopt.go);
+	// until then cold reads also ask whatsmeow's store.
+	imported  atomic.Bool
+	importing atomic.Bool
 }
 
 type cachedEntry struct {
 	token    []byte
 	tokenTS  int64
 	senderTS int64
+	// stale: a write may have changed the rows since this was read; the
+	// next use reads again, and falls back to this if the read fails.
+	stale bool
 }
 
 // cstokenEntry is a computed cstoken and the salt it was computed with.
@@ -150,6 +168,7 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 	c.history, _ = lru.New[types.JID, historyFact](cacheSize)
 	c.subscribed, _ = lru.New[types.JID, types.JID](cacheSize)
 	c.cstokens, _ = lru.New[types.JID, cstokenEntry](cacheSize)
+	c.unknownLIDs = newUnknownLIDCache()
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	c.stop = make(chan struct{})
 	return c
@@ -168,6 +187,9 @@ func (c *Core) Attach(ctx context.Context) error {
 	c.appState = &AppStateWatch{AppStateStore: c.cli.Store.AppState, core: c}
 	c.cli.Store.AppState = c.appState
 	c.attachSaltStore()
+	if c.cli.Store.Container != nil {
+		c.cli.Store.Container = &LogoutWatch{DeviceContainer: c.cli.Store.Container, core: c}
+	}
 	c.handlerID = c.cli.AddEventHandler(c.handleEvent)
 	// Enabled on a client that is already online: its Connected event has
 	// passed, so start what it would have started.
@@ -238,8 +260,14 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	}
 	policy := ComputePolicy(c.defaults, values, c.overrides)
 	acc.policy.Store(&policy)
-	c.cache.Purge()
+	imported, err := acc.store.Imported(ctx)
+	if err != nil {
+		return fmt.Errorf("load the import status for %s: %w", jid, err)
+	}
+	acc.imported.Store(imported)
+	c.wroteAll()
 	c.account.Store(acc)
+	c.startImport(acc)
 	return nil
 }
 
@@ -359,8 +387,9 @@ func (c *Core) view(ctx context.Context, jid types.JID) (v contactView, err erro
 // lookup returns the merged entry for a contact. A row filed under the PN
 // before the LID was known still counts.
 func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types.JID) (*cachedEntry, error) {
-	if entry, ok := c.cache.Get(key); ok {
-		return entry, nil
+	cached, isCached := c.cache.Get(key)
+	if isCached && !cached.stale {
+		return cached, nil
 	}
 	c.cacheMu.Lock()
 	gen := c.writeGen
@@ -374,17 +403,20 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 	}
 	rows, err := acc.store.GetMany(ctx, candidates...)
 	if err != nil {
+		if isCached {
+			// The database is failing: the last entry known beats none.
+			// Expiry is still judged by the clock when it is used.
+			c.warnOnce("read", err, "Failed to read privacy tokens; using the last known ones")
+			return cached, nil
+		}
 		c.warnOnce("read", err, "Failed to read privacy tokens; going on without them")
 		return nil, fmt.Errorf("read token for %s: %w", key, err)
 	}
 	c.clearWarned("read")
-	entry := &cachedEntry{}
-	for _, row := range rows {
-		if len(row.Token) > 0 && row.TokenTS >= entry.tokenTS {
-			entry.token, entry.tokenTS = row.Token, row.TokenTS
-		}
-		entry.senderTS = max(entry.senderTS, row.SenderTS)
+	if inner := c.innerRow(ctx, acc, key); inner != nil {
+		rows = append(rows, inner)
 	}
+	entry := mergeRows(rows)
 	// A write that committed while this read ran may have changed the row:
 	// cache only what no write can have made stale.
 	c.cacheMu.Lock()
@@ -395,14 +427,110 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 	return entry, nil
 }
 
-// wrote must follow every committed write: in-flight reads will not cache
-// what they read, and the cached entries of the keys are dropped.
+// mergeRows merges the rows of one contact (under its LID and its PN) into
+// one entry: the newest token, the newest sender timestamp. A row that holds
+// the same token bytes as another but with our sender timestamp as its token
+// timestamp is whatsmeow 2025-12's history-sync mistake (filed under the PN
+// while the plugin wrote the LID row right): its timestamp is never
+// preferred, or an expired token would look as new as our last issuance.
+func mergeRows(rows []*sqlstore.Entry) *cachedEntry {
+	entry := &cachedEntry{}
+	for _, row := range rows {
+		entry.senderTS = max(entry.senderTS, row.SenderTS)
+	}
+	misfiled := func(row *sqlstore.Entry) bool {
+		if entry.senderTS == 0 || row.TokenTS != entry.senderTS {
+			return false
+		}
+		for _, other := range rows {
+			if other != row && other.TokenTS != row.TokenTS && bytes.Equal(other.Token, row.Token) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, row := range rows {
+		if len(row.Token) > 0 && row.TokenTS >= entry.tokenTS && !misfiled(row) {
+			entry.token, entry.tokenTS = row.Token, row.TokenTS
+		}
+	}
+	return entry
+}
+
+// wrote must follow every write whose effect the cache cannot apply itself
+// (or that may have failed halfway): in-flight reads will not cache what
+// they read, and the cached entries of the keys are marked stale. A stale
+// entry is read again on its next use, and still served if that read fails,
+// so a database outage never costs a contact the token last known for it.
 func (c *Core) wrote(keys ...types.JID) {
 	c.cacheMu.Lock()
 	defer c.cacheMu.Unlock()
 	c.writeGen++
 	for _, key := range keys {
-		c.cache.Remove(key)
+		if entry, ok := c.cache.Peek(key); ok && !entry.stale {
+			stale := *entry
+			stale.stale = true
+			c.cache.Add(key, &stale)
+		}
+	}
+}
+
+// wroteTokens applies committed token writes to the cached entries in place,
+// so a send right after a new token arrived needs no read. Entries are
+// replaced, never mutated: readers hold them without a lock.
+func (c *Core) wroteTokens(writes []sqlstore.TokenWrite) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, write := range writes {
+		if entry, ok := c.cache.Peek(write.Contact); ok && write.TokenTS >= entry.tokenTS {
+			updated := *entry
+			updated.token, updated.tokenTS = write.Token, write.TokenTS
+			c.cache.Add(write.Contact, &updated)
+		}
+	}
+}
+
+// prunedCache applies a committed prune to the cached entries, as the
+// store's Prune applied it to the rows: expired tokens go, expired sender
+// timestamps go.
+func (c *Core) prunedCache(recvCutoff, sendCutoff int64) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, key := range c.cache.Keys() {
+		entry, ok := c.cache.Peek(key)
+		if !ok {
+			continue
+		}
+		tokenExpired := len(entry.token) > 0 && (entry.tokenTS == 0 || entry.tokenTS < recvCutoff)
+		senderExpired := entry.senderTS > 0 && entry.senderTS < sendCutoff
+		if !tokenExpired && !senderExpired {
+			continue
+		}
+		updated := *entry
+		if tokenExpired {
+			updated.token, updated.tokenTS = nil, 0
+		}
+		if senderExpired && len(updated.token) == 0 {
+			updated.senderTS = 0
+		}
+		c.cache.Add(key, &updated)
+	}
+}
+
+// wroteSenderTimestamp applies a committed sender timestamp to the cached
+// entries in place; the stored one only ever moves forward, and so does this.
+func (c *Core) wroteSenderTimestamp(ts int64, keys ...types.JID) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, key := range keys {
+		if entry, ok := c.cache.Peek(key); ok && ts > entry.senderTS {
+			updated := *entry
+			updated.senderTS = ts
+			c.cache.Add(key, &updated)
+		}
 	}
 }
 

@@ -73,7 +73,7 @@ func Decide(in DecisionInput) Decision {
 		return Decision{Reason: noTokenReason(hasToken, in) + "; no NCT salt known"}
 	}
 	if in.LID.IsEmpty() {
-		return Decision{Reason: noTokenReason(hasToken, in) + "; recipient's LID unknown, no cstoken"}
+		return Decision{Reason: noTokenReason(hasToken, in) + "; recipient's LID unknown, no cstoken (Plugin.SendMessage looks it up)"}
 	}
 	cstoken := in.CSToken
 	if cstoken == nil {

@@ -30,7 +30,7 @@ func (c *Core) handleEvent(rawEvt any) {
 	case *events.LoggedOut:
 		c.connGen.Add(1)
 		c.loggedOut.Store(true)
-		c.goBackground(c.forgetAccount)
+		c.goBackground(func(ctx context.Context) { c.forgetAccount(ctx, types.EmptyJID) })
 	case *events.IdentityChange:
 		if !evt.Implicit && c.nativeReissues(evt.JID) {
 			return
@@ -79,15 +79,21 @@ func (c *Core) handleReceipt(evt *events.Receipt) {
 	c.goBackground(func(ctx context.Context) { c.MaybeIssueAfterSend(ctx, chat) })
 }
 
-// forgetAccount deletes everything the plugin kept for a logged-out device.
-func (c *Core) forgetAccount(ctx context.Context) {
+// forgetAccount deletes everything the plugin kept for a logged-out device:
+// the bound account, or jid when none was bound yet.
+func (c *Core) forgetAccount(ctx context.Context, jid types.JID) {
 	acc := c.account.Swap(nil)
-	c.cache.Purge()
+	c.wroteAll()
 	c.subscribed.Purge()
-	if acc == nil {
+	if acc != nil {
+		jid = acc.jid
+	}
+	if jid.IsEmpty() {
 		return
 	}
-	if err := c.container.DeleteAccount(ctx, acc.jid); err != nil {
-		c.log.Err(err).Stringer("account", acc.jid).Msg("Failed to delete the plugin's data after logout")
+	if err := c.container.DeleteAccount(ctx, jid); err != nil {
+		c.log.Err(err).Stringer("account", jid).Msg("Failed to delete the plugin's data after logout")
+		return
 	}
+	c.log.Info().Stringer("account", jid).Msg("Deleted the plugin's data of the logged-out account")
 }

@@ -6,7 +6,22 @@ import (
 	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/tctoken/tctoken/sqlstore"
 )
+
+// HandleHistorySync is the entry point for a bridge that downloads history
+// blobs itself (whatsmeow's ManualHistorySyncDownload), whose
+// events.HistorySync never reaches the plugin: it captures the NCT salt
+// backfill and the conversation tokens as the automatic path does. It runs
+// synchronously and is safe to call for a blob the plugin also saw as an
+// event: every write is monotonic.
+func (c *Core) HandleHistorySync(ctx context.Context, data *waHistorySync.HistorySync) {
+	if c.closed.Load() {
+		return
+	}
+	c.handleHistorySync(ctx, data)
+}
 
 // handleHistorySync stores the conversation tokens of a history blob the
 // right way (token and sender timestamps apart, under the LID, never older
@@ -95,15 +110,16 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 			return
 		}
 	}
-	mended := 0
+	var mended []sqlstore.TokenWrite
 	for _, m := range mends {
 		changed, err := acc.store.MendHistoryTimestamp(ctx, m.key, m.token, m.wrongTS, m.realTS)
 		if err != nil {
 			c.log.Err(err).Stringer("contact", m.key).Msg("Failed to mend a history-sync token timestamp")
 		} else if changed {
-			mended++
+			mended = append(mended, sqlstore.TokenWrite{Contact: m.key, Token: m.token, TokenTS: m.realTS})
 		}
 	}
-	c.log.Debug().Int("tokens", len(tokens)).Int("sender_timestamps", len(senderTimes)).Int("mended", mended).
+	c.writeThrough(ctx, mended)
+	c.log.Debug().Int("tokens", len(tokens)).Int("sender_timestamps", len(senderTimes)).Int("mended", len(mended)).
 		Msg("Stored history-sync privacy tokens")
 }

@@ -99,7 +99,6 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 // re-sent with the new token.
 func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string, tokens []ReceivedToken) error {
 	writes := make([]sqlstore.TokenWrite, 0, len(tokens))
-	keys := make([]types.JID, 0, len(tokens))
 	for _, token := range tokens {
 		if err := c.checkToken(token.JID, token.Token, token.Timestamp); err != nil {
 			c.log.Warn().Err(err).Str("source", source).Msg("Rejected a privacy token")
@@ -108,16 +107,33 @@ func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string
 		key, _, _ := c.resolve(ctx, token.JID)
 		ts := c.correctHistoryTimestamp(key, token.Token, token.Timestamp)
 		writes = append(writes, sqlstore.TokenWrite{Contact: key, Token: token.Token, TokenTS: ts})
-		keys = append(keys, key)
 	}
 	if len(writes) == 0 {
 		return nil
 	}
+	if c.beforeTokenWrite != nil {
+		c.beforeTokenWrite(source)
+	}
 	applied, err := acc.store.PutTokens(ctx, writes...)
-	c.wrote(keys...)
 	if err != nil {
+		// The batch rolled back: nothing changed, and the cache (the last
+		// known tokens) stays as it was.
 		return fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
 	}
+	mended := c.mendLateHistoryFacts(ctx, acc, writes, applied)
+	through := make([]sqlstore.TokenWrite, 0, len(writes))
+	for i, write := range writes {
+		if applied[i] {
+			through = append(through, write)
+		}
+	}
+	c.wroteTokens(through)
+	if len(mended) > 0 {
+		// A mend moves a row's timestamp back, which the in-place update
+		// cannot express: read those again.
+		c.wrote(mended...)
+	}
+	c.writeThrough(ctx, through)
 	for i, write := range writes {
 		if !applied[i] {
 			c.log.Debug().Stringer("contact", write.Contact).Int64("token_ts", write.TokenTS).Str("source", source).
@@ -160,4 +176,30 @@ func (c *Core) correctHistoryTimestamp(key types.JID, token []byte, ts int64) in
 		return fact.tokenTS
 	}
 	return ts
+}
+
+// mendLateHistoryFacts closes the race between whatsmeow's history write and
+// the plugin's history handler. The write checked the history facts before
+// it committed; the handler records its facts before it mends. If the facts
+// arrived in between, the handler's mend ran before this row existed, so the
+// write mends itself now. Either the handler's mend sees the committed row
+// or this re-check sees the facts: no interleaving is left uncorrected.
+func (c *Core) mendLateHistoryFacts(ctx context.Context, acc *accountState, writes []sqlstore.TokenWrite, applied []bool) (mendedKeys []types.JID) {
+	for i, write := range writes {
+		if !applied[i] {
+			continue
+		}
+		realTS := c.correctHistoryTimestamp(write.Contact, write.Token, write.TokenTS)
+		if realTS == write.TokenTS {
+			continue
+		}
+		mended, err := acc.store.MendHistoryTimestamp(ctx, write.Contact, write.Token, write.TokenTS, realTS)
+		if err != nil {
+			c.log.Err(err).Stringer("contact", write.Contact).Msg("Failed to mend a history-sync token timestamp")
+		} else if mended {
+			writes[i].TokenTS = realTS
+			mendedKeys = append(mendedKeys, write.Contact)
+		}
+	}
+	return mendedKeys
 }

@@ -95,11 +95,11 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 		for ts, contacts := range byTS {
 			err = acc.store.SetSenderTimestamps(ctx, ts, contacts...)
 			if err != nil {
-				c.wrote(keys...)
+				// Rolled back: the cache keeps the last known entries.
 				return received, fmt.Errorf("record sender timestamp for %d contacts (first %s): %w", len(contacts), contacts[0], err)
 			}
+			c.wroteSenderTimestamp(ts, contacts...)
 		}
-		c.wrote(keys...)
 		if len(got) > 0 {
 			if err = c.storeTokens(ctx, acc, "issuance reply", got); err != nil {
 				return received, err

@@ -45,6 +45,11 @@ func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Mes
 		req = extra[0]
 	}
 	decision, lid, pn := c.Decide(ctx, to, req.Peer)
+	if !req.Peer && needsLIDLookup(decision, to, lid, c.Policy(), len(c.Salt()) > 0) {
+		if found := c.lookupLID(ctx, to); !found.IsEmpty() {
+			decision, lid, pn = c.Decide(ctx, to, req.Peer)
+		}
+	}
 	if decision.Attach != AttachNothing && callerAttachedToken(req.AdditionalNodes) {
 		decision = Decision{Reason: "caller attached its own token"}
 	}

@@ -6,10 +6,13 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"io"
+	"sync"
 	"time"
+	"weak"
 
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow/types"
@@ -39,9 +42,50 @@ func (c *Container) SetClock(now func() time.Time) {
 	c.now = now
 }
 
-// Upgrade creates or upgrades the tctoken tables.
+// upgraded remembers, per connection pool, that the schema is current, so
+// that a multi-account bridge calling Enable once per client on one
+// database upgrades once. It is keyed by a weak pointer, so a closed and
+// dropped pool does not stay alive for it.
+var (
+	upgradedMu sync.Mutex
+	upgraded   = make(map[weak.Pointer[sql.DB]]*upgradeOnce)
+)
+
+// upgradeOnce is one pool's upgrade: the first caller runs it, concurrent
+// callers wait for it, and a failure lets the next caller try again.
+type upgradeOnce struct {
+	mu   sync.Mutex
+	done bool
+}
+
+// Upgrade creates or upgrades the tctoken tables, once per connection pool
+// in this process: later calls on the same pool return at once. No global
+// lock is held across the database I/O; callers on the same pool wait for
+// the one upgrading it, callers on other pools do not.
 func (c *Container) Upgrade(ctx context.Context) error {
-	return upgrades.Upgrade(ctx, c.db)
+	key := weak.Make(c.db.RawDB)
+	upgradedMu.Lock()
+	once, ok := upgraded[key]
+	if !ok {
+		for other := range upgraded {
+			if other.Value() == nil {
+				delete(upgraded, other)
+			}
+		}
+		once = &upgradeOnce{}
+		upgraded[key] = once
+	}
+	upgradedMu.Unlock()
+	once.mu.Lock()
+	defer once.mu.Unlock()
+	if once.done {
+		return nil
+	}
+	if err := upgrades.Upgrade(ctx, c.db); err != nil {
+		return err
+	}
+	once.done = true
+	return nil
 }
 
 // ForAccount returns the store of one account. ourJID is our own device JID
@@ -56,6 +100,7 @@ const (
 	deleteAccountSaltQuery      = `DELETE FROM tctoken_nct_salt WHERE our_jid=$1`
 	deleteAccountPropsQuery     = `DELETE FROM tctoken_ab_props WHERE our_jid=$1`
 	deleteAccountPropsMetaQuery = `DELETE FROM tctoken_ab_props_meta WHERE our_jid=$1`
+	deleteAccountImportQuery    = `DELETE FROM tctoken_imports WHERE our_jid=$1`
 )
 
 // DeleteAccount removes everything stored for one account, for logout. The
@@ -68,6 +113,7 @@ func (c *Container) DeleteAccount(ctx context.Context, ourJID types.JID) error {
 			{"NCT salt", deleteAccountSaltQuery},
 			{"AB props", deleteAccountPropsQuery},
 			{"AB props metadata", deleteAccountPropsMetaQuery},
+			{"import status", deleteAccountImportQuery},
 		} {
 			if _, err := c.db.Exec(ctx, step.query, account); err != nil {
 				return fmt.Errorf("failed to delete %s: %w", step.what, err)

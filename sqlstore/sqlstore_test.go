@@ -379,6 +379,30 @@ func TestMendHistoryTimestamp(t *testing.T) {
 	})
 }
 
+// whatsmeow 2025-12's history write files our sender timestamp as the token
+// timestamp. Once the row knows the real token timestamp and our sender
+// timestamp, that write must not replace it, while a real newer token does.
+func TestPutTokensRefusesMisfiledHistoryTimestamp(t *testing.T) {
+	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
+		ctx := context.Background()
+		s := newContainer(t, db).ForAccount(ourJID)
+		put(t, s, sqlstore.TokenWrite{Contact: alicePN, Token: []byte("hist"), TokenTS: 300})
+		if err := s.SetSenderTimestamps(ctx, 500, alicePN); err != nil {
+			t.Fatal(err)
+		}
+		assertChanged(t, put(t, s, sqlstore.TokenWrite{Contact: alicePN, Token: []byte("hist"), TokenTS: 500}), false)
+		assertEntry(t, get(t, s, alicePN), sqlstore.Entry{Contact: alicePN, Token: []byte("hist"), TokenTS: 300, SenderTS: 500})
+		// The same bytes at another newer time only refresh the timestamp.
+		assertChanged(t, put(t, s, sqlstore.TokenWrite{Contact: alicePN, Token: []byte("hist"), TokenTS: 400}), true)
+		// New bytes at our sender timestamp are a new token, stored.
+		assertChanged(t, put(t, s, sqlstore.TokenWrite{Contact: alicePN, Token: []byte("new"), TokenTS: 500}), true)
+		assertEntry(t, get(t, s, alicePN), sqlstore.Entry{Contact: alicePN, Token: []byte("new"), TokenTS: 500, SenderTS: 500})
+		// A row without a sender timestamp keeps the plain monotonic rule.
+		put(t, s, sqlstore.TokenWrite{Contact: bobPN, Token: []byte("b"), TokenTS: 300})
+		assertChanged(t, put(t, s, sqlstore.TokenWrite{Contact: bobPN, Token: []byte("b"), TokenTS: 500}), true)
+	})
+}
+
 func TestSalt(t *testing.T) {
 	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
 		ctx := context.Background()

@@ -40,15 +40,23 @@ const (
 	// sender_ts is not in the SET list, so a received token never disturbs
 	// our own issuing schedule. The WHERE also makes an exact duplicate a
 	// no-op, so the affected row count says whether anything changed.
+	//
+	// The last condition refuses the stored token's own bytes re-filed with
+	// our sender timestamp as their token timestamp: that is whatsmeow
+	// 2025-12's history-sync write, and the monotonic rule alone would let
+	// it replace the real (older) token timestamp.
 	putTokenQuery = `
 		INSERT INTO tctoken_tokens (our_jid, their_jid, token, token_ts, updated_at)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (our_jid, their_jid) DO UPDATE
 			SET token=excluded.token, token_ts=excluded.token_ts, updated_at=excluded.updated_at
-			WHERE tctoken_tokens.token IS NULL
+			WHERE (tctoken_tokens.token IS NULL
 				OR tctoken_tokens.token_ts IS NULL
 				OR excluded.token_ts > tctoken_tokens.token_ts
-				OR (excluded.token_ts = tctoken_tokens.token_ts AND excluded.token <> tctoken_tokens.token)
+				OR (excluded.token_ts = tctoken_tokens.token_ts AND excluded.token <> tctoken_tokens.token))
+			AND NOT (tctoken_tokens.token IS NOT NULL
+				AND excluded.token = tctoken_tokens.token
+				AND excluded.token_ts = COALESCE(tctoken_tokens.sender_ts, -1))
 	`
 	// whatsmeow 2025-12 stores history-sync tokens with the sender timestamp
 	// in place of the token timestamp. The monotonic guard above would then

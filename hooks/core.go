@@ -187,6 +187,7 @@ func (c *Core) Attach(ctx context.Context) error {
 	c.cli.Store.PrivacyTokens = (*TokenStore)(c)
 	c.appState = &AppStateWatch{AppStateStore: c.cli.Store.AppState, core: c}
 	c.cli.Store.AppState = c.appState
+	c.attachSaltStore()
 	if c.cli.Store.Container != nil {
 		c.cli.Store.Container = &LogoutWatch{DeviceContainer: c.cli.Store.Container, core: c}
 	}

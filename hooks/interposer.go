@@ -45,6 +45,9 @@ func (s *TokenStore) GetPrivacyToken(ctx context.Context, user types.JID) (*stor
 	if c.closed.Load() {
 		return c.inner.GetPrivacyToken(ctx, user)
 	}
+	if n := c.native(); n != nil {
+		return c.nativeGet(ctx, user, n), nil
+	}
 	user = user.ToNonAD()
 	if pin, ok := ctx.Value(pinKey{}).(*pinned); ok && (user == pin.lid || user == pin.pn) {
 		if pin.decision.Attach != AttachTCToken {
@@ -75,6 +78,9 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 	acc, err := c.acct(ctx)
 	if err != nil {
 		return err
+	}
+	if c.native() != nil {
+		return c.storeTokens(ctx, acc, "whatsmeow", c.nativePut(ctx, acc, tokens))
 	}
 	incoming := make([]ReceivedToken, len(tokens))
 	for i, token := range tokens {

@@ -63,7 +63,7 @@ func newTestLogger(t testing.TB) (zerolog.Logger, *testLogWriter) {
 const maxLoggedXML = 4096
 
 func nodeLogString(node *waBinary.Node) string {
-	s := node.XMLString()
+	s := XML(node)
 	if len(s) > maxLoggedXML {
 		s = s[:maxLoggedXML] + "…(truncated)"
 	}

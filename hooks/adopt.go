@@ -40,12 +40,6 @@ func (c *Core) startImport(acc *accountState) {
 			return
 		}
 		c.clearWarned("import")
-		if acc.salt.Load() == nil {
-			// The newer whatsmeow may have held a salt: load what is stored now.
-			if salt, _, _, err := acc.store.GetSalt(ctx); err == nil && len(salt) > 0 {
-				acc.salt.CompareAndSwap(nil, &salt)
-			}
-		}
 		acc.imported.Store(true)
 		c.wroteAll()
 		c.log.Info().Stringer("account", acc.jid).Int64("rows", rows).Dur("took", time.Since(start)).

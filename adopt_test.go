@@ -224,9 +224,10 @@ func TestFirstContactByPhoneNumber(t *testing.T) {
 					}
 				}
 				want := 1
-				if kind.viaLID {
-					// whatsmeow 2025-12 on a migrated account looks the LID
-					// up itself on every send to a PN it has none for.
+				if kind.viaLID || w.plugin.NativeTokens() {
+					// whatsmeow 2025-12 on a migrated account, and newer
+					// whatsmeow versions on any account, look the LID up
+					// themselves on every send to a PN they have none for.
 					want += 2
 				}
 				if n := w.usyncLIDLookups(mark, nobody.PN()); n != want {

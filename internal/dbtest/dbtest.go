@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +61,10 @@ func SQLite(t testing.TB) *dbutil.Database {
 func SQLiteURI(t testing.TB) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tctoken.db")
+	// A repeated subtest name ends in "#01", and the temp dir carries it: in
+	// a file URI a bare '#' starts the fragment, which would cut the path
+	// short (to a file other processes share) and drop the options below.
+	path = strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f").Replace(path)
 	// The options mirror a real deployment: whatsmeow requires foreign keys,
 	// bridges run SQLite in WAL mode, and the busy timeout lets concurrent
 	// writers wait for each other instead of failing at once.

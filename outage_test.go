@@ -20,8 +20,9 @@ func TestPluginTablesOutage(t *testing.T) {
 		w := newWorld(t, db).connect()
 		w.srv.SetMessageRule(wamock.RequireToken())
 		alice := w.srv.AddContact(wamock.ContactOptions{})
+		w.waitLog(1, "Imported whatsmeow's privacy tokens")
 		w.receiveToken(alice.LID(), "alice-token")
-		if got := childBytes(w.plainSend(alice.LID()), "tctoken"); string(got) != "alice-token" {
+		if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-token" {
 			t.Fatalf("before the outage: tctoken %q", got)
 		}
 
@@ -48,7 +49,7 @@ func TestPluginTablesOutage(t *testing.T) {
 		}
 		w.pushToken(alice.LID(), alice.LID(), []byte("alice-new"), w.clock.Now())
 		for i := range 5 {
-			if got := childBytes(w.plainSend(alice.LID()), "tctoken"); string(got) != "alice-token" {
+			if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-token" {
 				t.Fatalf("send %d during the outage: tctoken %q, want the last known alice-token", i, got)
 			}
 		}
@@ -62,7 +63,7 @@ func TestPluginTablesOutage(t *testing.T) {
 		}
 		w.clock.Advance(time.Minute)
 		w.receiveToken(alice.LID(), "alice-after")
-		if got := childBytes(w.plainSend(alice.LID()), "tctoken"); string(got) != "alice-after" {
+		if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-after" {
 			t.Fatalf("after the outage: tctoken %q, want alice-after", got)
 		}
 	})

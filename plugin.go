@@ -126,9 +126,14 @@ type Plugin struct {
 	closeOnce sync.Once
 }
 
+// enabling holds the clients an Enable is working on right now, so that
+// two calls on one client cannot both find it free while the database I/O
+// runs without the lock. A client leaves it when Enable returns: a map of
+// enabled clients would keep every discarded client alive, and once Enable
+// succeeded the client's own interposed store says it is enabled.
 var (
 	enabledMu sync.Mutex
-	enabled   = make(map[*whatsmeow.Client]*Plugin)
+	enabling  = make(map[*whatsmeow.Client]struct{})
 )
 
 // Enable runs the plugin's schema upgrades in db (the database that holds
@@ -150,7 +155,7 @@ func Enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, opt
 	// so that a multi-account bridge enabling many clients at once is not
 	// serialised behind one of them.
 	enabledMu.Lock()
-	if _, dup := enabled[cli]; dup {
+	if _, dup := enabling[cli]; dup {
 		enabledMu.Unlock()
 		return nil, ErrAlreadyEnabled
 	}
@@ -158,16 +163,15 @@ func Enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, opt
 		enabledMu.Unlock()
 		return nil, ErrAlreadyEnabled
 	}
-	enabled[cli] = nil
+	enabling[cli] = struct{}{}
 	enabledMu.Unlock()
 	p, err := enable(ctx, cli, db, cfg)
 	enabledMu.Lock()
-	defer enabledMu.Unlock()
+	delete(enabling, cli)
+	enabledMu.Unlock()
 	if err != nil {
-		delete(enabled, cli)
 		return nil, err
 	}
-	enabled[cli] = p
 	return p, nil
 }
 
@@ -197,15 +201,12 @@ func EnableWithSQL(ctx context.Context, cli *whatsmeow.Client, db *sql.DB, diale
 }
 
 // Close unregisters the plugin's event handlers and waits for its
-// background work (issuance, pruning) to finish. From then on whatsmeow's
-// reads and writes pass through to its own privacy token store.
+// background work (issuance, pruning) to finish, for a bounded time. From
+// then on whatsmeow's reads and writes pass through to its own privacy
+// token store. It is safe from any goroutine, including inside a whatsmeow
+// event handler, and more than once.
 func (p *Plugin) Close() {
-	p.closeOnce.Do(func() {
-		p.core.Close()
-		enabledMu.Lock()
-		delete(enabled, p.cli)
-		enabledMu.Unlock()
-	})
+	p.closeOnce.Do(p.core.Close)
 }
 
 // SendMessage has exactly the signature of Client.SendMessage. It attaches a

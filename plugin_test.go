@@ -383,8 +383,61 @@ func TestIssuanceOnReceiptWithEnableAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.pushReceipt(alice.LID(), resp.ID)
+	receipt, err := alice.SendReceipt(w.ctx, wamock.ReceiptDelivered, resp.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.WaitHandled(w.ctx, receipt); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "issuance after the delivery receipt", func() bool { return len(w.privacyIQsFor(mark, alice.LID())) == 1 })
+}
+
+// TestGroupTrafficIssuesNothing: a group message carries no token, and
+// neither sending it nor the members' receipts for it issue one; a 1:1
+// receipt afterwards still does.
+func TestGroupTrafficIssuesNothing(t *testing.T) {
+	w := newWorld(t, dbtest.SQLite(t)).connect()
+	w.setSaltViaAppState(testSalt) // so that a 1:1 message would carry a cstoken
+	alice := w.srv.AddContact(wamock.ContactOptions{})
+	bob := w.srv.AddContact(wamock.ContactOptions{})
+	group := w.srv.AddGroup(wamock.GroupOptions{Members: []*wamock.Contact{alice}})
+	alice.SetAutoReceipts(wamock.ReceiptDelivered, wamock.ReceiptRead)
+	mark := w.srv.Mark()
+	resp, err := w.plugin.SendMessage(w.ctx, group.JID(), text("hi all"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack, ok := w.srv.AckFor(resp.ID); !ok || !ack.Accepted() {
+		t.Fatalf("group message ack %+v", ack)
+	}
+	msg := w.srv.MessageByID(resp.ID)
+	if wamock.MessageToken(msg) != nil || wamock.MessageCSToken(msg) != nil {
+		t.Fatal("a group message must carry no token")
+	}
+	if len(alice.Messages()) != 1 {
+		t.Fatal("alice must have decrypted the group message")
+	}
+	if err := w.srv.WaitHandled(w.ctx, resp.ID); err != nil { // her receipts
+		t.Fatal(err)
+	}
+	direct, err := w.cli.SendMessage(w.ctx, bob.LID(), text("hi bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	receipt, err := bob.SendReceipt(w.ctx, wamock.ReceiptDelivered, direct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.WaitHandled(w.ctx, receipt); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "issuance to bob after his receipt", func() bool { return len(w.privacyIQsFor(mark, bob.LID())) == 1 })
+	for _, jid := range []types.JID{group.JID(), alice.LID(), alice.PN()} {
+		if n := len(w.privacyIQsFor(mark, jid)); n != 0 {
+			t.Errorf("%d issuances to %s from group traffic", n, jid)
+		}
+	}
 }
 
 func TestReissueOnIdentityChange(t *testing.T) {

@@ -1,9 +1,11 @@
 package hooks
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
 )
@@ -37,13 +39,62 @@ func isKnownProp(code int) bool {
 	return false
 }
 
+// propNames name the known props in log lines and errors.
+var propNames = map[int]string{
+	PropReceiverDuration: "tctoken_duration",
+	PropReceiverBuckets:  "tctoken_num_buckets",
+	PropSenderDuration:   "tctoken_duration_sender",
+	PropSenderBuckets:    "tctoken_num_buckets_sender",
+	PropTCTokenOn1to1:    "privacy_token_sending_on_all_1_on_1_messages",
+	PropNCTSend:          "wa_nct_token_send_enabled",
+	PropIssueToLID:       "lid_trusted_token_issue_to_lid",
+}
+
+// integerProps hold integers; the other known props are booleans.
+var integerProps = map[int]bool{
+	PropReceiverDuration: true, PropReceiverBuckets: true, PropSenderDuration: true, PropSenderBuckets: true,
+}
+
+// ErrMalformedPropsReply means the abt reply, or one of its props, did not
+// have the expected shape.
+var ErrMalformedPropsReply = errors.New("malformed AB props reply")
+
+const (
+	// MinPropsRefresh keeps a tiny refresh from busy-looping.
+	MinPropsRefresh = time.Minute
+	// MaxPropsRefresh keeps a huge refresh from overflowing time.Duration
+	// and from freezing props for the life of the process.
+	MaxPropsRefresh = 7 * 24 * time.Hour
+	// DefaultPropsRefresh applies when the server names no usable interval.
+	DefaultPropsRefresh = 24 * time.Hour
+)
+
+// PropsRefreshInterval turns the server's refresh (seconds) into how long to
+// wait: ≤ 0 means the default, otherwise clamped to [MinPropsRefresh,
+// MaxPropsRefresh]. The clamp happens in seconds, before the conversion,
+// because seconds × time.Second overflows for anything over 292 years.
+func PropsRefreshInterval(seconds int64) time.Duration {
+	switch {
+	case seconds <= 0:
+		return DefaultPropsRefresh
+	case seconds < int64(MinPropsRefresh/time.Second):
+		return MinPropsRefresh
+	case seconds > int64(MaxPropsRefresh/time.Second):
+		return MaxPropsRefresh
+	}
+	return time.Duration(seconds) * time.Second
+}
+
 // PropsReply is a parsed answer to an abt IQ.
 type PropsReply struct {
 	Hash      string
 	RefreshID string
-	Refresh   int64 // seconds until the next fetch
+	Refresh   int64 // seconds until the next fetch, as sent; 0 if absent or bad
 	Delta     bool  // merge into the cache instead of replacing it
 	Values    map[int]string
+	// Problems describe what was skipped (a bad refresh, a prop whose code
+	// or value does not parse); the rest of the reply still applies.
+	Problems []error
 }
 
 // BuildPropsQuery builds the <props> child of an abt get IQ. The cached hash
@@ -60,47 +111,89 @@ func BuildPropsQuery(hash, refreshID string) waBinary.Node {
 }
 
 // ParsePropsReply reads the reply to an abt IQ, keeping only KnownProps.
-// Sampling entries (event_code) are ignored.
+// Sampling entries (event_code) are ignored. Only a reply that is not a
+// props result at all is an error: one bad attribute or prop is skipped and
+// described in Problems, so that it cannot cost the rest of the reply.
 func ParsePropsReply(node *waBinary.Node) (*PropsReply, error) {
-	if err := CheckIQResult(node); err != nil {
+	if err := checkIQResult(node, ErrMalformedPropsReply); err != nil {
 		return nil, err
 	}
 	props, ok := node.GetOptionalChildByTag("props")
 	if !ok {
-		return nil, fmt.Errorf("%w: abt result has no <props>", ErrMalformedReply)
+		return nil, fmt.Errorf("%w: abt result has no <props>", ErrMalformedPropsReply)
 	}
-	ag := props.AttrGetter()
 	reply := &PropsReply{
-		Hash:      ag.OptionalString("hash"),
-		RefreshID: ag.OptionalString("refresh_id"),
-		Delta:     ParsePropBool(ag.OptionalString("delta_update"), false),
+		Hash:      stringAttr(props.Attrs, "hash"),
+		RefreshID: stringAttr(props.Attrs, "refresh_id"),
+		Delta:     ParsePropBool(stringAttr(props.Attrs, "delta_update"), false),
 		Values:    make(map[int]string),
 	}
-	if refresh := ag.OptionalString("refresh"); refresh != "" {
+	if refresh := stringAttr(props.Attrs, "refresh"); refresh != "" {
 		seconds, err := strconv.ParseInt(refresh, 10, 64)
 		if err != nil || seconds < 0 {
-			return nil, fmt.Errorf("%w: bad refresh interval %q", ErrMalformedReply, refresh)
+			reply.Problems = append(reply.Problems, fmt.Errorf("%w: bad refresh interval %q, using the default", ErrMalformedPropsReply, refresh))
+		} else {
+			reply.Refresh = seconds
 		}
-		reply.Refresh = seconds
 	}
-	for _, child := range props.GetChildren() {
+	for i, child := range props.GetChildren() {
 		if child.Tag != "prop" {
 			continue
 		}
-		cag := child.AttrGetter()
-		codeStr := cag.OptionalString("config_code")
+		codeStr := stringAttr(child.Attrs, "config_code")
 		if codeStr == "" {
 			continue // a sampling entry
 		}
 		code, err := strconv.Atoi(codeStr)
 		if err != nil {
-			return nil, fmt.Errorf("%w: bad config_code %q", ErrMalformedReply, codeStr)
+			reply.Problems = append(reply.Problems, fmt.Errorf("%w: prop #%d has a bad config_code %q", ErrMalformedPropsReply, i+1, codeStr))
+			continue
 		}
-		if isKnownProp(code) {
-			reply.Values[code] = cag.OptionalString("config_value")
+		if !isKnownProp(code) {
+			continue
 		}
+		value := stringAttr(child.Attrs, "config_value")
+		if problem := checkPropValue(code, value); problem != nil {
+			reply.Problems = append(reply.Problems, problem)
+			continue
+		}
+		reply.Values[code] = value
 	}
 	return reply, nil
+}
+
+// checkPropValue says why a known prop's value is unusable, naming the prop.
+func checkPropValue(code int, value string) error {
+	trimmed := strings.TrimSpace(value)
+	if integerProps[code] {
+		if _, err := strconv.ParseInt(trimmed, 10, 64); err != nil {
+			return fmt.Errorf("%w: prop %d (%s) has a non-integer value %q", ErrMalformedPropsReply, code, propNames[code], value)
+		}
+		return nil
+	}
+	switch strings.ToLower(trimmed) {
+	case "1", "true", "enabled", "0", "false", "disabled":
+		return nil
+	}
+	return fmt.Errorf("%w: prop %d (%s) has a non-boolean value %q", ErrMalformedPropsReply, code, propNames[code], value)
+}
+
+// stringAttr reads an attribute as a string whatever type the decoder gave
+// it: a hostile reply may carry a JID or bytes where a number belongs, and
+// whatsmeow's AttrGetter does not say which attribute failed.
+func stringAttr(attrs waBinary.Attrs, key string) string {
+	switch v := attrs[key].(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	case fmt.Stringer:
+		return v.String()
+	default:
+		return fmt.Sprint(v)
+	}
 }
 
 // ParsePropBool reads an AB prop boolean: 1, true or enabled in any case.

@@ -2,7 +2,10 @@ package hooks
 
 import (
 	"errors"
+	"math"
+	"strings"
 	"testing"
+	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
 )
@@ -38,12 +41,84 @@ func TestParsePropsReply(t *testing.T) {
 }
 
 func TestParsePropsReplyErrors(t *testing.T) {
-	if _, err := ParsePropsReply(resultIQ()); !errors.Is(err, ErrMalformedReply) {
+	if _, err := ParsePropsReply(resultIQ()); !errors.Is(err, ErrMalformedPropsReply) || errors.Is(err, ErrMalformedReply) {
 		t.Errorf("no <props>: %v", err)
 	}
-	bad := resultIQ(waBinary.Node{Tag: "props", Attrs: waBinary.Attrs{"refresh": "-1"}})
-	if _, err := ParsePropsReply(bad); !errors.Is(err, ErrMalformedReply) {
-		t.Errorf("negative refresh: %v", err)
+	_, err := ParsePropsReply(&waBinary.Node{Tag: "message"})
+	if !errors.Is(err, ErrMalformedPropsReply) || strings.Contains(err.Error(), "privacy token") {
+		t.Errorf("not an iq: %v, want an AB props error that does not mention privacy tokens", err)
+	}
+}
+
+func TestParsePropsReplySkipsBadParts(t *testing.T) {
+	reply := resultIQ(waBinary.Node{Tag: "props", Attrs: waBinary.Attrs{"hash": "h2", "refresh": "soon"}, Content: []waBinary.Node{
+		{Tag: "prop", Attrs: waBinary.Attrs{"config_code": "abc", "config_value": "1"}},
+		{Tag: "prop", Attrs: waBinary.Attrs{"config_code": "909", "config_value": "lots"}},
+		{Tag: "prop", Attrs: waBinary.Attrs{"config_code": "24941", "config_value": "perhaps"}},
+		{Tag: "prop", Attrs: waBinary.Attrs{"config_code": "865", "config_value": "3600"}},
+		{Tag: "prop", Attrs: waBinary.Attrs{"config_code": "10518", "config_value": "enabled"}},
+		{Tag: "prop", Attrs: waBinary.Attrs{"config_code": "996", "config_value": "-9223372036854775808"}},
+	}})
+	got, err := ParsePropsReply(reply)
+	if err != nil {
+		t.Fatalf("one bad prop must not reject the reply: %v", err)
+	}
+	want := map[int]string{865: "3600", 10518: "enabled", 996: "-9223372036854775808"}
+	if len(got.Values) != len(want) {
+		t.Errorf("values = %v, want %v", got.Values, want)
+	}
+	for code, v := range want {
+		if got.Values[code] != v {
+			t.Errorf("prop %d = %q, want %q", code, got.Values[code], v)
+		}
+	}
+	if got.Refresh != 0 || got.Hash != "h2" {
+		t.Errorf("meta = %+v", got)
+	}
+	if len(got.Problems) != 4 {
+		t.Fatalf("problems = %v, want 4 (refresh, code abc, 909, 24941)", got.Problems)
+	}
+	for i, part := range []string{"refresh", `"abc"`, "909 (tctoken_num_buckets)", "24941 (wa_nct_token_send_enabled)"} {
+		if !strings.Contains(got.Problems[i].Error(), part) || !errors.Is(got.Problems[i], ErrMalformedPropsReply) {
+			t.Errorf("problem %d = %v, want it to name %s", i, got.Problems[i], part)
+		}
+	}
+}
+
+func TestPropsRefreshInterval(t *testing.T) {
+	cases := []struct {
+		seconds int64
+		want    time.Duration
+	}{
+		{0, 24 * time.Hour},
+		{-5, 24 * time.Hour},
+		{math.MinInt64, 24 * time.Hour},
+		{1, time.Minute},
+		{59, time.Minute},
+		{60, time.Minute},
+		{3600, time.Hour},
+		{604800, 7 * 24 * time.Hour},
+		{604801, 7 * 24 * time.Hour},
+		{math.MaxInt64, 7 * 24 * time.Hour},
+	}
+	for _, c := range cases {
+		if got := PropsRefreshInterval(c.seconds); got != c.want {
+			t.Errorf("PropsRefreshInterval(%d) = %v, want %v", c.seconds, got, c.want)
+		}
+	}
+}
+
+func TestComputePolicyHostile(t *testing.T) {
+	server := map[int]string{
+		PropReceiverBuckets:  "9223372036854775807",
+		PropReceiverDuration: "-604800",
+		PropSenderDuration:   "-1",
+		PropSenderBuckets:    "-9223372036854775808",
+	}
+	p := ComputePolicy(DefaultDefaults(), server, nil)
+	want := Timing{ReceiverDuration: DefaultBucketDuration, ReceiverBuckets: 52, SenderDuration: DefaultBucketDuration, SenderBuckets: DefaultBucketCount}
+	if p.Timing != want {
+		t.Errorf("timing = %+v, want %+v", p.Timing, want)
 	}
 }
 

@@ -14,10 +14,8 @@ const (
 	pruneInterval = 24 * time.Hour
 	// scheduleTick is how often the connection loop looks at its schedule.
 	scheduleTick = time.Second
-	// minPropsRefresh keeps a tiny or zero refresh from busy-looping.
-	minPropsRefresh = time.Minute
 	// defaultPropsRefresh applies when the server names no interval.
-	defaultPropsRefresh = 24 * time.Hour
+	defaultPropsRefresh = DefaultPropsRefresh
 	// propsRetry and pruneRetry are how soon a failure is tried again.
 	propsRetry = 5 * time.Minute
 	pruneRetry = 5 * time.Minute
@@ -136,12 +134,11 @@ func (c *Core) FetchProps(ctx context.Context) {
 		return
 	}
 	c.clearWarned("props")
-	acc.refreshID.Store(parsed.RefreshID)
-	refresh := time.Duration(parsed.Refresh) * time.Second
-	if parsed.Refresh <= 0 {
-		refresh = defaultPropsRefresh
+	for _, problem := range parsed.Problems {
+		c.log.Warn().Err(problem).Msg("Skipped part of the AB props reply; the rest applies")
 	}
-	acc.nextPropsFetch.Store(now.Add(max(refresh, minPropsRefresh)).Unix())
+	acc.refreshID.Store(parsed.RefreshID)
+	acc.nextPropsFetch.Store(now.Add(PropsRefreshInterval(parsed.Refresh)).Unix())
 
 	snap := sqlstore.PropsSnapshot{Hash: parsed.Hash, Refresh: parsed.Refresh, FetchedAt: now.Unix(), Values: parsed.Values}
 	if parsed.Delta && cached != nil {

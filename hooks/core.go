@@ -72,6 +72,7 @@ type Core struct {
 
 	cstokens   *lru.Cache[types.JID, cstokenEntry]
 	issuing    singleflight.Group
+	issuer     issuance // the queue, the backoff and the in-flight set
 	history    *lru.Cache[types.JID, historyFact]
 	subscribed *lru.Cache[types.JID, types.JID]
 	// First-contact LID lookups (lidlookup.go): one in flight per number,
@@ -203,15 +204,21 @@ func (c *Core) Attach(ctx context.Context) error {
 // prune) finish before cancelling it.
 const closeGrace = 5 * time.Second
 
-// Close detaches the plugin and waits for its background work to finish.
-// The client's stores are not swapped back, because whatsmeow reads those
-// fields without a lock while connected: the interposers stay in place and
-// pass everything to whatsmeow's own stores from now on.
+// Close detaches the plugin and waits for its background work to finish,
+// for at most twice closeGrace. The client's stores are not swapped back,
+// because whatsmeow reads those fields without a lock while connected: the
+// interposers stay in place and pass everything to whatsmeow's own stores
+// from now on.
+//
+// Close may run on any goroutine, whatsmeow's event dispatch included:
+// RemoveEventHandler would deadlock there (dispatch holds the handlers'
+// lock), so the handler turns into a no-op at once and is removed by a
+// goroutine that waits for the dispatch in progress to end.
 func (c *Core) Close() {
-	c.cli.RemoveEventHandler(c.handlerID)
 	c.bgMu.Lock()
 	c.closed.Store(true)
 	c.bgMu.Unlock()
+	go c.cli.RemoveEventHandler(c.handlerID)
 	close(c.stop)
 	done := make(chan struct{})
 	go func() {
@@ -222,7 +229,11 @@ func (c *Core) Close() {
 	case <-done:
 	case <-time.After(closeGrace):
 		c.bgCancel()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(closeGrace):
+			c.log.Warn().Msg("tctoken background work still running after Close; it was cancelled and will end on its own")
+		}
 	}
 	c.bgCancel()
 }
@@ -265,7 +276,7 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 		return fmt.Errorf("load the import status for %s: %w", jid, err)
 	}
 	acc.imported.Store(imported)
-	c.wroteAll()
+	c.forgetCache()
 	c.account.Store(acc)
 	c.startImport(acc)
 	return nil
@@ -364,6 +375,37 @@ func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.J
 		return lid, lid, pn
 	}
 	return pn, lid, pn
+}
+
+// storageKeys returns, for each JID, the key its row is stored under: a LID
+// is its own key, and a PN maps to its LID when whatsmeow knows it, else
+// stays. It asks whatsmeow's LID map once for all the PNs, through the batch
+// call, which caches no negative answers: ingesting a million tokens must
+// not fill whatsmeow's never-evicting cache with "no LID" entries, as one
+// GetLIDForPN (or GetPNForLID) per token did.
+func (c *Core) storageKeys(ctx context.Context, jids []types.JID) []types.JID {
+	keys := make([]types.JID, len(jids))
+	var pns []types.JID
+	for i, jid := range jids {
+		keys[i] = jid.ToNonAD()
+		if keys[i].Server == types.DefaultUserServer {
+			pns = append(pns, keys[i])
+		}
+	}
+	if len(pns) == 0 || c.cli.Store.LIDs == nil {
+		return keys
+	}
+	lids, err := c.cli.Store.LIDs.GetManyLIDsForPNs(ctx, pns)
+	if err != nil {
+		c.warnOnce("lid-lookup", err, "Failed to look up contacts' LIDs; storing under the phone numbers")
+		return keys
+	}
+	for i, key := range keys {
+		if lid := lids[key].ToNonAD(); key.Server == types.DefaultUserServer && !lid.IsEmpty() {
+			keys[i] = lid
+		}
+	}
+	return keys
 }
 
 // contactView is what the plugin knows about one contact at one moment.
@@ -473,6 +515,14 @@ func (c *Core) wrote(keys ...types.JID) {
 			c.cache.Add(key, &stale)
 		}
 	}
+}
+
+// forgetCache empties the cache: the account it belonged to is gone.
+func (c *Core) forgetCache() {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	c.cache.Purge()
 }
 
 // wroteTokens applies committed token writes to the cached entries in place,

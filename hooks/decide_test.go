@@ -25,27 +25,45 @@ func TestDecide(t *testing.T) {
 		attach Attach
 		bytes  []byte
 		reason string
+		cause  Cause
 	}{
-		{"valid tctoken", DecisionInput{To: alice, LID: alice, Token: token, TokenTS: now - 1, Salt: salt, Policy: on}, AttachTCToken, token, "valid tctoken"},
-		{"expired tctoken falls back to cstoken", DecisionInput{To: alice, LID: alice, Token: token, TokenTS: 7*week - 1, Salt: salt, Policy: on}, AttachCSToken, cs, "expired"},
-		{"first contact", DecisionInput{To: alice, LID: alice, Salt: salt, Policy: on}, AttachCSToken, cs, "cstoken over LID"},
-		{"PN with known LID", DecisionInput{To: types.NewJID("15551234567", types.DefaultUserServer), LID: alice, Salt: salt, Policy: on}, AttachCSToken, cs, "cstoken"},
-		{"PN without LID", DecisionInput{To: types.NewJID("15551234567", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "LID unknown"},
-		{"no salt", DecisionInput{To: alice, LID: alice, Policy: on}, AttachNothing, nil, "no NCT salt"},
-		{"tctoken gate off", DecisionInput{To: alice, LID: alice, Token: token, TokenTS: now, Salt: salt, Policy: tcOff}, AttachCSToken, cs, "disabled by AB prop"},
-		{"nct gate off", DecisionInput{To: alice, LID: alice, Salt: salt, Policy: nctOff}, AttachNothing, nil, "cstoken disabled"},
-		{"group", DecisionInput{To: types.NewJID("1203630", types.GroupServer), Salt: salt, Policy: on}, AttachNothing, nil, "group"},
-		{"own LID", DecisionInput{To: own.LID, LID: own.LID, Salt: salt, Policy: on}, AttachNothing, nil, "own"},
-		{"bot", DecisionInput{To: types.NewJID("13135550001", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "bot"},
-		{"PSA", DecisionInput{To: types.NewJID("0", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "PSA"},
-		{"peer", DecisionInput{To: alice, LID: alice, Peer: true, Token: token, TokenTS: now, Salt: salt, Policy: on}, AttachNothing, nil, "peer"},
+		{"valid tctoken", DecisionInput{To: alice, LID: alice, Token: token, TokenTS: now - 1, Salt: salt, Policy: on}, AttachTCToken, token, "valid tctoken", CauseValidTCToken},
+		{"expired tctoken falls back to cstoken", DecisionInput{To: alice, LID: alice, Token: token, TokenTS: 7*week - 1, Salt: salt, Policy: on}, AttachCSToken, cs, "expired", CauseCSTokenExpired},
+		{"first contact", DecisionInput{To: alice, LID: alice, Salt: salt, Policy: on}, AttachCSToken, cs, "cstoken over LID", CauseCSTokenNoTCToken},
+		{"PN with known LID", DecisionInput{To: types.NewJID("15551234567", types.DefaultUserServer), LID: alice, Salt: salt, Policy: on}, AttachCSToken, cs, "cstoken", CauseCSTokenNoTCToken},
+		{"PN without LID", DecisionInput{To: types.NewJID("15551234567", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "LID unknown", CauseNoLID},
+		{"no salt", DecisionInput{To: alice, LID: alice, Policy: on}, AttachNothing, nil, "no NCT salt", CauseNoSalt},
+		{"tctoken gate off", DecisionInput{To: alice, LID: alice, Token: token, TokenTS: now, Salt: salt, Policy: tcOff}, AttachCSToken, cs, "disabled by AB prop", CauseCSTokenTCTokenOff},
+		{"nct gate off", DecisionInput{To: alice, LID: alice, Salt: salt, Policy: nctOff}, AttachNothing, nil, "cstoken disabled", CauseCSTokenOff},
+		{"group", DecisionInput{To: types.NewJID("1203630", types.GroupServer), Salt: salt, Policy: on}, AttachNothing, nil, "group", CauseIneligible},
+		{"own LID", DecisionInput{To: own.LID, LID: own.LID, Salt: salt, Policy: on}, AttachNothing, nil, "own", CauseIneligible},
+		{"bot", DecisionInput{To: types.NewJID("13135550001", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "bot", CauseIneligible},
+		{"PSA", DecisionInput{To: types.NewJID("0", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "PSA", CauseIneligible},
+		{"peer", DecisionInput{To: alice, LID: alice, Peer: true, Token: token, TokenTS: now, Salt: salt, Policy: on}, AttachNothing, nil, "peer", CausePeerMessage},
 	}
 	for _, c := range cases {
 		c.in.Own, c.in.Now = own, now
 		got := Decide(c.in)
-		if got.Attach != c.attach || !bytes.Equal(got.Token, c.bytes) || !strings.Contains(got.Reason, c.reason) {
-			t.Errorf("%s: got %s %x (%q), want %s %x (reason containing %q)", c.name, got.Attach, got.Token, got.Reason, c.attach, c.bytes, c.reason)
+		if got.Attach != c.attach || !bytes.Equal(got.Token, c.bytes) || !strings.Contains(got.Reason, c.reason) || got.Cause != c.cause {
+			t.Errorf("%s: got %s %x %s (%q), want %s %x %s (reason containing %q)", c.name, got.Attach, got.Token, got.Cause, got.Reason, c.attach, c.bytes, c.cause, c.reason)
 		}
+	}
+}
+
+func TestCauseNames(t *testing.T) {
+	seen := make(map[string]Cause)
+	for c := CauseUnknown; c <= CauseNoLID; c++ {
+		name := c.String()
+		if name == "" || (name == "unknown" && c != CauseUnknown) {
+			t.Errorf("cause %d has no name", c)
+		}
+		if other, dup := seen[name]; dup {
+			t.Errorf("causes %d and %d share the name %q", other, c, name)
+		}
+		seen[name] = c
+	}
+	if Cause(200).String() != "unknown" {
+		t.Error("an out-of-range cause must read unknown")
 	}
 }
 

@@ -11,6 +11,11 @@ import (
 // handleEvent runs on whatsmeow's event loop: anything that does I/O goes to
 // the background so that no event is delayed by the plugin.
 func (c *Core) handleEvent(rawEvt any) {
+	if c.closed.Load() {
+		// Closed: the handler may still be registered until whatsmeow's
+		// dispatch lets Close remove it.
+		return
+	}
 	switch evt := rawEvt.(type) {
 	case *events.Connected:
 		gen := c.connGen.Add(1)
@@ -75,15 +80,16 @@ func (c *Core) handleReceipt(evt *events.Receipt) {
 	default:
 		return
 	}
-	chat := evt.Chat
-	c.goBackground(func(ctx context.Context) { c.MaybeIssueAfterSend(ctx, chat) })
+	// Queued, not a goroutine per receipt: a burst of receipts becomes a
+	// few batched IQs. The worker checks eligibility and what is due.
+	c.enqueueIssue(evt.Chat)
 }
 
 // forgetAccount deletes everything the plugin kept for a logged-out device:
 // the bound account, or jid when none was bound yet.
 func (c *Core) forgetAccount(ctx context.Context, jid types.JID) {
 	acc := c.account.Swap(nil)
-	c.wroteAll()
+	c.forgetCache()
 	c.subscribed.Purge()
 	if acc != nil {
 		jid = acc.jid

@@ -82,8 +82,13 @@ func ChunkTargets(targets []IssueTarget) [][]IssueTarget {
 // CheckIQResult turns an <iq type="error"> into an *IQError and anything that
 // is not an IQ result into ErrMalformedReply.
 func CheckIQResult(node *waBinary.Node) error {
+	return checkIQResult(node, ErrMalformedReply)
+}
+
+// checkIQResult is CheckIQResult with the sentinel that names the request.
+func checkIQResult(node *waBinary.Node, malformed error) error {
 	if node == nil || node.Tag != "iq" {
-		return fmt.Errorf("%w: expected <iq>, got %s", ErrMalformedReply, describeTag(node))
+		return fmt.Errorf("%w: expected <iq>, got %s", malformed, describeTag(node))
 	}
 	switch typ, _ := node.Attrs["type"].(string); typ {
 	case "result":
@@ -97,7 +102,7 @@ func CheckIQResult(node *waBinary.Node) error {
 		}
 		return iqErr
 	default:
-		return fmt.Errorf("%w: unexpected iq type %q", ErrMalformedReply, typ)
+		return fmt.Errorf("%w: unexpected iq type %q", malformed, typ)
 	}
 }
 

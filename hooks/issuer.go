@@ -43,7 +43,8 @@ func (c *Core) IssueTokens(ctx context.Context, jids []types.JID) ([]ReceivedTok
 		keyOf[target] = key
 		targets = append(targets, IssueTarget{JID: target, T: now})
 	}
-	return c.issue(ctx, acc, targets, keyOf)
+	out, err := c.issue(ctx, acc, targets, keyOf)
+	return out.received, err
 }
 
 // issueTarget picks the JID we address the issuance to: the LID when known,
@@ -58,11 +59,25 @@ func issueTarget(issueToLID bool, key, lid, pn types.JID) types.JID {
 	return key
 }
 
+// errRecordIssuance marks an issuance the server accepted but the database
+// could not record, so that callers can tell it from a refused one.
+var errRecordIssuance = errors.New("record the issuance")
+
+// issueOutcome says what happened to each contact of an issuance, by key.
+type issueOutcome struct {
+	received []ReceivedToken
+	recorded []types.JID // accepted, sender timestamp stored
+	refused  []types.JID // refused by the server, one by one or as a whole IQ
+	// unrecorded were accepted by the server, but storing the sender
+	// timestamp failed.
+	unrecorded []types.JID
+}
+
 // issue sends the IQs, chunk by chunk. A chunk that fails stops the run; the
 // chunks before it stay recorded.
-func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarget, keyOf map[types.JID]types.JID) ([]ReceivedToken, error) {
-	var received []ReceivedToken
-	for _, chunk := range ChunkTargets(targets) {
+func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarget, keyOf map[types.JID]types.JID) (issueOutcome, error) {
+	var out issueOutcome
+	for n, chunk := range ChunkTargets(targets) {
 		reply, err := sendIQ(ctx, c.cli, "privacy", "set", BuildIssueTokens(chunk))
 		var got []ReceivedToken
 		var refused []types.JID
@@ -71,7 +86,13 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 			got, refused, problems, err = ParseIssueReply(reply)
 		}
 		if err != nil {
-			return received, fmt.Errorf("issue tokens to %d contacts (first %s): %w", len(chunk), chunk[0].JID, err)
+			// This chunk and all after it are not issued.
+			for _, rest := range ChunkTargets(targets)[n:] {
+				for _, target := range rest {
+					out.refused = append(out.refused, keyOf[target.JID])
+				}
+			}
+			return out, fmt.Errorf("issue tokens to %d contacts (first %s): %w", len(chunk), chunk[0].JID, err)
 		}
 		for _, problem := range problems {
 			c.log.Warn().Err(problem).Msg("Skipped a token in the privacy IQ reply")
@@ -86,6 +107,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 		var keys []types.JID
 		for _, target := range chunk {
 			if refusedSet[target.JID] {
+				out.refused = append(out.refused, keyOf[target.JID])
 				continue
 			}
 			key := keyOf[target.JID]
@@ -96,38 +118,41 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 			err = acc.store.SetSenderTimestamps(ctx, ts, contacts...)
 			if err != nil {
 				// Rolled back: the cache keeps the last known entries.
-				return received, fmt.Errorf("record sender timestamp for %d contacts (first %s): %w", len(contacts), contacts[0], err)
+				out.unrecorded = append(out.unrecorded, keys...)
+				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", errRecordIssuance, len(contacts), contacts[0], err)
 			}
 			c.wroteSenderTimestamp(ts, contacts...)
 		}
+		out.recorded = append(out.recorded, keys...)
 		if len(got) > 0 {
 			if err = c.storeTokens(ctx, acc, "issuance reply", got); err != nil {
-				return received, err
+				return out, fmt.Errorf("%w: %w", errRecordIssuance, err)
 			}
-			received = append(received, got...)
+			out.received = append(out.received, got...)
 		}
 		c.log.Debug().Int("contacts", len(keys)).Int("tokens_received", len(got)).Msg("Issued our privacy token")
 	}
-	return received, nil
+	return out, nil
 }
 
 // MaybeIssueAfterSend issues our token to a contact we just messaged, if the
 // sender-side bucket rolled over since we last did. It never blocks the
-// caller: the check uses the cache (one read when cold) and the IQ runs in
-// the background.
+// caller: the check uses the cache (one read when cold) and the issuance is
+// queued, batched with others and sent by the queue's worker.
 func (c *Core) MaybeIssueAfterSend(ctx context.Context, to types.JID) {
 	if Ineligible(to, c.own()) != "" {
 		return
 	}
 	v, err := c.view(ctx, to)
-	if err != nil || !v.acc.policy.Load().Timing.IssuanceDue(v.entry.senderTS, c.nowUnix()) {
+	if err != nil {
 		return
 	}
-	c.goBackground(func(bgCtx context.Context) {
-		c.issueOne(bgCtx, to, "send", func(timing Timing, senderTS, now int64) (int64, bool) {
-			return now, timing.IssuanceDue(senderTS, now)
-		})
-	})
+	now := c.nowUnix()
+	timing := v.acc.policy.Load().Timing
+	if !timing.IssuanceDue(v.entry.senderTS, now) || !c.issuer.backoff.allow(v.key, Bucket(now, timing.SenderDuration), now) {
+		return
+	}
+	c.enqueueIssue(to)
 }
 
 // Reissue sends our token again to a contact whose identity changed (a
@@ -160,11 +185,17 @@ func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, 
 				Msg("No issuance due")
 			return nil, nil
 		}
+		if _, busy := c.issuer.inflight.LoadOrStore(v.key, struct{}{}); busy {
+			// The queue is issuing to this contact now, with t = now.
+			c.log.Debug().Stringer("contact", key).Str("trigger", trigger).Msg("Issuance already in flight")
+			return nil, nil
+		}
+		defer c.issuer.inflight.Delete(v.key)
 		target := issueTarget(v.acc.policy.Load().IssueToLID, v.key, v.lid, v.pn)
-		_, err = c.issue(ctx, v.acc, []IssueTarget{{JID: target, T: t}}, map[types.JID]types.JID{target: v.key})
-		if err != nil {
-			c.log.Warn().Err(err).Stringer("contact", key).Str("trigger", trigger).Msg("Failed to issue our privacy token")
-		} else {
+		now := c.nowUnix()
+		out, err := c.issue(ctx, v.acc, []IssueTarget{{JID: target, T: t}}, map[types.JID]types.JID{target: v.key})
+		c.noteIssuance(out, err, Bucket(now, v.acc.policy.Load().Timing.SenderDuration), now, trigger)
+		if err == nil {
 			c.log.Debug().Stringer("contact", key).Str("trigger", trigger).Int64("t", t).Msg("Issued our privacy token")
 		}
 		return nil, err

@@ -158,6 +158,9 @@ func (c *Core) applyHistorySalt(ctx context.Context, salt []byte) {
 // sync both arrive around the first sync) leave memory and database alike.
 // write reports whether it applied.
 func (c *Core) changeSalt(ctx context.Context, source sqlstore.SaltSource, salt []byte, write func(*accountState) (bool, error)) error {
+	if err := checkSaltSize(source, salt); err != nil {
+		return err
+	}
 	acc, err := c.acct(ctx)
 	if err != nil {
 		return err

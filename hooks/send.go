@@ -51,9 +51,9 @@ func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Mes
 		}
 	}
 	if decision.Attach != AttachNothing && callerAttachedToken(req.AdditionalNodes) {
-		decision = Decision{Reason: "caller attached its own token"}
+		decision = Decision{Cause: CauseCallerToken, Reason: "caller attached its own token"}
 	}
-	c.log.Debug().Stringer("to", to).Stringer("attach", decision.Attach).Str("reason", decision.Reason).
+	c.log.Debug().Stringer("to", to).Stringer("attach", decision.Attach).Stringer("cause", decision.Cause).Str("reason", decision.Reason).
 		Str("token", ShortHash(decision.Token)).Msg("Decided what to attach")
 	if lid.IsEmpty() && pn.IsEmpty() {
 		pn = to.ToNonAD()

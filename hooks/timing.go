@@ -1,5 +1,7 @@
 package hooks
 
+import "math"
+
 // Bucket maths for token expiry. Time is split into buckets of D seconds; a
 // token stays valid for the current bucket and the N-1 before it, so expiry
 // always lands on a bucket boundary rather than exactly N*D after issuance.
@@ -11,6 +13,9 @@ const (
 	DefaultBucketCount int64 = 4
 	// MaxBucketDuration is 180 days: anything longer is a misconfiguration.
 	MaxBucketDuration int64 = 15552000
+	// MaxWindow caps N·D at a year: a server asking to keep tokens longer
+	// is broken, and an uncapped count overflows the cutoff.
+	MaxWindow int64 = 365 * 86400
 )
 
 // Timing holds the bucket parameters for both sides of the token exchange.
@@ -36,36 +41,61 @@ func DefaultTiming() Timing {
 	}
 }
 
-// Clamped returns t with zero fields replaced by defaults, durations clamped to
-// [1, MaxBucketDuration] and counts to at least 1.
+// Clamped returns t with fields ≤ 0 replaced by defaults (a negative value is
+// a broken server, not a request for one-second tokens), durations capped at
+// MaxBucketDuration and counts capped so that N·D stays within MaxWindow.
 func (t Timing) Clamped() Timing {
 	t.ReceiverDuration = clampDuration(t.ReceiverDuration)
 	t.SenderDuration = clampDuration(t.SenderDuration)
-	t.ReceiverBuckets = clampCount(t.ReceiverBuckets)
-	t.SenderBuckets = clampCount(t.SenderBuckets)
+	t.ReceiverBuckets = clampCount(t.ReceiverBuckets, t.ReceiverDuration)
+	t.SenderBuckets = clampCount(t.SenderBuckets, t.SenderDuration)
 	return t
 }
 
 func clampDuration(d int64) int64 {
 	switch {
-	case d == 0:
+	case d <= 0:
 		return DefaultBucketDuration
-	case d < 1:
-		return 1
 	case d > MaxBucketDuration:
 		return MaxBucketDuration
 	}
 	return d
 }
 
-func clampCount(n int64) int64 {
-	switch {
-	case n == 0:
-		return DefaultBucketCount
-	case n < 1:
-		return 1
+// clampCount applies to a count of buckets of the given (clamped) duration.
+func clampCount(n, duration int64) int64 {
+	if n <= 0 {
+		n = DefaultBucketCount
 	}
-	return n
+	// duration ≥ 1 and ≤ MaxWindow, so the cap is at least 1.
+	return min(n, MaxWindow/duration)
+}
+
+// satSub and satMul saturate at the int64 bounds instead of wrapping: a
+// wrapped cutoff turns "expired long ago" into "valid forever" or back.
+func satSub(a, b int64) int64 {
+	d := a - b
+	if (b > 0 && d > a) || (b < 0 && d < a) {
+		if b > 0 {
+			return math.MinInt64
+		}
+		return math.MaxInt64
+	}
+	return d
+}
+
+func satMul(a, b int64) int64 {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	p := a * b
+	if p/b != a || (a == -1 && b == math.MinInt64) || (b == -1 && a == math.MinInt64) {
+		if (a < 0) != (b < 0) {
+			return math.MinInt64
+		}
+		return math.MaxInt64
+	}
+	return p
 }
 
 // Bucket returns floor(ts / duration). Timestamps before the epoch round down,
@@ -83,8 +113,8 @@ func Bucket(ts, duration int64) int64 {
 // bucket in the window of count buckets ending with the current one.
 func Cutoff(now, duration, count int64) int64 {
 	duration = clampDuration(duration)
-	count = clampCount(count)
-	return (Bucket(now, duration) - (count - 1)) * duration
+	count = clampCount(count, duration)
+	return satMul(satSub(Bucket(now, duration), count-1), duration)
 }
 
 // ReceiverCutoff is the cutoff for tokens contacts issued to us.

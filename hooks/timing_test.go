@@ -1,6 +1,9 @@
 package hooks
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 const week = DefaultBucketDuration
 
@@ -77,11 +80,92 @@ func TestIssuedTokenValid(t *testing.T) {
 
 func TestTimingClamped(t *testing.T) {
 	got := Timing{ReceiverDuration: -5, ReceiverBuckets: -2, SenderDuration: 99999999999}.Clamped()
-	want := Timing{ReceiverDuration: 1, ReceiverBuckets: 1, SenderDuration: MaxBucketDuration, SenderBuckets: DefaultBucketCount}
+	want := Timing{ReceiverDuration: DefaultBucketDuration, ReceiverBuckets: DefaultBucketCount, SenderDuration: MaxBucketDuration, SenderBuckets: 2}
 	if got != want {
 		t.Errorf("Clamped() = %+v, want %+v", got, want)
 	}
 	if (Timing{}).Clamped() != DefaultTiming() {
 		t.Error("the zero Timing must clamp to the defaults")
+	}
+}
+
+func TestTimingClampedHostile(t *testing.T) {
+	cases := []struct {
+		name     string
+		in, want Timing
+	}{
+		{"count MaxInt64 capped to a year of weeks",
+			Timing{ReceiverDuration: week, ReceiverBuckets: math.MaxInt64, SenderDuration: week, SenderBuckets: math.MaxInt64},
+			Timing{ReceiverDuration: week, ReceiverBuckets: 52, SenderDuration: week, SenderBuckets: 52}},
+		{"negative and MinInt64 mean the defaults",
+			Timing{ReceiverDuration: -1, ReceiverBuckets: math.MinInt64, SenderDuration: math.MinInt64, SenderBuckets: -4},
+			DefaultTiming()},
+		{"one-second buckets keep a year's worth",
+			Timing{ReceiverDuration: 1, ReceiverBuckets: math.MaxInt64, SenderDuration: 3600, SenderBuckets: 10},
+			Timing{ReceiverDuration: 1, ReceiverBuckets: MaxWindow, SenderDuration: 3600, SenderBuckets: 10}},
+		{"duration MaxInt64 capped to 180 days, count to 2",
+			Timing{ReceiverDuration: math.MaxInt64, ReceiverBuckets: 4, SenderDuration: week, SenderBuckets: 4},
+			Timing{ReceiverDuration: MaxBucketDuration, ReceiverBuckets: 2, SenderDuration: week, SenderBuckets: 4}},
+	}
+	for _, c := range cases {
+		if got := c.in.Clamped(); got != c.want {
+			t.Errorf("%s: Clamped() = %+v, want %+v", c.name, got, c.want)
+		}
+		if got := c.in.Clamped(); got.ReceiverDuration*got.ReceiverBuckets > MaxWindow || got.SenderDuration*got.SenderBuckets > MaxWindow {
+			t.Errorf("%s: window over a year: %+v", c.name, got)
+		}
+	}
+}
+
+func TestCutoffSaturates(t *testing.T) {
+	cases := []struct{ now, d, n, want int64 }{
+		// 909 = MaxInt64 once overflowed to a cutoff in the future; now it
+		// is a year of weeks back: 10D - 51D.
+		{10 * week, week, math.MaxInt64, -41 * week},
+		{10 * week, -5, 4, 7 * week},
+		{10 * week, week, -3, 7 * week},
+		{math.MinInt64, 1, 4, math.MinInt64},
+		{math.MaxInt64, 1, 1, math.MaxInt64},
+		{math.MinInt64 + 1, 2, MaxWindow, math.MinInt64},
+	}
+	for _, c := range cases {
+		if got := Cutoff(c.now, c.d, c.n); got != c.want {
+			t.Errorf("Cutoff(now=%d, D=%d, N=%d) = %d, want %d", c.now, c.d, c.n, got, c.want)
+		}
+	}
+	// A fresh token stays valid under the hostile count.
+	tm := Timing{ReceiverDuration: week, ReceiverBuckets: math.MaxInt64}.Clamped()
+	if !tm.ReceivedTokenValid(10*week, 10*week+5) {
+		t.Error("a fresh token must be valid with N = MaxInt64")
+	}
+}
+
+func TestSaturatingArithmetic(t *testing.T) {
+	subs := []struct{ a, b, want int64 }{
+		{5, 3, 2},
+		{math.MinInt64, 1, math.MinInt64},
+		{math.MaxInt64, -1, math.MaxInt64},
+		{-5, math.MaxInt64, math.MinInt64},
+		{0, math.MinInt64, math.MaxInt64},
+	}
+	for _, c := range subs {
+		if got := satSub(c.a, c.b); got != c.want {
+			t.Errorf("satSub(%d, %d) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+	muls := []struct{ a, b, want int64 }{
+		{6, 7, 42},
+		{-6, 7, -42},
+		{math.MaxInt64, 2, math.MaxInt64},
+		{math.MinInt64, 2, math.MinInt64},
+		{math.MinInt64, -1, math.MaxInt64},
+		{-1, math.MinInt64, math.MaxInt64},
+		{math.MaxInt64 / 2, -3, math.MinInt64},
+		{0, math.MinInt64, 0},
+	}
+	for _, c := range muls {
+		if got := satMul(c.a, c.b); got != c.want {
+			t.Errorf("satMul(%d, %d) = %d, want %d", c.a, c.b, got, c.want)
+		}
 	}
 }

@@ -18,9 +18,11 @@ func newLogger(w io.Writer, jsonLogs bool, level string) (zerolog.Logger, error)
 	if err != nil {
 		return zerolog.Nop(), fmt.Errorf("bad --log-level %q: %w", level, err)
 	}
-	out := w
+	// Every line passes the redacting writer: whatsmeow logs whole stanzas,
+	// token bytes included, at debug level.
+	var out io.Writer = redactingWriter{w: w}
 	if !jsonLogs {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}
+		out = zerolog.ConsoleWriter{Out: redactingWriter{w: w}, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}
 	}
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
 }

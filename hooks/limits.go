@@ -1,0 +1,24 @@
+package hooks
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tctoken/tctoken/sqlstore"
+)
+
+// MaxSaltSize bounds the NCT salt. A real one is a few dozen bytes; a huge
+// one would be copied into every cstoken computation and the database.
+const MaxSaltSize = 256
+
+// ErrSaltTooLarge means a salt over MaxSaltSize was refused.
+var ErrSaltTooLarge = errors.New("NCT salt too large")
+
+// checkSaltSize refuses an oversized salt, naming the source and the size,
+// never the bytes. A nil salt (a removal) passes.
+func checkSaltSize(source sqlstore.SaltSource, salt []byte) error {
+	if len(salt) > MaxSaltSize {
+		return fmt.Errorf("%w: the salt from %s is %d bytes, over the %d-byte limit", ErrSaltTooLarge, source, len(salt), MaxSaltSize)
+	}
+	return nil
+}

@@ -7,8 +7,26 @@ import (
 	"encoding/hex"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 )
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
 
 func TestRedactSecrets(t *testing.T) {
 	cases := []struct{ in, want string }{
@@ -38,7 +56,7 @@ func TestRedactSecrets(t *testing.T) {
 // the salt: raw, in hex and in base64.
 func TestDemoLogsNoSecrets(t *testing.T) {
 	for _, jsonLogs := range []bool{true, false} {
-		var logs bytes.Buffer
+		var logs lockedBuffer // the fake server and the client log from many goroutines
 		log, err := newLogger(&logs, jsonLogs, "debug")
 		if err != nil {
 			t.Fatal(err)

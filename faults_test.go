@@ -198,16 +198,22 @@ func TestIssuanceBacksOffWhenServerRefuses(t *testing.T) {
 
 // TestIssuanceBacksOffWhenDatabaseReadOnly: the server accepts the
 // issuance but the plugin cannot record it. One IQ for ten sends, one
-// warning, every message out.
+// warning, every message out, each with the tctoken the cache still holds.
 func TestIssuanceBacksOffWhenDatabaseReadOnly(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
 		alice := w.srv.AddContact(wamock.ContactOptions{})
+		w.receiveToken(alice.LID(), "alice-token") // read, so cached
 		makeTokensReadOnly(t, db)
 		mark := w.srv.Mark()
 		for i := range 10 {
+			sent := w.srv.Mark()
 			if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text("hi "+strconv.Itoa(i))); err != nil {
 				t.Fatalf("send %d with a read-only database: %v", i, err)
+			}
+			msg := w.srv.WaitForSince(t, sent, "message to alice", wamock.IsMessageTo(alice.LID()), 5*time.Second)
+			if got := string(wamock.MessageToken(msg)); got != "alice-token" {
+				t.Fatalf("send %d: the cached tctoken must survive the failed issuance write, got %q", i, got)
 			}
 			if i == 0 {
 				w.waitLog(1, `"level":"warn"`, `"kind":"issue-store"`)

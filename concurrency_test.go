@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow/types"
@@ -80,7 +81,7 @@ func TestConcurrentTraffic(t *testing.T) {
 		}()
 		wg.Wait()
 
-		waitLong(t, "every contact messaged is issued", func() bool {
+		eventuallyWithin(t, 2*time.Minute, "every contact messaged is issued", func() bool {
 			for jid := range sentTo {
 				if e, err := w.plugin.Get(w.ctx, jid); err != nil || e == nil || e.SenderTimestamp.IsZero() {
 					return false

@@ -40,12 +40,6 @@ func (c *Core) startImport(acc *accountState) {
 			return
 		}
 		c.clearWarned("import")
-		if acc.salt.Load() == nil {
-			// The newer whatsmeow may have held a salt: load what is stored now.
-			if salt, _, _, err := acc.store.GetSalt(ctx); err == nil && len(salt) > 0 {
-				acc.salt.CompareAndSwap(nil, &salt)
-			}
-		}
 		acc.imported.Store(true)
 		c.wroteAll()
 		c.log.Info().Stringer("account", acc.jid).Int64("rows", rows).Dur("took", time.Since(start)).
@@ -53,13 +47,11 @@ func (c *Core) startImport(acc *accountState) {
 	})
 }
 
-// wroteAll is wrote for a write whose keys are not known one by one: every
-// cached entry may be stale.
+// wroteAll is wrote for a write whose keys are not known one by one (the
+// import): every cached entry is marked stale, and so read again on its next
+// use, but still served if that read fails.
 func (c *Core) wroteAll() {
-	c.cacheMu.Lock()
-	defer c.cacheMu.Unlock()
-	c.writeGen++
-	c.cache.Purge()
+	c.wrote(c.cache.Keys()...)
 }
 
 // innerRow reads whatsmeow's own store for a contact while the import has

@@ -82,9 +82,14 @@ func (c *Core) Prune(ctx context.Context) (int64, error) {
 	}
 	now := c.nowUnix()
 	timing := acc.policy.Load().Timing
-	removed, err := acc.store.Prune(ctx, timing.ReceiverCutoff(now), timing.SenderCutoff(now))
-	c.wrote()
-	c.cache.Purge()
+	// A failed prune changed nothing, and leaves the cache as it was; a
+	// successful one is applied to the cached entries in place, never by
+	// emptying the cache.
+	recvCutoff, sendCutoff := timing.ReceiverCutoff(now), timing.SenderCutoff(now)
+	removed, err := acc.store.Prune(ctx, recvCutoff, sendCutoff)
+	if err == nil {
+		c.prunedCache(recvCutoff, sendCutoff)
+	}
 	if err != nil {
 		c.nextPrune.Store(c.now().Add(pruneRetry).Unix())
 		return removed, fmt.Errorf("prune expired tokens: %w", err)

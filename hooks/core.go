@@ -121,6 +121,9 @@ type cachedEntry struct {
 	token    []byte
 	tokenTS  int64
 	senderTS int64
+	// stale: a write may have changed the rows since this was read; the
+	// next use reads again, and falls back to this if the read fails.
+	stale bool
 }
 
 // cstokenEntry is a computed cstoken and the salt it was computed with.
@@ -183,6 +186,7 @@ func (c *Core) Attach(ctx context.Context) error {
 	c.cli.Store.PrivacyTokens = (*TokenStore)(c)
 	c.appState = &AppStateWatch{AppStateStore: c.cli.Store.AppState, core: c}
 	c.cli.Store.AppState = c.appState
+	c.attachSaltStore()
 	if c.cli.Store.Container != nil {
 		c.cli.Store.Container = &LogoutWatch{DeviceContainer: c.cli.Store.Container, core: c}
 	}
@@ -271,7 +275,7 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 		return fmt.Errorf("load the import status for %s: %w", jid, err)
 	}
 	acc.imported.Store(imported)
-	c.wroteAll()
+	c.forgetCache()
 	c.account.Store(acc)
 	c.startImport(acc)
 	return nil
@@ -372,6 +376,37 @@ func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.J
 	return pn, lid, pn
 }
 
+// storageKeys returns, for each JID, the key its row is stored under: a LID
+// is its own key, and a PN maps to its LID when whatsmeow knows it, else
+// stays. It asks whatsmeow's LID map once for all the PNs, through the batch
+// call, which caches no negative answers: ingesting a million tokens must
+// not fill whatsmeow's never-evicting cache with "no LID" entries, as one
+// GetLIDForPN (or GetPNForLID) per token did.
+func (c *Core) storageKeys(ctx context.Context, jids []types.JID) []types.JID {
+	keys := make([]types.JID, len(jids))
+	var pns []types.JID
+	for i, jid := range jids {
+		keys[i] = jid.ToNonAD()
+		if keys[i].Server == types.DefaultUserServer {
+			pns = append(pns, keys[i])
+		}
+	}
+	if len(pns) == 0 || c.cli.Store.LIDs == nil {
+		return keys
+	}
+	lids, err := c.cli.Store.LIDs.GetManyLIDsForPNs(ctx, pns)
+	if err != nil {
+		c.warnOnce("lid-lookup", err, "Failed to look up contacts' LIDs; storing under the phone numbers")
+		return keys
+	}
+	for i, key := range keys {
+		if lid := lids[key].ToNonAD(); key.Server == types.DefaultUserServer && !lid.IsEmpty() {
+			keys[i] = lid
+		}
+	}
+	return keys
+}
+
 // contactView is what the plugin knows about one contact at one moment.
 type contactView struct {
 	acc          *accountState
@@ -393,8 +428,9 @@ func (c *Core) view(ctx context.Context, jid types.JID) (v contactView, err erro
 // lookup returns the merged entry for a contact. A row filed under the PN
 // before the LID was known still counts.
 func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types.JID) (*cachedEntry, error) {
-	if entry, ok := c.cache.Get(key); ok {
-		return entry, nil
+	cached, isCached := c.cache.Get(key)
+	if isCached && !cached.stale {
+		return cached, nil
 	}
 	c.cacheMu.Lock()
 	gen := c.writeGen
@@ -408,6 +444,12 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 	}
 	rows, err := acc.store.GetMany(ctx, candidates...)
 	if err != nil {
+		if isCached {
+			// The database is failing: the last entry known beats none.
+			// Expiry is still judged by the clock when it is used.
+			c.warnOnce("read", err, "Failed to read privacy tokens; using the last known ones")
+			return cached, nil
+		}
 		c.warnOnce("read", err, "Failed to read privacy tokens; going on without them")
 		return nil, fmt.Errorf("read token for %s: %w", key, err)
 	}
@@ -456,14 +498,88 @@ func mergeRows(rows []*sqlstore.Entry) *cachedEntry {
 	return entry
 }
 
-// wrote must follow every committed write: in-flight reads will not cache
-// what they read, and the cached entries of the keys are dropped.
+// wrote must follow every write whose effect the cache cannot apply itself
+// (or that may have failed halfway): in-flight reads will not cache what
+// they read, and the cached entries of the keys are marked stale. A stale
+// entry is read again on its next use, and still served if that read fails,
+// so a database outage never costs a contact the token last known for it.
 func (c *Core) wrote(keys ...types.JID) {
 	c.cacheMu.Lock()
 	defer c.cacheMu.Unlock()
 	c.writeGen++
 	for _, key := range keys {
-		c.cache.Remove(key)
+		if entry, ok := c.cache.Peek(key); ok && !entry.stale {
+			stale := *entry
+			stale.stale = true
+			c.cache.Add(key, &stale)
+		}
+	}
+}
+
+// forgetCache empties the cache: the account it belonged to is gone.
+func (c *Core) forgetCache() {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	c.cache.Purge()
+}
+
+// wroteTokens applies committed token writes to the cached entries in place,
+// so a send right after a new token arrived needs no read. Entries are
+// replaced, never mutated: readers hold them without a lock.
+func (c *Core) wroteTokens(writes []sqlstore.TokenWrite) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, write := range writes {
+		if entry, ok := c.cache.Peek(write.Contact); ok && write.TokenTS >= entry.tokenTS {
+			updated := *entry
+			updated.token, updated.tokenTS = write.Token, write.TokenTS
+			c.cache.Add(write.Contact, &updated)
+		}
+	}
+}
+
+// prunedCache applies a committed prune to the cached entries, as the
+// store's Prune applied it to the rows: expired tokens go, expired sender
+// timestamps go.
+func (c *Core) prunedCache(recvCutoff, sendCutoff int64) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, key := range c.cache.Keys() {
+		entry, ok := c.cache.Peek(key)
+		if !ok {
+			continue
+		}
+		tokenExpired := len(entry.token) > 0 && (entry.tokenTS == 0 || entry.tokenTS < recvCutoff)
+		senderExpired := entry.senderTS > 0 && entry.senderTS < sendCutoff
+		if !tokenExpired && !senderExpired {
+			continue
+		}
+		updated := *entry
+		if tokenExpired {
+			updated.token, updated.tokenTS = nil, 0
+		}
+		if senderExpired && len(updated.token) == 0 {
+			updated.senderTS = 0
+		}
+		c.cache.Add(key, &updated)
+	}
+}
+
+// wroteSenderTimestamp applies a committed sender timestamp to the cached
+// entries in place; the stored one only ever moves forward, and so does this.
+func (c *Core) wroteSenderTimestamp(ts int64, keys ...types.JID) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, key := range keys {
+		if entry, ok := c.cache.Peek(key); ok && ts > entry.senderTS {
+			updated := *entry
+			updated.senderTS = ts
+			c.cache.Add(key, &updated)
+		}
 	}
 }
 

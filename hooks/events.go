@@ -37,6 +37,9 @@ func (c *Core) handleEvent(rawEvt any) {
 		c.loggedOut.Store(true)
 		c.goBackground(func(ctx context.Context) { c.forgetAccount(ctx, types.EmptyJID) })
 	case *events.IdentityChange:
+		if !evt.Implicit && c.nativeReissues(evt.JID) {
+			return
+		}
 		jid := evt.JID
 		c.goBackground(func(ctx context.Context) { c.Reissue(ctx, jid) })
 	case *events.Receipt:
@@ -65,6 +68,10 @@ func (c *Core) handleEvent(rawEvt any) {
 // a receipt from them in a 1:1 chat for a message we sent. Plugin.SendMessage
 // triggers issuance directly on the server's ack instead.
 func (c *Core) handleReceipt(evt *events.Receipt) {
+	// A whatsmeow that issues after every DM needs no receipt to trigger it.
+	if c.native() != nil {
+		return
+	}
 	if evt.IsFromMe || evt.IsGroup || evt.Chat.Server == types.BroadcastServer {
 		return
 	}
@@ -82,7 +89,7 @@ func (c *Core) handleReceipt(evt *events.Receipt) {
 // the bound account, or jid when none was bound yet.
 func (c *Core) forgetAccount(ctx context.Context, jid types.JID) {
 	acc := c.account.Swap(nil)
-	c.wroteAll()
+	c.forgetCache()
 	c.subscribed.Purge()
 	if acc != nil {
 		jid = acc.jid

@@ -45,6 +45,9 @@ func (s *TokenStore) GetPrivacyToken(ctx context.Context, user types.JID) (*stor
 	if c.closed.Load() {
 		return c.inner.GetPrivacyToken(ctx, user)
 	}
+	if n := c.native(); n != nil {
+		return c.nativeGet(ctx, user, n), nil
+	}
 	user = user.ToNonAD()
 	if pin, ok := ctx.Value(pinKey{}).(*pinned); ok && (user == pin.lid || user == pin.pn) {
 		if pin.decision.Attach != AttachTCToken {
@@ -76,6 +79,9 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 	if err != nil {
 		return err
 	}
+	if c.native() != nil {
+		return c.storeTokens(ctx, acc, "whatsmeow", c.nativePut(ctx, acc, tokens))
+	}
 	incoming := make([]ReceivedToken, len(tokens))
 	for i, token := range tokens {
 		incoming[i] = ReceivedToken{JID: token.User, Token: token.Token}
@@ -92,17 +98,21 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 // batch. A contact we are subscribed to gets its presence subscription
 // re-sent with the new token.
 func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string, tokens []ReceivedToken) error {
-	writes := make([]sqlstore.TokenWrite, 0, len(tokens))
-	keys := make([]types.JID, 0, len(tokens))
+	valid := make([]ReceivedToken, 0, len(tokens))
+	jids := make([]types.JID, 0, len(tokens))
 	for _, token := range tokens {
 		if err := c.checkToken(token.JID, token.Token, token.Timestamp); err != nil {
 			c.log.Warn().Err(err).Str("source", source).Msg("Rejected a privacy token")
 			continue
 		}
-		key, _, _ := c.resolve(ctx, token.JID)
-		ts := c.correctHistoryTimestamp(key, token.Token, token.Timestamp)
-		writes = append(writes, sqlstore.TokenWrite{Contact: key, Token: token.Token, TokenTS: ts})
-		keys = append(keys, key)
+		valid = append(valid, token)
+		jids = append(jids, token.JID)
+	}
+	keys := c.storageKeys(ctx, jids)
+	writes := make([]sqlstore.TokenWrite, len(valid))
+	for i, token := range valid {
+		ts := c.correctHistoryTimestamp(keys[i], token.Token, token.Timestamp)
+		writes[i] = sqlstore.TokenWrite{Contact: keys[i], Token: token.Token, TokenTS: ts}
 	}
 	if len(writes) == 0 {
 		return nil
@@ -111,18 +121,23 @@ func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string
 		c.beforeTokenWrite(source)
 	}
 	applied, err := acc.store.PutTokens(ctx, writes...)
-	if err == nil {
-		c.mendLateHistoryFacts(ctx, acc, writes, applied)
-	}
-	c.wrote(keys...)
 	if err != nil {
+		// The batch rolled back: nothing changed, and the cache (the last
+		// known tokens) stays as it was.
 		return fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
 	}
+	mended := c.mendLateHistoryFacts(ctx, acc, writes, applied)
 	through := make([]sqlstore.TokenWrite, 0, len(writes))
 	for i, write := range writes {
 		if applied[i] {
 			through = append(through, write)
 		}
+	}
+	c.wroteTokens(through)
+	if len(mended) > 0 {
+		// A mend moves a row's timestamp back, which the in-place update
+		// cannot express: read those again.
+		c.wrote(mended...)
 	}
 	c.writeThrough(ctx, through)
 	for i, write := range writes {
@@ -176,7 +191,7 @@ func (c *Core) correctHistoryTimestamp(key types.JID, token []byte, ts int64) in
 // arrived in between, the handler's mend ran before this row existed, so the
 // write mends itself now. Either the handler's mend sees the committed row
 // or this re-check sees the facts: no interleaving is left uncorrected.
-func (c *Core) mendLateHistoryFacts(ctx context.Context, acc *accountState, writes []sqlstore.TokenWrite, applied []bool) {
+func (c *Core) mendLateHistoryFacts(ctx context.Context, acc *accountState, writes []sqlstore.TokenWrite, applied []bool) (mendedKeys []types.JID) {
 	for i, write := range writes {
 		if !applied[i] {
 			continue
@@ -190,6 +205,8 @@ func (c *Core) mendLateHistoryFacts(ctx context.Context, acc *accountState, writ
 			c.log.Err(err).Stringer("contact", write.Contact).Msg("Failed to mend a history-sync token timestamp")
 		} else if mended {
 			writes[i].TokenTS = realTS
+			mendedKeys = append(mendedKeys, write.Contact)
 		}
 	}
+	return mendedKeys
 }

@@ -20,7 +20,7 @@ func TestBuildIssueTokens(t *testing.T) {
 		{JID: bobPN, T: 1700000001},
 	})
 	if node.Tag != "tokens" || len(node.GetChildren()) != 2 {
-		t.Fatalf("want <tokens> with 2 children, got %s", node.XMLString())
+		t.Fatalf("want <tokens> with 2 children, got %s", nodeXML(&node))
 	}
 	first := node.GetChildren()[0]
 	if first.Attrs["jid"] != aliceLID || first.Attrs["t"] != "1700000000" || first.Attrs["type"] != "trusted_contact" {

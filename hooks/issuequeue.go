@@ -211,7 +211,8 @@ func (c *Core) issueBatch(ctx context.Context, jids []types.JID) {
 type issueCandidate struct{ key, lid, pn types.JID }
 
 // senderTimestamps reads when we last issued to each candidate: from the
-// cache when it holds the contact, else in one query for the whole batch
+// cache when it holds the contact and no write made the entry stale, else
+// in one query for the whole batch
 // (rows under the LID and the PN merged, as lookup does), instead of one
 // query per contact. Nothing read here is cached: the batch needs only the
 // sender timestamps, and lookup keeps the cache's rules in one place.
@@ -220,7 +221,7 @@ func (c *Core) senderTimestamps(ctx context.Context, acc *accountState, cands []
 	owner := make(map[types.JID]types.JID)
 	var missing []types.JID
 	for _, cand := range cands {
-		if entry, ok := c.cache.Get(cand.key); ok {
+		if entry, ok := c.cache.Get(cand.key); ok && !entry.stale {
 			out[cand.key] = entry.senderTS
 			continue
 		}

@@ -121,6 +121,8 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 		for ts, contacts := range byTS {
 			err = acc.store.SetSenderTimestamps(ctx, ts, contacts...)
 			if err != nil {
+				// That group rolled back, and the cache keeps the last known
+				// entries; groups before it committed and count as recorded.
 				for _, key := range keys {
 					if !recorded[key] {
 						out.unrecorded = append(out.unrecorded, key)
@@ -128,7 +130,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 				}
 				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", errRecordIssuance, len(contacts), contacts[0], err)
 			}
-			c.wrote(contacts...)
+			c.wroteSenderTimestamp(ts, contacts...)
 			out.recorded = append(out.recorded, contacts...)
 			for _, key := range contacts {
 				recorded[key] = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mau.fi/whatsmeow/appstate"
@@ -13,6 +14,7 @@ import (
 	waLog "go.mau.fi/whatsmeow/util/log"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/tctoken/tctoken/sqlstore"
 )
@@ -32,14 +34,46 @@ const (
 	rescanDelay = 200 * time.Millisecond
 )
 
-// UnknownBytesField finds a length-delimited field in a message's unknown
-// fields: how to read fields this whatsmeow's protobufs do not know. The
-// last occurrence wins, as in protobuf's own merge rules.
+// UnknownBytesField finds a length-delimited field by number, whether this
+// whatsmeow's protobufs know it or not: whatsmeow 2025-12 lacks the NCT salt
+// fields (they arrive as unknown fields), later versions know them (and
+// then they are absent from the unknown fields). A known message field is
+// returned in its wire form, as an unknown one would be. For unknown
+// fields the last occurrence wins, as in protobuf's own merge rules.
 func UnknownBytesField(msg proto.Message, field protowire.Number) ([]byte, bool) {
 	if msg == nil || !msg.ProtoReflect().IsValid() {
 		return nil, false
 	}
+	if value, found, known := knownBytesField(msg.ProtoReflect(), field); known {
+		return value, found
+	}
 	return findBytesField(msg.ProtoReflect().GetUnknown(), field)
+}
+
+// knownBytesField reads a field the descriptor knows. known is false when
+// the descriptor lacks it, or types it as neither bytes nor a message.
+func knownBytesField(m protoreflect.Message, field protowire.Number) (value []byte, found, known bool) {
+	fd := m.Descriptor().Fields().ByNumber(field)
+	if fd == nil || fd.IsList() || fd.IsMap() {
+		return nil, false, false
+	}
+	switch fd.Kind() {
+	case protoreflect.BytesKind:
+		if !m.Has(fd) {
+			return nil, false, true
+		}
+		return m.Get(fd).Bytes(), true, true
+	case protoreflect.MessageKind:
+		if !m.Has(fd) {
+			return nil, false, true
+		}
+		raw, err := proto.Marshal(m.Get(fd).Message().Interface())
+		if err != nil {
+			return nil, false, true
+		}
+		return raw, true, true
+	}
+	return nil, false, false
 }
 
 func findBytesField(raw []byte, field protowire.Number) (value []byte, found bool) {
@@ -180,6 +214,10 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) {
 	proc := appstate.NewProcessor(view, waLog.Noop)
 	state := appstate.HashState{Version: fromVersion}
 	snapshot := fromVersion == 0
+	var removalsBefore uint64
+	if c.appState != nil {
+		removalsBefore = c.appState.removals.Load()
+	}
 	var last *appstate.Mutation
 	for {
 		list, err := c.cli.DangerousInternals().FetchAppStatePatches(ctx, appstate.WAPatchRegularHigh, state.Version, snapshot)
@@ -205,6 +243,10 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) {
 	}
 	c.log.Debug().Uint64("from_version", fromVersion).Uint64("to_version", state.Version).Bool("found", last != nil).
 		Msg("Re-read regular_high for the NCT salt")
+	if c.appState != nil && c.appState.removals.Load() != removalsBefore {
+		c.log.Debug().Msg("Dropped a re-read of regular_high that a later salt removal overtook")
+		return
+	}
 	switch {
 	case last == nil && fromVersion == 0:
 		// A full snapshot without the mutation: app state holds no salt
@@ -264,6 +306,10 @@ type AppStateWatch struct {
 	mu          sync.Mutex
 	fromVersion uint64
 	pending     bool
+	// removals counts salt removals whatsmeow applied directly (newer
+	// whatsmeow versions, through SaltStore): a re-read that began before
+	// one may have fetched the patches before the REMOVE, and is dropped.
+	removals atomic.Uint64
 }
 
 func (w *AppStateWatch) GetAppStateVersion(ctx context.Context, name string) (uint64, [128]byte, error) {

@@ -59,7 +59,10 @@ func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Mes
 		pn = to.ToNonAD()
 	}
 	ctx = withPin(ctx, &pinned{lid: lid, pn: pn, decision: decision})
-	if decision.Attach == AttachCSToken {
+	// A whatsmeow that attaches tokens itself adds the cstoken from the
+	// plugin's salt store, as the pin decides: adding one here would double it.
+	native := c.native() != nil
+	if decision.Attach == AttachCSToken && !native {
 		var nodes []waBinary.Node
 		if req.AdditionalNodes != nil {
 			nodes = append(nodes, *req.AdditionalNodes...)
@@ -68,7 +71,9 @@ func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Mes
 		req.AdditionalNodes = &nodes
 	}
 	resp, err := c.cli.SendMessage(ctx, to, message, req)
-	if err == nil && !req.Peer {
+	// Such a whatsmeow also issues after every DM, deduplicated by the sender
+	// timestamps the interposer hands it.
+	if err == nil && !req.Peer && !native {
 		c.MaybeIssueAfterSend(context.WithoutCancel(ctx), to)
 	}
 	return resp, err

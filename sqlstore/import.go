@@ -11,10 +11,6 @@ import (
 // database as the plugin's.
 const WhatsmeowTokensTable = "whatsmeow_privacy_tokens"
 
-// WhatsmeowSaltTable is the newer whatsmeow's NCT salt table (absent from
-// whatsmeow 2025-12).
-const WhatsmeowSaltTable = "whatsmeow_nct_salt"
-
 // ImportBatchSize is how many of whatsmeow's rows one import transaction
 // copies: small enough that SQLite's single write lock, which sends wait on,
 // is never held for long.
@@ -54,15 +50,6 @@ const (
 				THEN excluded.sender_ts ELSE tctoken_tokens.sender_ts END,
 			updated_at = excluded.updated_at
 	`
-	// whatsmeow does not say where its salt came from: it is imported as a
-	// backfill, which app state still overrides or removes. A salt (or a
-	// removal) the plugin already holds wins.
-	importSaltQuery = `
-		INSERT INTO tctoken_nct_salt (our_jid, salt, source, updated_at)
-		SELECT our_jid, salt, 'history_sync', $2 FROM whatsmeow_nct_salt
-		WHERE our_jid=$1 AND salt IS NOT NULL AND length(salt) > 0
-		ON CONFLICT (our_jid) DO NOTHING
-	`
 	importSenderColumn = `NULLIF(sender_timestamp, 0)`
 	importNoSender     = `CAST(NULL AS BIGINT)`
 )
@@ -81,8 +68,7 @@ func (s *Store) Imported(ctx context.Context) (bool, error) {
 }
 
 // ImportWhatsmeowTokens copies this account's rows from whatsmeow's own token
-// table into the plugin's (and, where the newer whatsmeow keeps one, its NCT
-// salt, unless the plugin already holds a salt or a removal), in batches of ImportBatchSize, each its own
+// table into the plugin's, in batches of ImportBatchSize, each its own
 // transaction, and then records that the import ran. The merge is
 // monotonic, so running it again, or after the plugin stored newer tokens,
 // changes nothing that matters. Tokens older than recvCutoff (expired on
@@ -126,13 +112,6 @@ func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, aft
 				break
 			}
 			after = upper
-		}
-	}
-	if exists, err := s.db.TableExists(ctx, WhatsmeowSaltTable); err != nil {
-		return total, fmt.Errorf("tctoken: failed to look for %s while importing for %s: %w", WhatsmeowSaltTable, s.ourJID, err)
-	} else if exists {
-		if _, err := s.db.Exec(ctx, importSaltQuery, s.ourJID, s.now()); err != nil {
-			return total, fmt.Errorf("tctoken: failed to import whatsmeow's NCT salt of %s: %w", s.ourJID, err)
 		}
 	}
 	if _, err := s.db.Exec(ctx, putImportQuery, s.ourJID, s.now(), total); err != nil {

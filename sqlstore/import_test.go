@@ -172,37 +172,3 @@ func BenchmarkImport100k(b *testing.B) {
 		})
 	}
 }
-
-// The newer whatsmeow keeps the NCT salt in whatsmeow_nct_salt: it is
-// imported as a backfill, unless the plugin holds a salt or a removal.
-func TestImportWhatsmeowSalt(t *testing.T) {
-	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
-		ctx := context.Background()
-		whatsmeowTables(t, db, true)
-		if _, err := db.Exec(ctx, `CREATE TABLE whatsmeow_nct_salt (our_jid TEXT PRIMARY KEY, salt bytea NOT NULL)`); err != nil {
-			t.Fatal(err)
-		}
-		for _, account := range []string{ourJID.String(), otherJID.String()} {
-			if _, err := db.Exec(ctx, `INSERT INTO whatsmeow_nct_salt (our_jid, salt) VALUES ($1, $2)`, account, []byte("whatsmeow-salt")); err != nil {
-				t.Fatal(err)
-			}
-		}
-		c := newContainer(t, db)
-		s, other := c.ForAccount(ourJID), c.ForAccount(otherJID)
-		if err := other.RemoveAppStateSalt(ctx); err != nil {
-			t.Fatal(err)
-		}
-		for _, store := range []*sqlstore.Store{s, other} {
-			if _, err := store.ImportWhatsmeowTokens(ctx, 0, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-		salt, source, found, err := s.GetSalt(ctx)
-		if err != nil || !found || string(salt) != "whatsmeow-salt" || source != sqlstore.SaltFromHistorySync {
-			t.Fatalf("imported salt: found=%v source=%q err=%v", found, source, err)
-		}
-		if salt, _, _, err := other.GetSalt(ctx); err != nil || salt != nil {
-			t.Fatalf("a removal the plugin holds must win over whatsmeow's salt (err %v)", err)
-		}
-	})
-}

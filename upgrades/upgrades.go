@@ -18,15 +18,11 @@ import (
 // read each other's version numbers as their own.
 const VersionTable = "tctoken_version"
 
-// Table is the list of tctoken schema upgrades, one numbered .sql file each.
-var Table dbutil.UpgradeTable
-
+// upgrades holds the schema upgrades, one numbered .sql file each, applied
+// in order by applySteps.
+//
 //go:embed *.sql
 var upgrades embed.FS
-
-func init() {
-	Table.RegisterFS(upgrades)
-}
 
 const (
 	// dbutil checks whether the version table exists through
@@ -62,7 +58,9 @@ const (
 // db may be the same *dbutil.Database whatsmeow uses: the upgrade runs on a
 // child that shares its connection pool and logger but not its version table.
 func Upgrade(ctx context.Context, db *dbutil.Database) error {
-	child := db.Child(VersionTable, Table, nil)
+	// The child shares the pool and logger; its own (empty) upgrade table is
+	// never used, since applySteps applies the files.
+	child := db.Child(VersionTable, nil, nil)
 	for attempt := 1; ; attempt++ {
 		err := upgradeOnce(ctx, child)
 		switch {
@@ -83,8 +81,8 @@ func Upgrade(ctx context.Context, db *dbutil.Database) error {
 }
 
 func upgradeOnce(ctx context.Context, db *dbutil.Database) error {
-	// dbutil.Database.Upgrade starts its own transactions through DoTxn, which
-	// joins the one already in ctx, so every step runs in this transaction.
+	// Reading the version, every step and recording the new version run in
+	// this one transaction, behind the lock.
 	return db.DoTxn(ctx, nil, func(ctx context.Context) error {
 		if db.Dialect == dbutil.Postgres {
 			if _, err := db.Exec(ctx, lockPostgresQuery, VersionTable); err != nil {
@@ -94,7 +92,7 @@ func upgradeOnce(ctx context.Context, db *dbutil.Database) error {
 		if _, err := db.Exec(ctx, createVersionTableQuery); err != nil {
 			return fmt.Errorf("failed to create %s: %w", VersionTable, err)
 		}
-		return db.Upgrade(ctx)
+		return applySteps(ctx, db)
 	})
 }
 

@@ -17,7 +17,7 @@ import (
 var tctokenTables = []string{"tctoken_tokens", "tctoken_nct_salt", "tctoken_ab_props", "tctoken_ab_props_meta"}
 
 // latest is the version the embedded files upgrade to.
-var latest = len(upgrades.Table)
+var latest = upgrades.Latest()
 
 func TestUpgradeEmptyDatabase(t *testing.T) {
 	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {

@@ -87,6 +87,7 @@ func (s *Server) AddContact(opts ContactOptions) *Contact {
 		}
 		c.devices = append(c.devices, dev)
 	}
+	registerAddresses(c.pn, c.lid)
 	s.mu.Lock()
 	s.contacts = append(s.contacts, c)
 	s.contactByID["pn:"+c.pn.User] = c

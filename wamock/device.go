@@ -393,6 +393,7 @@ func (s *Server) deliver(ctx context.Context, num uint16, node waBinary.Node) er
 	// just after the queue was flushed.
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
+	s.noteDelivery(strAttr(&node, "id"), num, &node)
 	for _, c := range s.loggedInConns() {
 		if c.deviceNum() == num && c.isActive() {
 			err := c.send(ctx, node)

@@ -38,9 +38,13 @@
 //   - Our phone (Server.Phone): app state keys and patches (NCT salt),
 //     history syncs served from a fake media host, answers to app state key
 //     requests, and a copy of every message our client sends.
+//   - Groups (CreateGroup, GetGroupInfo, UpdateGroupParticipants, sends with
+//     sender keys, Contact.SendGroupMessage) and contacts that send
+//     receipts, presence and chat state: see README.md.
 //   - Observation: every stanza the clients send is recorded (Received,
-//     WaitFor, Mark/Since) and logged at debug level; protocol errors are in
-//     Errors.
+//     WaitFor, Mark/Since, AckFor, MessageByID) and logged at debug level
+//     (WAMOCK_LOG_LEVEL=debug); protocol errors are in Errors. WaitHandled
+//     waits until the client has handled what the server pushed.
 //
 // Stanzas for a device that is offline wait in a queue and are delivered
 // after it logs in again. Copies of a message our client sends reach our

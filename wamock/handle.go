@@ -27,6 +27,8 @@ func (s *Server) handleNode(ctx context.Context, c *conn, node *waBinary.Node) {
 		s.handleIQ(ctx, c, node)
 	case "message":
 		s.handleClientMessage(ctx, c, node)
+	case "presence":
+		s.handlePresence(ctx, c, node)
 	default:
 		// Receipts, acks, presences and chat states are only recorded.
 	}
@@ -95,6 +97,12 @@ func (s *Server) handleIQ(ctx context.Context, c *conn, iq *waBinary.Node) {
 			s.reply(ctx, c, completeReply(iq, reply))
 			return
 		}
+	}
+	if xmlns == "w:g2" {
+		// Group IQs may be followed by notifications, which must come
+		// after the reply.
+		s.handleGroupIQ(ctx, c, iq)
+		return
 	}
 	var reply *waBinary.Node
 	switch xmlns {

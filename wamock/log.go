@@ -40,11 +40,12 @@ func (w *testLogWriter) stop() {
 }
 
 // newTestLogger builds the default logger: console format into t.Log. The
-// level comes from WAMOCK_LOG_LEVEL (default "debug"); go test only shows
-// t.Log output for failing tests or with -v, so debug costs little.
+// level comes from WAMOCK_LOG_LEVEL (default "warn"). At "debug" every
+// stanza in both directions is logged, which floods go test -v and failure
+// output alike; it is there for when a test needs the trace.
 func newTestLogger(t testing.TB) (zerolog.Logger, *testLogWriter) {
 	w := &testLogWriter{t: t}
-	level := zerolog.DebugLevel
+	level := zerolog.WarnLevel
 	if env := os.Getenv("WAMOCK_LOG_LEVEL"); env != "" {
 		if parsed, err := zerolog.ParseLevel(env); err == nil {
 			level = parsed
@@ -62,7 +63,7 @@ func newTestLogger(t testing.TB) (zerolog.Logger, *testLogWriter) {
 const maxLoggedXML = 4096
 
 func nodeLogString(node *waBinary.Node) string {
-	s := node.XMLString()
+	s := XML(node)
 	if len(s) > maxLoggedXML {
 		s = s[:maxLoggedXML] + "…(truncated)"
 	}

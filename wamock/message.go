@@ -28,6 +28,7 @@ func (s *Server) handleClientMessage(ctx context.Context, c *conn, msg *waBinary
 	if rule != nil && !isPeer {
 		code = rule(msg, contact)
 	}
+	var receipts pendingReceipts
 	if code == 0 {
 		// Hand the message over before acking it, so that once SendMessage
 		// returns, the recipient has it.
@@ -35,11 +36,16 @@ func (s *Server) handleClientMessage(ctx context.Context, c *conn, msg *waBinary
 			if _, err := contact.decryptStanza(ctx, msg, from); err != nil {
 				s.recordError(fmt.Errorf("contact %s could not decrypt message from device %d: %w", contact.pn.User, from, err))
 			}
+		} else if to.Server == types.GroupServer && !isPeer {
+			s.handOverGroupMessage(ctx, msg, from)
 		}
 		// Our phone gets a copy of every message (the device-sent copy of a
 		// 1:1 message, or the peer message itself).
 		s.phone.receive(ctx, msg, from)
 		s.fanOutOwnCopies(ctx, msg, from)
+		// After the copies, which carry the same ID: WaitHandled waits for
+		// the latest stanza with an ID.
+		receipts = s.autoReceiptsFor(msg, contact)
 	}
 	// A rejected message is not delivered; Contact.Decrypt can still open it.
 	ack := waBinary.Attrs{
@@ -54,6 +60,7 @@ func (s *Server) handleClientMessage(ctx context.Context, c *conn, msg *waBinary
 	if err := c.send(ctx, waBinary.Node{Tag: "ack", Attrs: ack}); err != nil {
 		s.log.Warn().Err(err).Msg("Failed to ack message")
 	}
+	receipts.send(ctx, s)
 }
 
 // fanOutOwnCopies delivers the device-sent copies in a message to our other

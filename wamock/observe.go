@@ -293,14 +293,19 @@ func IsIQ(xmlns, typ string) func(*waBinary.Node) bool {
 	}
 }
 
-// IsMessageTo matches a <message> addressed to jid (compared without device).
+// IsMessageTo matches a <message> addressed to jid (compared without
+// device), or to the other address of the same account: given a contact's
+// PN it matches a message whatsmeow sent to the contact's LID, and the other
+// way round (see SameAccount). Newer whatsmeow versions send a DM for a
+// phone number to the contact's LID and name the number in
+// peer_recipient_pn, which counts too, so tests read the same on either
+// version.
 func IsMessageTo(jid types.JID) func(*waBinary.Node) bool {
 	return func(n *waBinary.Node) bool {
 		if n.Tag != "message" {
 			return false
 		}
-		to := jidAttr(n, "to")
-		return to.User == jid.User && to.Server == jid.Server
+		return SameAccount(jidAttr(n, "to"), jid) || SameAccount(jidAttr(n, "peer_recipient_pn"), jid)
 	}
 }
 

@@ -307,12 +307,17 @@ func linkCodeCTR(code string, salt, iv, data []byte) ([]byte, error) {
 // reconnects and logs in as the returned device, uploading its prekeys
 // (the client reaches events.Connected about a second later).
 func (p *Phone) ScanQR(ctx context.Context, code string) (types.JID, error) {
+	// Later whatsmeow versions wrap the code in a link ("https://…#ref,…")
+	// and append a fifth part, the client type; both forms are accepted.
+	if i := strings.LastIndexByte(code, '#'); i >= 0 {
+		code = code[i+1:]
+	}
 	parts := strings.Split(code, ",")
-	if len(parts) != 4 {
-		return types.EmptyJID, fmt.Errorf("wamock: QR code %q has %d comma-separated parts, want 4", code, len(parts))
+	if len(parts) != 4 && len(parts) != 5 {
+		return types.EmptyJID, fmt.Errorf("wamock: QR code %q has %d comma-separated parts, want 4 or 5", code, len(parts))
 	}
 	var keys [3][]byte
-	for i, part := range parts[1:] {
+	for i, part := range parts[1:4] {
 		b, err := base64.StdEncoding.DecodeString(part)
 		if err != nil || len(b) != 32 {
 			return types.EmptyJID, fmt.Errorf("wamock: QR code part %d is not a base64 32-byte key (err: %v)", i+2, err)

@@ -77,9 +77,13 @@ func TestPairQRCodes(t *testing.T) {
 	if len(refs) != pairRefCount {
 		t.Fatalf("pair-device has %d refs, want %d", len(refs), pairRefCount)
 	}
-	// whatsmeow's QR payload: ref,noise key,identity key,adv secret.
+	// whatsmeow's QR payload: ref,noise key,identity key,adv secret. Newer
+	// versions put it after "…#" in a link and append the client type.
+	if i := strings.LastIndexByte(code, '#'); i >= 0 {
+		code = code[i+1:]
+	}
 	parts := strings.Split(code, ",")
-	if len(parts) != 4 || parts[0] != refs[0] {
+	if (len(parts) != 4 && len(parts) != 5) || parts[0] != refs[0] {
 		t.Fatalf("QR code %q does not start with the first ref %q", code, refs[0])
 	}
 	if want := base64.StdEncoding.EncodeToString(cli.Store.NoiseKey.Pub[:]); parts[1] != want {

@@ -234,19 +234,26 @@ func NctSaltValue(salt []byte) *waSyncAction.SyncActionValue {
 	return value
 }
 
-// NctSaltFromValue reads the salt back from a SyncActionValue's unknown
-// fields; ok is false when field 80.1 is absent.
+// NctSaltFromValue reads the salt back from a SyncActionValue; ok is false
+// when field 80.1 is absent. It reads the marshaled message, so that the
+// field is found whether this whatsmeow's protobufs know it or not.
 func NctSaltFromValue(value *waSyncAction.SyncActionValue) (salt []byte, ok bool) {
-	inner, ok := findBytesField(value.ProtoReflect().GetUnknown(), SyncActionValueNctSaltField)
+	inner, ok := findBytesField(wireForm(value), SyncActionValueNctSaltField)
 	if !ok {
 		return nil, false
 	}
 	return findBytesField(inner, NctSaltSyncActionSaltField)
 }
 
-// HistorySyncNctSalt reads HistorySync field 19 from the unknown fields.
+// HistorySyncNctSalt reads HistorySync field 19, known or unknown.
 func HistorySyncNctSalt(hs *waHistorySync.HistorySync) (salt []byte, ok bool) {
-	return findBytesField(hs.ProtoReflect().GetUnknown(), HistorySyncNctSaltField)
+	return findBytesField(wireForm(hs), HistorySyncNctSaltField)
+}
+
+// wireForm is a message as marshaled: known and unknown fields alike.
+func wireForm(msg proto.Message) []byte {
+	raw, _ := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+	return raw
 }
 
 // findBytesField returns the last occurrence of a bytes field in raw

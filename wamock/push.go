@@ -34,9 +34,16 @@ func fillStanza(node waBinary.Node) waBinary.Node {
 }
 
 // Push sends a stanza to every logged-in client. <message>, <notification>,
-// <receipt> and <call> stanzas get an id (and t) when they lack one.
+// <receipt> and <call> stanzas get an id (and t) when they lack one, and,
+// as the real server keeps them, wait in a queue for each of our devices
+// that is offline (see PushTo); ErrNotConnected then means no device of
+// ours is known at all. Other stanzas (presence, stream errors…) only reach
+// the clients connected now.
 func (s *Server) Push(node waBinary.Node) error {
 	node = fillStanza(node)
+	if isQueued(node.Tag) {
+		return s.pushQueued(node)
+	}
 	conns := s.loggedInConns()
 	if len(conns) == 0 {
 		return ErrNotConnected

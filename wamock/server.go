@@ -133,6 +133,9 @@ type Server struct {
 
 	obs observer
 
+	// helpers is the state of the helpers in wait.go, people.go and group.go.
+	helpers helperState
+
 	// afterWrite, when set (by tests only, before any client connects), runs
 	// after each stanza is written, with the connection's write lock held.
 	afterWrite func(node *waBinary.Node)
@@ -181,6 +184,7 @@ func start(t testing.TB, opts []Option) (*Server, error) {
 	for _, opt := range opts {
 		opt(s)
 	}
+	registerAddresses(s.ownPN, s.ownLID)
 	if !s.customLog && t != nil {
 		s.log, s.logWriter = newTestLogger(t)
 	}

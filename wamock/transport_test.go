@@ -161,7 +161,7 @@ func rawLogin(t *testing.T, srv *Server, ws *websocket.Conn) (write cipher.AEAD)
 	node, err := waBinary.Unmarshal(unpacked)
 	must(t, err)
 	if node.Tag != "success" {
-		t.Fatalf("expected <success>, got %s", node.XMLString())
+		t.Fatalf("expected <success>, got %s", XML(node))
 	}
 	return write
 }

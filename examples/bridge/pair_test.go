@@ -109,9 +109,14 @@ func TestPairQR(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("no QR code within %s", pairTimeout)
 	}
-	// whatsmeow's QR payload: ref,noise key,identity key,adv secret.
-	parts := strings.Split(code, ",")
-	if len(parts) != 4 || !strings.HasPrefix(parts[0], "2@") {
+	// whatsmeow's QR payload: ref,noise key,identity key,adv secret. Newer
+	// versions put it after "…#" in a link and append the client type.
+	payload := code
+	if i := strings.LastIndexByte(payload, '#'); i >= 0 {
+		payload = payload[i+1:]
+	}
+	parts := strings.Split(payload, ",")
+	if (len(parts) != 4 && len(parts) != 5) || !strings.HasPrefix(parts[0], "2@") {
 		t.Fatalf("QR payload %q is not ref,noise,identity,adv", code)
 	}
 	start := time.Now()

@@ -11,23 +11,6 @@ import (
 	"testing"
 )
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestRedactSecrets(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{`no stanza here`, `no stanza here`},
@@ -56,7 +39,8 @@ func TestRedactSecrets(t *testing.T) {
 // the salt: raw, in hex and in base64.
 func TestDemoLogsNoSecrets(t *testing.T) {
 	for _, jsonLogs := range []bool{true, false} {
-		var logs lockedBuffer // the fake server and the client log from many goroutines
+		// The demo logs from many goroutines: the buffer must be safe for that.
+		var logs lockedBuffer
 		log, err := newLogger(&logs, jsonLogs, "debug")
 		if err != nil {
 			t.Fatal(err)
@@ -97,4 +81,22 @@ func TestDemoLogsNoSecrets(t *testing.T) {
 			}
 		}
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that many goroutines may write to.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -20,6 +20,10 @@ type demoResult struct {
 
 	First  exchange // a. first message to Alice, through the plugin
 	Bypass exchange // a. first message to Bob, through whatsmeow alone
+	// Native is set when whatsmeow attaches and issues by itself (versions
+	// after 2025-12): the bypassed message then carries whatsmeow's own
+	// cstoken, from the plugin's salt store, and is accepted.
+	Native bool
 
 	Issue *waBinary.Node // c. the privacy IQ that issued our token to Alice
 	// IssuesInBucket are all privacy IQs naming Alice from the first send to

@@ -1,0 +1,213 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"reflect"
+	"time"
+
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// nativeTokens is what a whatsmeow that attaches tokens, computes cstokens
+// and issues by itself (commit 33cfac51 and later) exports through
+// DangerousInternals: its in-memory map of sender timestamps, which decides
+// its issuance after a DM. whatsmeow 2025-12 has neither method. Asking by
+// interface assertion at run time lets one build serve both versions with no
+// build tag for the bridge to pass.
+type nativeTokens interface {
+	GetTCTokenSenderTS(jid types.JID) time.Time
+	SetTCTokenSenderTS(jid types.JID, ts time.Time)
+}
+
+// native returns whatsmeow's own token machinery, or nil on a whatsmeow
+// that has none (2025-12), where the plugin does every step itself.
+func (c *Core) native() nativeTokens {
+	n, _ := any(c.cli.DangerousInternals()).(nativeTokens)
+	return n
+}
+
+// Native reports whether whatsmeow attaches, computes and issues tokens by
+// itself. The plugin is then the store and the policy behind those
+// mechanics rather than the mechanics themselves.
+func (c *Core) Native() bool { return c.native() != nil }
+
+// whatsmeow's native expiry rule, hard-coded there: a token is valid from
+// the start of the bucket three 7-day buckets before the current one.
+const (
+	nativeBucket     = 604800
+	nativeBuckets    = 4
+	nativeCutoffSafe = 3600 // stay clear of a bucket edge between our answer and its check
+)
+
+// nativeCutoff is whatsmeow's own cutoff. It uses the real clock, as
+// whatsmeow does, not the plugin's (which tests may move).
+func nativeCutoff(now time.Time) int64 {
+	return (now.Unix()/nativeBucket - (nativeBuckets - 1)) * nativeBucket
+}
+
+// reportedTimestamp is the token timestamp to hand whatsmeow for a token
+// the plugin's policy calls valid. whatsmeow judges expiry itself with its
+// fixed 28-day window and treats a zero timestamp as expired; the server's
+// window (AB props 865/909) may be longer (26 buckets have been seen), so a
+// token older than whatsmeow's cutoff is reported as fresh: the plugin's
+// policy wins. Its own re-Put of this value is recognised (see nativePut).
+func reportedTimestamp(tokenTS int64) time.Time {
+	now := time.Now()
+	if tokenTS >= nativeCutoff(now)+nativeCutoffSafe {
+		return time.Unix(tokenTS, 0)
+	}
+	return now
+}
+
+// nativeGet answers whatsmeow's own reads (ensureTCToken on messages,
+// presence, pictures, groups, usync, and its issuance and identity paths):
+//   - Token and Timestamp only when the plugin would attach the token now
+//     (the decision pinned by Plugin.SendMessage, else the policy: window
+//     and AB prop 10518), so whatsmeow's attach agrees with the plugin;
+//   - never a nil result for a 1:1 contact: a result with no token still
+//     makes whatsmeow fall through to the cstoken, which the salt store
+//     gates, and carries the SenderTimestamp that seeds whatsmeow's sender
+//     map, so that it does not issue again after a restart in a bucket the
+//     plugin already recorded.
+func (c *Core) nativeGet(ctx context.Context, user types.JID, n nativeTokens) *store.PrivacyToken {
+	user = user.ToNonAD()
+	out := &store.PrivacyToken{User: user}
+	if Ineligible(user, c.own()) != "" {
+		return out
+	}
+	v, err := c.view(ctx, user)
+	if err != nil {
+		return out
+	}
+	// Only a sender timestamp still valid under the plugin's sender window
+	// is reported: whatsmeow reissues on an explicit identity change from
+	// what it was told, and must not for an issuance the policy calls
+	// expired.
+	senderTS := c.adoptNativeIssuance(ctx, v, user, n)
+	if senderTS > 0 && v.acc.policy.Load().Timing.IssuedTokenValid(senderTS, c.nowUnix()) {
+		setSenderTimestamp(out, time.Unix(senderTS, 0))
+	}
+	var attach bool
+	token := v.entry.token
+	if pin, ok := ctx.Value(pinKey{}).(*pinned); ok && (user == pin.lid || user == pin.pn) {
+		attach, token = pin.decision.Attach == AttachTCToken, pin.decision.Token
+	} else {
+		policy := v.acc.policy.Load()
+		attach = len(token) > 0 && policy.AttachTCToken && policy.Timing.ReceivedTokenValid(v.entry.tokenTS, c.nowUnix())
+	}
+	if attach && len(token) > 0 {
+		out.Token = token
+		out.Timestamp = reportedTimestamp(v.entry.tokenTS)
+		if !bytes.Equal(token, v.entry.token) {
+			out.Timestamp = time.Now()
+		}
+	}
+	return out
+}
+
+// adoptNativeIssuance persists an issuance whatsmeow made by itself.
+// whatsmeow records it only in memory (and in its table only for contacts
+// with a token row); it reads the store right after, so a sender timestamp
+// in its map newer than the stored one is written down here. Returns the
+// sender timestamp in force.
+func (c *Core) adoptNativeIssuance(ctx context.Context, v contactView, user types.JID, n nativeTokens) int64 {
+	stored := v.entry.senderTS
+	mapped := n.GetTCTokenSenderTS(user)
+	if mapped.IsZero() || mapped.Unix() <= stored || mapped.Unix() > time.Now().Unix()+maxFutureSkew {
+		return stored
+	}
+	if err := v.acc.store.SetSenderTimestamps(ctx, mapped.Unix(), v.key); err != nil {
+		c.log.Warn().Err(err).Stringer("contact", v.key).Msg("Failed to record whatsmeow's own issuance")
+		return stored
+	}
+	c.wroteSenderTimestamp(mapped.Unix(), v.key)
+	c.log.Debug().Stringer("contact", v.key).Int64("t", mapped.Unix()).Msg("Recorded whatsmeow's own issuance")
+	return mapped.Unix()
+}
+
+// nativePut takes whatsmeow's own writes apart. Besides tokens from
+// notifications and history sync, whatsmeow re-Puts a row after its own
+// issuance to set SenderTimestamp, echoing what nativeGet reported (maybe a
+// Timestamp that was moved forward, or none): that write records the sender
+// timestamp only and never refreshes the token. Returns the tokens still to
+// store as received.
+func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.PrivacyToken) []ReceivedToken {
+	incoming := make([]ReceivedToken, 0, len(tokens))
+	senders := make(map[int64][]types.JID)
+	for _, token := range tokens {
+		senderTS := senderTimestampOf(token)
+		if senderTS > 0 && senderTS <= time.Now().Unix()+maxFutureSkew {
+			key, _, _ := c.resolve(ctx, token.User)
+			senders[senderTS] = append(senders[senderTS], key)
+			if echo := c.isEcho(ctx, token); echo || token.Timestamp.IsZero() {
+				continue
+			}
+		}
+		if len(token.Token) == 0 && token.Timestamp.IsZero() {
+			continue
+		}
+		received := ReceivedToken{JID: token.User, Token: token.Token}
+		if !token.Timestamp.IsZero() {
+			received.Timestamp = token.Timestamp.Unix()
+		}
+		incoming = append(incoming, received)
+	}
+	for ts, keys := range senders {
+		if err := acc.store.SetSenderTimestamps(ctx, ts, keys...); err != nil {
+			c.log.Warn().Err(err).Stringer("first", keys[0]).Int("contacts", len(keys)).
+				Msg("Failed to record sender timestamps whatsmeow wrote")
+			continue
+		}
+		c.wroteSenderTimestamp(ts, keys...)
+	}
+	return incoming
+}
+
+// isEcho reports whether a write carries the token already stored for the
+// contact: whatsmeow's re-Put of what it read.
+func (c *Core) isEcho(ctx context.Context, token store.PrivacyToken) bool {
+	if len(token.Token) == 0 {
+		return true
+	}
+	v, err := c.view(ctx, token.User)
+	return err == nil && bytes.Equal(v.entry.token, token.Token)
+}
+
+// senderTimestampOf reads PrivacyToken.SenderTimestamp, a field whatsmeow
+// 2025-12 lacks; 0 when absent, unset or not after the epoch (whatsmeow's
+// history sync files a missing one as the epoch).
+func senderTimestampOf(token store.PrivacyToken) int64 {
+	field := reflect.ValueOf(token).FieldByName("SenderTimestamp")
+	if !field.IsValid() {
+		return 0
+	}
+	ts, ok := field.Interface().(time.Time)
+	if !ok || ts.IsZero() || ts.Unix() <= 0 {
+		return 0
+	}
+	return ts.Unix()
+}
+
+// setSenderTimestamp sets PrivacyToken.SenderTimestamp where it exists.
+func setSenderTimestamp(token *store.PrivacyToken, ts time.Time) {
+	field := reflect.ValueOf(token).Elem().FieldByName("SenderTimestamp")
+	if field.IsValid() && field.CanSet() && field.Type() == reflect.TypeOf(ts) {
+		field.Set(reflect.ValueOf(ts))
+	}
+}
+
+// nativeReissues reports whether whatsmeow has just reissued our token for
+// an explicit identity change by itself: it does so, before dispatching the
+// event, whenever its sender map holds the contact (seeded from the sender
+// timestamp nativeGet reported). The plugin then stays out, so the contact
+// gets one reissue. Implicit changes whatsmeow does not reissue for.
+func (c *Core) nativeReissues(contact types.JID) bool {
+	n := c.native()
+	if n == nil {
+		return false
+	}
+	key, _, _ := c.resolve(context.Background(), contact)
+	return !n.GetTCTokenSenderTS(key).IsZero()
+}

@@ -1,0 +1,70 @@
+package tctoken_test
+
+import (
+	"testing"
+	"time"
+
+	"go.mau.fi/util/dbutil"
+	"go.mau.fi/whatsmeow/proto/waHistorySync"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tctoken/tctoken/wamock"
+)
+
+// TestPluginTablesOutage takes the plugin's token table away mid-session (as
+// a database that stops answering for it would) and back: every message
+// still goes out, a cached valid tctoken is attached to every send, each
+// failure is logged once, and the plugin recovers without a restart.
+func TestPluginTablesOutage(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		w.srv.SetMessageRule(wamock.RequireToken())
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		w.waitLog(1, "Imported whatsmeow's privacy tokens")
+		w.receiveToken(alice.LID(), "alice-token")
+		if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-token" {
+			t.Fatalf("before the outage: tctoken %q", got)
+		}
+
+		if _, err := db.Exec(w.ctx, "ALTER TABLE tctoken_tokens RENAME TO tctoken_tokens_away"); err != nil {
+			t.Fatal(err)
+		}
+		// During the outage: a history sync names alice (its writes fail,
+		// and it marks her cached entry for a re-read, which fails too), a
+		// prune fails, and a new token from her cannot be stored.
+		now := w.clock.Now().Unix()
+		hs := &waHistorySync.HistorySync{
+			SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum(),
+			Conversations: []*waHistorySync.Conversation{{
+				ID: proto.String(alice.LID().String()), TcToken: []byte("alice-history"),
+				TcTokenTimestamp: proto.Uint64(uint64(now - 10)), TcTokenSenderTimestamp: proto.Uint64(uint64(now - 5)),
+			}},
+		}
+		if err := w.srv.Phone().SendHistorySync(w.ctx, hs, nil); err != nil {
+			t.Fatal(err)
+		}
+		w.waitLog(1, "Failed to store history-sync privacy tokens")
+		if _, err := w.plugin.PruneExpired(w.ctx); err == nil {
+			t.Fatal("a prune without its table must fail")
+		}
+		w.pushToken(alice.LID(), alice.LID(), []byte("alice-new"), w.clock.Now())
+		for i := range 5 {
+			if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-token" {
+				t.Fatalf("send %d during the outage: tctoken %q, want the last known alice-token", i, got)
+			}
+		}
+		if n := w.logLines(`"level":"warn"`, "using the last known ones"); n != 1 {
+			t.Fatalf("the read failure was logged at warn level %d times, want once", n)
+		}
+
+		// The table is back: the next token is stored and attached.
+		if _, err := db.Exec(w.ctx, "ALTER TABLE tctoken_tokens_away RENAME TO tctoken_tokens"); err != nil {
+			t.Fatal(err)
+		}
+		w.clock.Advance(time.Minute)
+		w.receiveToken(alice.LID(), "alice-after")
+		if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-after" {
+			t.Fatalf("after the outage: tctoken %q, want alice-after", got)
+		}
+	})
+}

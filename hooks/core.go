@@ -10,7 +10,6 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
@@ -78,7 +77,7 @@ type Core struct {
 	// First-contact LID lookups (lidlookup.go): one in flight per number,
 	// and numbers without a LID remembered for a while.
 	lidLookups  singleflight.Group
-	unknownLIDs *expirable.LRU[types.JID, struct{}]
+	unknownLIDs *ttlSet
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc

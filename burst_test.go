@@ -47,6 +47,7 @@ func TestReceiptBurstIsBatched(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		const contacts = 2000
 		w := newWorld(t, db).connect()
+		needOwnIssuance(t, w)
 		jids := make([]types.JID, contacts)
 		for i := range jids {
 			jids[i] = types.NewJID(strconv.Itoa(400000000000000+i), types.HiddenUserServer)

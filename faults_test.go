@@ -139,6 +139,7 @@ func makeTokensReadOnly(t *testing.T, db *dbutil.Database) {
 func TestIssuanceBacksOffWhenServerRefuses(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
+		needOwnIssuance(t, w)
 		alice := w.srv.AddContact(wamock.ContactOptions{})
 		var refuse atomic.Bool
 		refuse.Store(true)
@@ -202,6 +203,7 @@ func TestIssuanceBacksOffWhenServerRefuses(t *testing.T) {
 func TestIssuanceBacksOffWhenDatabaseReadOnly(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
+		needOwnIssuance(t, w)
 		alice := w.srv.AddContact(wamock.ContactOptions{})
 		w.receiveToken(alice.LID(), "alice-token") // read, so cached
 		makeTokensReadOnly(t, db)

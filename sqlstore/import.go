@@ -28,9 +28,8 @@ const (
 		SELECT their_jid FROM whatsmeow_privacy_tokens
 		WHERE our_jid=$1 AND their_jid > $2 ORDER BY their_jid LIMIT 1 OFFSET $3
 	`
-	// One batch, merged monotonically: a token the plugin already holds wins
-	// unless whatsmeow's is newer, and the sender timestamp only moves
-	// forward. whatsmeow 2025-12 has no sender timestamp column (%s is then
+	// One batch, merged: a token the plugin already holds wins (see
+	// importNewerCondition), and the sender timestamp only moves forward. whatsmeow 2025-12 has no sender timestamp column (%s is then
 	// NULL); the newer whatsmeow writes 0 for "none". The WHERE in the
 	// SELECT also settles SQLite's INSERT ... SELECT ... ON CONFLICT parse.
 	// Tokens already expired ($5 is the receiver cutoff) stay behind: they
@@ -41,15 +40,20 @@ const (
 		WHERE our_jid=$1 AND their_jid > $2 AND ($3 = '' OR their_jid <= $3)
 			AND token IS NOT NULL AND length(token) > 0 AND timestamp >= $5
 		ON CONFLICT (our_jid, their_jid) DO UPDATE SET
-			token = CASE WHEN tctoken_tokens.token IS NULL OR excluded.token_ts > tctoken_tokens.token_ts
-				THEN excluded.token ELSE tctoken_tokens.token END,
-			token_ts = CASE WHEN tctoken_tokens.token IS NULL OR excluded.token_ts > tctoken_tokens.token_ts
-				THEN excluded.token_ts ELSE tctoken_tokens.token_ts END,
+			token = CASE WHEN ` + importNewerCondition + ` THEN excluded.token ELSE tctoken_tokens.token END,
+			token_ts = CASE WHEN ` + importNewerCondition + ` THEN excluded.token_ts ELSE tctoken_tokens.token_ts END,
 			sender_ts = CASE WHEN excluded.sender_ts IS NOT NULL
 					AND (tctoken_tokens.sender_ts IS NULL OR excluded.sender_ts > tctoken_tokens.sender_ts)
 				THEN excluded.sender_ts ELSE tctoken_tokens.sender_ts END,
 			updated_at = excluded.updated_at
 	`
+	// A token the plugin already holds wins, whatever the timestamps. The
+	// import runs once, on the account's first bind, so the plugin's rows
+	// then are only those written since: every one of them went through the
+	// plugin first, and was written through to whatsmeow's table, which
+	// holds the same or, caught mid-correction (a history-sync mend written
+	// through a moment later), a misfiled newer timestamp.
+	importNewerCondition = `tctoken_tokens.token IS NULL`
 	importSenderColumn = `NULLIF(sender_timestamp, 0)`
 	importNoSender     = `CAST(NULL AS BIGINT)`
 )
@@ -69,9 +73,9 @@ func (s *Store) Imported(ctx context.Context) (bool, error) {
 
 // ImportWhatsmeowTokens copies this account's rows from whatsmeow's own token
 // table into the plugin's, in batches of ImportBatchSize, each its own
-// transaction, and then records that the import ran. The merge is
-// monotonic, so running it again, or after the plugin stored newer tokens,
-// changes nothing that matters. Tokens older than recvCutoff (expired on
+// transaction, and then records that the import ran. A token the plugin
+// already holds is kept, and sender timestamps only move forward, so running
+// it again changes nothing that matters. Tokens older than recvCutoff (expired on
 // the receiver side) are not copied. afterBatch (may be nil) runs after each
 // committed batch. A database without whatsmeow's table imports nothing and
 // is recorded as imported. It returns how many rows were merged.

@@ -99,7 +99,9 @@ func TestImportWhatsmeowTokens(t *testing.T) {
 					t.Fatalf("after the import: imported=%v, %v", done, err)
 				}
 				assertEntry(t, get(t, s, aliceLID), sqlstore.Entry{Contact: aliceLID, Token: []byte("alice-plugin"), TokenTS: 5000})
-				wantBob := sqlstore.Entry{Contact: bobPN, Token: []byte("bob-whatsmeow"), TokenTS: 4000, SenderTS: 900}
+				// The plugin's own token wins even against a newer one: all
+				// it holds went through it first and was written through.
+				wantBob := sqlstore.Entry{Contact: bobPN, Token: []byte("bob-plugin"), TokenTS: 1500, SenderTS: 900}
 				if withSender {
 					wantBob.SenderTS = 1200
 				}

@@ -54,8 +54,8 @@ const (
 	// holds the same or, caught mid-correction (a history-sync mend written
 	// through a moment later), a misfiled newer timestamp.
 	importNewerCondition = `tctoken_tokens.token IS NULL`
-	importSenderColumn = `NULLIF(sender_timestamp, 0)`
-	importNoSender     = `CAST(NULL AS BIGINT)`
+	importSenderColumn   = `NULLIF(sender_timestamp, 0)`
+	importNoSender       = `CAST(NULL AS BIGINT)`
 )
 
 // Imported reports whether whatsmeow's tokens were already imported for this

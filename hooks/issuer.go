@@ -172,9 +172,9 @@ func (c *Core) Reissue(ctx context.Context, contact types.JID) {
 // whatever triggered it: concurrent callers share the IQ, and a caller
 // arriving after it finished decides again on the fresh sender timestamp.
 // pick says whether to issue and with which t.
-func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, pick func(timing Timing, senderTS, now int64) (t int64, ok bool)) {
+func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, pick func(timing Timing, senderTS, now int64) (t int64, ok bool)) error {
 	key, _, _ := c.resolve(ctx, contact)
-	_, _, _ = c.issuing.Do(key.String(), func() (any, error) {
+	_, err, _ := c.issuing.Do(key.String(), func() (any, error) {
 		v, err := c.view(ctx, contact)
 		if err != nil {
 			return nil, err
@@ -200,4 +200,5 @@ func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, 
 		}
 		return nil, err
 	})
+	return err
 }

@@ -197,8 +197,14 @@ func TestTimelockFromPattern(t *testing.T) {
 			return len(d.timelock) == 1 && d.timelock[0].State.Active
 		})
 		w.srv.WaitIdle(w.deviceNum, time.Second)
-		if n := len(w.privacyIQsFor(mark, carol.LID())); n != 0 {
-			t.Fatalf("%d issuances to a contact refused under a timelock", n)
+		// The newer whatsmeow issues after every DM by itself, before the
+		// ack says anything; the plugin adds none.
+		limit := 0
+		if w.plugin.NativeTokens() {
+			limit = 1
+		}
+		if n := len(w.privacyIQsFor(mark, carol.LID())); n > limit {
+			t.Fatalf("%d issuances to a contact refused under a timelock, want at most %d", n, limit)
 		}
 		explained, err := w.plugin.Explain(w.ctx, carol.LID())
 		if err != nil || explained.IfRefused != tctoken.DiagnosisTimelock || !explained.Timelock.Active {

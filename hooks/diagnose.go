@@ -77,6 +77,18 @@ func (d Diagnosis) String() string {
 // MarshalText makes a Diagnosis its name in JSON.
 func (d Diagnosis) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// UnmarshalText reads a name MarshalText wrote; an unknown name is
+// DiagnosisUnknown, so that a reader older than the writer still reads.
+func (d *Diagnosis) UnmarshalText(text []byte) error {
+	*d = DiagnosisUnknown
+	for i, name := range diagnosisNames {
+		if name == string(text) {
+			*d = Diagnosis(i)
+		}
+	}
+	return nil
+}
+
 // Hint is what an operator can do about a diagnosis, in one sentence.
 func (d Diagnosis) Hint() string {
 	switch d {

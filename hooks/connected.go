@@ -155,6 +155,7 @@ func (c *Core) FetchProps(ctx context.Context) {
 		err = acc.store.ReplaceProps(ctx, snap)
 	}
 	if err != nil {
+		c.metrics.dbError("put_props")
 		c.warnOnce("props-store", err, "Failed to persist AB props; using them for this session only")
 	}
 	c.setProps(acc, &snap)

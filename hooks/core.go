@@ -49,6 +49,9 @@ type Config struct {
 	Recovery *Recovery
 	// Observer receives counts for metrics; nil costs nothing.
 	Observer Observer
+	// OptionErr is an option that could not be applied (a metrics
+	// registration); Enable returns it.
+	OptionErr error
 	// SaltBackfillInterval is how long a salt backfill attempt is
 	// remembered; zero means DefaultSaltBackfillInterval.
 	SaltBackfillInterval time.Duration
@@ -332,6 +335,7 @@ func (c *Core) acct(ctx context.Context) (*accountState, error) {
 	}
 	if err := c.bind(ctx, *id); err != nil {
 		c.bindNext.Store(c.now().Add(bindRetry).Unix())
+		c.metrics.dbError("bind")
 		c.warnOnce("bind", err, "Failed to load the plugin's account state; retrying later")
 		return nil, fmt.Errorf("%w: %w", ErrNotBound, err)
 	}
@@ -449,6 +453,7 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 	}
 	rows, err := acc.store.GetMany(ctx, candidates...)
 	if err != nil {
+		c.metrics.dbError("read_tokens")
 		if isCached {
 			// The database is failing: the last entry known beats none.
 			// Expiry is still judged by the clock when it is used.

@@ -117,6 +117,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 		for ts, contacts := range byTS {
 			err = acc.store.SetSenderTimestamps(ctx, ts, contacts...)
 			if err != nil {
+				c.metrics.dbError("put_sender_timestamps")
 				// Rolled back: the cache keeps the last known entries.
 				out.unrecorded = append(out.unrecorded, keys...)
 				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", errRecordIssuance, len(contacts), contacts[0], err)

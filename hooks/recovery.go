@@ -179,7 +179,6 @@ func (c *Core) reissueAfter463(ctx context.Context, to, key types.JID) (bool, st
 	}
 	c.reissued.Add(reissueKey{key, bucket}, struct{}{})
 	err := c.issueOne(ctx, to, "463", func(_ Timing, _, now int64) (int64, bool) { return now, true })
-	c.metrics.issued("reissue", err == nil, 1)
 	if err != nil {
 		c.log.Warn().Err(err).Stringer("contact", to).Msg("Failed to reissue our token after a 463")
 		return false, "failed"

@@ -169,6 +169,7 @@ func (c *Core) changeSalt(ctx context.Context, source sqlstore.SaltSource, salt 
 	defer acc.saltMu.Unlock()
 	applied, err := write(acc)
 	if err != nil {
+		c.metrics.dbError("put_salt")
 		return fmt.Errorf("store NCT salt from %s: %w", source, err)
 	}
 	switch {

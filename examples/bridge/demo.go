@@ -419,7 +419,11 @@ func (d *demo) stepTimelock(n int) {
 		d.res.TimelockSteps = append(d.res.TimelockSteps, refused.Diagnosis.String())
 	}
 	d.res.TimelockError = refused
-	st.why("a first contact that carried a valid cstoken was refused while Alice got through: that is the timelock, not a missing token; %s", refused.Diagnosis.Hint())
+	if refused.Timelock.Source == hooks.TimelockFromNotification {
+		st.why("the server's notification said so (ends %s); %s", refused.Timelock.Ends.UTC().Format(time.RFC3339), refused.Diagnosis.Hint())
+	} else {
+		st.why("first contacts that carried a valid cstoken were refused while Alice got through: that is the timelock, not a missing token; %s", refused.Diagnosis.Hint())
+	}
 	st.expect(refused.Diagnosis == tctoken.DiagnosisTimelock, "the second refused first contact is diagnosed as a timelock", "diagnosis %s", refused.Diagnosis)
 	st.expect(refused.Recovery.Skipped == "timelock" && !refused.Recovery.Reissued && !refused.Recovery.Resent,
 		"nothing is reissued or resent under the timelock", "%+v", refused.Recovery)

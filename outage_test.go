@@ -20,6 +20,7 @@ func TestPluginTablesOutage(t *testing.T) {
 		w := newWorld(t, db).connect()
 		w.srv.SetMessageRule(wamock.RequireToken())
 		alice := w.srv.AddContact(wamock.ContactOptions{})
+		w.waitLog(1, "Imported whatsmeow's privacy tokens")
 		w.receiveToken(alice.LID(), "alice-token")
 		if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-token" {
 			t.Fatalf("before the outage: tctoken %q", got)

@@ -48,13 +48,11 @@ func (c *Core) startImport(acc *accountState) {
 	})
 }
 
-// wroteAll is wrote for a write whose keys are not known one by one: every
-// cached entry may be stale.
+// wroteAll is wrote for a write whose keys are not known one by one (the
+// import): every cached entry is marked stale, and so read again on its next
+// use, but still served if that read fails.
 func (c *Core) wroteAll() {
-	c.cacheMu.Lock()
-	defer c.cacheMu.Unlock()
-	c.writeGen++
-	c.cache.Purge()
+	c.wrote(c.cache.Keys()...)
 }
 
 // innerRow reads whatsmeow's own store for a contact while the import has

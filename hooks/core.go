@@ -10,7 +10,6 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
@@ -95,7 +94,7 @@ type Core struct {
 	// First-contact LID lookups (lidlookup.go): one in flight per number,
 	// and numbers without a LID remembered for a while.
 	lidLookups  singleflight.Group
-	unknownLIDs *expirable.LRU[types.JID, struct{}]
+	unknownLIDs *ttlSet
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -314,7 +313,7 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	state := timelockFromStored(timelock)
 	acc.timelock.Store(&state)
 	c.metrics.timelock(state.InForce(c.now()))
-	c.wroteAll()
+	c.forgetCache()
 	c.account.Store(acc)
 	c.startImport(acc)
 	return nil
@@ -414,6 +413,37 @@ func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.J
 		return lid, lid, pn
 	}
 	return pn, lid, pn
+}
+
+// storageKeys returns, for each JID, the key its row is stored under: a LID
+// is its own key, and a PN maps to its LID when whatsmeow knows it, else
+// stays. It asks whatsmeow's LID map once for all the PNs, through the batch
+// call, which caches no negative answers: ingesting a million tokens must
+// not fill whatsmeow's never-evicting cache with "no LID" entries, as one
+// GetLIDForPN (or GetPNForLID) per token did.
+func (c *Core) storageKeys(ctx context.Context, jids []types.JID) []types.JID {
+	keys := make([]types.JID, len(jids))
+	var pns []types.JID
+	for i, jid := range jids {
+		keys[i] = jid.ToNonAD()
+		if keys[i].Server == types.DefaultUserServer {
+			pns = append(pns, keys[i])
+		}
+	}
+	if len(pns) == 0 || c.cli.Store.LIDs == nil {
+		return keys
+	}
+	lids, err := c.cli.Store.LIDs.GetManyLIDsForPNs(ctx, pns)
+	if err != nil {
+		c.warnOnce("lid-lookup", err, "Failed to look up contacts' LIDs; storing under the phone numbers")
+		return keys
+	}
+	for i, key := range keys {
+		if lid := lids[key].ToNonAD(); key.Server == types.DefaultUserServer && !lid.IsEmpty() {
+			keys[i] = lid
+		}
+	}
+	return keys
 }
 
 // contactView is what the plugin knows about one contact at one moment.
@@ -524,6 +554,14 @@ func (c *Core) wrote(keys ...types.JID) {
 			c.cache.Add(key, &stale)
 		}
 	}
+}
+
+// forgetCache empties the cache: the account it belonged to is gone.
+func (c *Core) forgetCache() {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	c.cache.Purge()
 }
 
 // wroteTokens applies committed token writes to the cached entries in place,

@@ -93,7 +93,7 @@ func (c *Core) handleReceipt(evt *events.Receipt) {
 // the bound account, or jid when none was bound yet.
 func (c *Core) forgetAccount(ctx context.Context, jid types.JID) {
 	acc := c.account.Swap(nil)
-	c.wroteAll()
+	c.forgetCache()
 	c.subscribed.Purge()
 	if acc != nil {
 		jid = acc.jid

@@ -56,29 +56,31 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	}
 	own := c.own()
 	now := c.nowUnix()
-	var tokens []ReceivedToken
-	var keys []types.JID
-	type mend struct {
-		key             types.JID
-		token           []byte
-		wrongTS, realTS int64
-	}
-	var mends []mend
-	senderTimes := make(map[int64][]types.JID)
+	var convs []*waHistorySync.Conversation
+	var chats []types.JID
 	for _, conv := range data.GetConversations() {
 		chat, err := types.ParseJID(conv.GetID())
 		if err != nil || Ineligible(chat, own) != "" {
 			continue
 		}
-		chat = chat.ToNonAD()
-		key, _, pn := c.resolve(ctx, chat)
+		convs = append(convs, conv)
+		chats = append(chats, chat.ToNonAD())
+	}
+	// One LID lookup for the whole blob; the mappings above are in by now.
+	chatKeys := c.storageKeys(ctx, chats)
+	var tokens []ReceivedToken
+	var keys []types.JID
+	var mends []sqlstore.HistoryMend
+	var senderTimes []sqlstore.SenderWrite
+	for i, conv := range convs {
+		chat, key := chats[i], chatKeys[i]
 		token, tokenTS, senderTS := conv.GetTcToken(), int64(conv.GetTcTokenTimestamp()), int64(conv.GetTcTokenSenderTimestamp())
 		switch {
 		case senderTS > now+maxFutureSkew:
 			c.log.Warn().Stringer("contact", key).Int64("sender_ts", senderTS).
 				Msg("Ignored a history-sync sender timestamp in the future")
 		case senderTS > 0:
-			senderTimes[senderTS] = append(senderTimes[senderTS], key)
+			senderTimes = append(senderTimes, sqlstore.SenderWrite{Contact: key, TS: senderTS})
 			keys = append(keys, key)
 		}
 		if len(token) == 0 {
@@ -86,37 +88,39 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 		}
 		tokens = append(tokens, ReceivedToken{JID: chat, Token: token, Timestamp: tokenTS})
 		if senderTS > 0 && senderTS != tokenTS {
-			// whatsmeow files its write under the PN when it does not know
-			// the LID yet: remember the fact, and mend, under both keys.
+			// whatsmeow 2025-12 writes PN chats only, under the PN when it
+			// does not know the LID yet: remember the fact, and mend, under
+			// both keys.
 			mendKeys := []types.JID{key}
-			if !pn.IsEmpty() && pn != key {
-				mendKeys = append(mendKeys, pn)
+			if chat.Server == types.DefaultUserServer && chat != key {
+				mendKeys = append(mendKeys, chat)
 			}
 			for _, mendKey := range mendKeys {
 				c.history.Add(mendKey, historyFact{token: token, tokenTS: tokenTS, senderTS: senderTS})
-				mends = append(mends, mend{key: mendKey, token: token, wrongTS: senderTS, realTS: tokenTS})
+				mends = append(mends, sqlstore.HistoryMend{Contact: mendKey, Token: token, WrongTS: senderTS, RightTS: tokenTS})
 				keys = append(keys, mendKey)
 			}
 		}
 	}
+	// A constant number of transactions for the whole blob: the tokens, the
+	// sender timestamps, the mends.
 	defer c.wrote(keys...)
 	if err = c.storeTokens(ctx, acc, "history sync", tokens); err != nil {
 		c.log.Err(err).Msg("Failed to store history-sync privacy tokens")
 		return
 	}
-	for ts, contacts := range senderTimes {
-		if err := acc.store.SetSenderTimestamps(ctx, ts, contacts...); err != nil {
-			c.log.Err(err).Int("contacts", len(contacts)).Stringer("first", contacts[0]).Msg("Failed to store history-sync sender timestamps")
-			return
-		}
+	if err := acc.store.PutSenderTimestamps(ctx, senderTimes...); err != nil {
+		c.log.Err(err).Int("contacts", len(senderTimes)).Msg("Failed to store history-sync sender timestamps")
+		return
+	}
+	changed, err := acc.store.MendHistoryTimestamps(ctx, mends...)
+	if err != nil {
+		c.log.Err(err).Int("contacts", len(mends)).Msg("Failed to mend history-sync token timestamps")
 	}
 	var mended []sqlstore.TokenWrite
-	for _, m := range mends {
-		changed, err := acc.store.MendHistoryTimestamp(ctx, m.key, m.token, m.wrongTS, m.realTS)
-		if err != nil {
-			c.log.Err(err).Stringer("contact", m.key).Msg("Failed to mend a history-sync token timestamp")
-		} else if changed {
-			mended = append(mended, sqlstore.TokenWrite{Contact: m.key, Token: m.token, TokenTS: m.realTS})
+	for i, m := range mends {
+		if err == nil && changed[i] {
+			mended = append(mended, sqlstore.TokenWrite{Contact: m.Contact, Token: m.Token, TokenTS: m.RightTS})
 		}
 	}
 	c.writeThrough(ctx, mended)

@@ -98,15 +98,21 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 // batch. A contact we are subscribed to gets its presence subscription
 // re-sent with the new token.
 func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string, tokens []ReceivedToken) error {
-	writes := make([]sqlstore.TokenWrite, 0, len(tokens))
+	valid := make([]ReceivedToken, 0, len(tokens))
+	jids := make([]types.JID, 0, len(tokens))
 	for _, token := range tokens {
 		if err := c.checkToken(token.JID, token.Token, token.Timestamp); err != nil {
 			c.log.Warn().Err(err).Str("source", source).Msg("Rejected a privacy token")
 			continue
 		}
-		key, _, _ := c.resolve(ctx, token.JID)
-		ts := c.correctHistoryTimestamp(key, token.Token, token.Timestamp)
-		writes = append(writes, sqlstore.TokenWrite{Contact: key, Token: token.Token, TokenTS: ts})
+		valid = append(valid, token)
+		jids = append(jids, token.JID)
+	}
+	keys := c.storageKeys(ctx, jids)
+	writes := make([]sqlstore.TokenWrite, len(valid))
+	for i, token := range valid {
+		ts := c.correctHistoryTimestamp(keys[i], token.Token, token.Timestamp)
+		writes[i] = sqlstore.TokenWrite{Contact: keys[i], Token: token.Token, TokenTS: ts}
 	}
 	if len(writes) == 0 {
 		return nil

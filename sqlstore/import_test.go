@@ -25,8 +25,15 @@ func whatsmeowTables(t *testing.T, db *dbutil.Database, withSenderColumn bool) {
 		t.Fatal(err)
 	}
 	if withSenderColumn {
-		if _, err := db.Exec(ctx, `ALTER TABLE whatsmeow_privacy_tokens ADD COLUMN sender_timestamp BIGINT`); err != nil {
+		// Newer whatsmeow versions create the column themselves.
+		exists, err := db.ColumnExists(ctx, "whatsmeow_privacy_tokens", "sender_timestamp")
+		if err != nil {
 			t.Fatal(err)
+		}
+		if !exists {
+			if _, err := db.Exec(ctx, `ALTER TABLE whatsmeow_privacy_tokens ADD COLUMN sender_timestamp BIGINT`); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }

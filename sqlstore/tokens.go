@@ -45,9 +45,12 @@ const (
 	// our sender timestamp as their token timestamp: that is whatsmeow
 	// 2025-12's history-sync write, and the monotonic rule alone would let
 	// it replace the real (older) token timestamp.
-	putTokenQuery = `
+	// putTokensQuery is filled in by PutTokens with one ($1, $n, $n+1, $n+2,
+	// $2) tuple per row. RETURNING names the rows the statement inserted or
+	// updated, so one statement per batch still says which writes applied.
+	putTokensQuery = `
 		INSERT INTO tctoken_tokens (our_jid, their_jid, token, token_ts, updated_at)
-		VALUES ($1, $2, $3, $4, $5)
+		VALUES %s
 		ON CONFLICT (our_jid, their_jid) DO UPDATE
 			SET token=excluded.token, token_ts=excluded.token_ts, updated_at=excluded.updated_at
 			WHERE (tctoken_tokens.token IS NULL
@@ -57,6 +60,7 @@ const (
 			AND NOT (tctoken_tokens.token IS NOT NULL
 				AND excluded.token = tctoken_tokens.token
 				AND excluded.token_ts = COALESCE(tctoken_tokens.sender_ts, -1))
+		RETURNING their_jid
 	`
 	// whatsmeow 2025-12 stores history-sync tokens with the sender timestamp
 	// in place of the token timestamp. The monotonic guard above would then
@@ -69,9 +73,9 @@ const (
 	// Only ever moves sender_ts forward: a late or replayed issuance result
 	// must not make us issue again early. Creates a row without a token for a
 	// contact who never sent us one.
-	putSenderTimestampQuery = `
+	putSenderTimestampsQuery = `
 		INSERT INTO tctoken_tokens (our_jid, their_jid, sender_ts, updated_at)
-		VALUES ($1, $2, $3, $4)
+		VALUES %s
 		ON CONFLICT (our_jid, their_jid) DO UPDATE
 			SET sender_ts=excluded.sender_ts, updated_at=excluded.updated_at
 			WHERE tctoken_tokens.sender_ts IS NULL OR excluded.sender_ts > tctoken_tokens.sender_ts
@@ -85,11 +89,20 @@ const (
 	`
 )
 
+// putTokensChunk bounds the rows of one INSERT: 3 placeholders a row stays
+// far below SQLite's and PostgreSQL's limits on bound parameters.
+const putTokensChunk = 500
+
 // PutTokens stores tokens received from contacts, all in one transaction, and
 // reports for each write whether it changed the stored token. A token older
 // than the stored one changes nothing; one at least as new replaces it (with
 // the same bytes, that only refreshes the timestamp). The sender timestamp is
 // never touched.
+//
+// The rows go in multi-row statements of putTokensChunk rows. Several
+// writes for one contact in a batch are settled first, as the database
+// would settle them one after the other: the newest (the later one on a tie)
+// is written, the others report false.
 //
 // An empty token or a missing contact fails the whole batch before anything
 // is written.
@@ -106,19 +119,44 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 	if len(writes) == 0 {
 		return nil, nil
 	}
+	// winner: contact key -> index of the write that goes to the database.
+	winner := make(map[string]int, len(writes))
+	order := make([]string, 0, len(writes))
+	for i, w := range writes {
+		key := contactKey(w.Contact)
+		prev, seen := winner[key]
+		if !seen {
+			order = append(order, key)
+			winner[key] = i
+		} else if w.TokenTS >= writes[prev].TokenTS {
+			winner[key] = i
+		}
+	}
 	changed := make([]bool, len(writes))
 	now := s.now()
 	err := s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
-		for i, w := range writes {
-			res, err := s.db.Exec(ctx, putTokenQuery, s.ourJID, contactKey(w.Contact), secret(w.Token), w.TokenTS, now)
-			if err != nil {
-				return fmt.Errorf("failed to store token from %s: %w", contactKey(w.Contact), err)
+		for start := 0; start < len(order); start += putTokensChunk {
+			keys := order[start:min(start+putTokensChunk, len(order))]
+			tuples := make([]string, len(keys))
+			args := make([]any, 2, 2+3*len(keys))
+			args[0], args[1] = s.ourJID, now
+			for i, key := range keys {
+				w := writes[winner[key]]
+				n := len(args) + 1
+				tuples[i] = fmt.Sprintf("($1, $%d, $%d, $%d, $2)", n, n+1, n+2)
+				args = append(args, key, secret(w.Token), w.TokenTS)
 			}
-			n, err := res.RowsAffected()
+			query := fmt.Sprintf(putTokensQuery, strings.Join(tuples, ", "))
+			applied, err := dbutil.ConvertRowFn[string](scanString).NewRowIter(s.db.Query(ctx, query, args...)).AsList()
 			if err != nil {
-				return fmt.Errorf("failed to check whether token from %s was stored: %w", contactKey(w.Contact), err)
+				// One statement holds the whole chunk: name its contacts.
+				return fmt.Errorf("failed to store the tokens from %s: %w", nameContacts(keys), err)
 			}
-			changed[i] = n > 0
+			for _, key := range applied {
+				if i, ok := winner[key]; ok {
+					changed[i] = true
+				}
+			}
 		}
 		return nil
 	})
@@ -126,6 +164,22 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 		return nil, fmt.Errorf("tctoken: failed to store %d token(s) for %s: %w", len(writes), s.ourJID, err)
 	}
 	return changed, nil
+}
+
+// nameContacts lists contact keys for an error message, the first ten of
+// them and how many more.
+func nameContacts(keys []string) string {
+	const shown = 10
+	if len(keys) <= shown {
+		return strings.Join(keys, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(keys[:shown], ", "), len(keys)-shown)
+}
+
+func scanString(row dbutil.Scannable) (string, error) {
+	var value string
+	err := row.Scan(&value)
+	return value, err
 }
 
 // MendHistoryTimestamp corrects the timestamp of a token that whatsmeow filed
@@ -150,31 +204,100 @@ func (s *Store) MendHistoryTimestamp(ctx context.Context, contact types.JID, tok
 	return n > 0, nil
 }
 
-// SetSenderTimestamps records that we issued our token to contacts at ts, in
-// one transaction. A stored timestamp only ever moves forward, and a zero ts
-// writes nothing.
-func (s *Store) SetSenderTimestamps(ctx context.Context, ts int64, contacts ...types.JID) error {
-	if ts < 0 {
-		return fmt.Errorf("tctoken: refusing to store negative sender timestamp %d", ts)
-	} else if ts == 0 || len(contacts) == 0 {
-		return nil
+// SenderWrite is one sender timestamp: when we issued our token to Contact.
+type SenderWrite struct {
+	Contact types.JID
+	TS      int64
+}
+
+// HistoryMend is one correction MendHistoryTimestamps makes: Contact's row
+// holding Token at WrongTS (our sender timestamp, as whatsmeow 2025-12 files
+// it) gets RightTS, the token's own timestamp.
+type HistoryMend struct {
+	Contact          types.JID
+	Token            []byte
+	WrongTS, RightTS int64
+}
+
+// MendHistoryTimestamps applies MendHistoryTimestamp to each mend in one
+// transaction and reports which changed a row.
+func (s *Store) MendHistoryTimestamps(ctx context.Context, mends ...HistoryMend) ([]bool, error) {
+	changed := make([]bool, len(mends))
+	if len(mends) == 0 {
+		return changed, nil
 	}
-	for i, contact := range contacts {
-		if contact.IsEmpty() {
-			return fmt.Errorf("tctoken: sender timestamp #%d has no contact", i)
-		}
-	}
-	now := s.now()
 	err := s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
-		for _, contact := range contacts {
-			if _, err := s.db.Exec(ctx, putSenderTimestampQuery, s.ourJID, contactKey(contact), ts, now); err != nil {
-				return fmt.Errorf("failed to store sender timestamp of %s: %w", contactKey(contact), err)
+		for i, m := range mends {
+			var err error
+			if changed[i], err = s.MendHistoryTimestamp(ctx, m.Contact, m.Token, m.WrongTS, m.RightTS); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("tctoken: failed to store sender timestamps of %d contact(s) for %s: %w", len(contacts), s.ourJID, err)
+		return nil, err
+	}
+	return changed, nil
+}
+
+// SetSenderTimestamps records that we issued our token to contacts at ts, in
+// one transaction. A stored timestamp only ever moves forward, and a zero ts
+// writes nothing.
+func (s *Store) SetSenderTimestamps(ctx context.Context, ts int64, contacts ...types.JID) error {
+	writes := make([]SenderWrite, len(contacts))
+	for i, contact := range contacts {
+		writes[i] = SenderWrite{Contact: contact, TS: ts}
+	}
+	return s.PutSenderTimestamps(ctx, writes...)
+}
+
+// PutSenderTimestamps records sender timestamps, each its own, in one
+// transaction of multi-row statements. A stored timestamp only ever moves
+// forward (of several for one contact, the newest counts), and a zero one
+// writes nothing.
+func (s *Store) PutSenderTimestamps(ctx context.Context, writes ...SenderWrite) error {
+	newest := make(map[string]int64, len(writes))
+	order := make([]string, 0, len(writes))
+	for i, w := range writes {
+		if w.Contact.IsEmpty() {
+			return fmt.Errorf("tctoken: sender timestamp #%d has no contact", i)
+		} else if w.TS < 0 {
+			return fmt.Errorf("tctoken: refusing to store negative sender timestamp %d for %s", w.TS, contactKey(w.Contact))
+		} else if w.TS == 0 {
+			continue
+		}
+		key := contactKey(w.Contact)
+		if prev, seen := newest[key]; !seen {
+			order = append(order, key)
+			newest[key] = w.TS
+		} else if w.TS > prev {
+			newest[key] = w.TS
+		}
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	now := s.now()
+	err := s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		for start := 0; start < len(order); start += putTokensChunk {
+			keys := order[start:min(start+putTokensChunk, len(order))]
+			tuples := make([]string, len(keys))
+			args := make([]any, 2, 2+2*len(keys))
+			args[0], args[1] = s.ourJID, now
+			for i, key := range keys {
+				n := len(args) + 1
+				tuples[i] = fmt.Sprintf("($1, $%d, $%d, $2)", n, n+1)
+				args = append(args, key, newest[key])
+			}
+			if _, err := s.db.Exec(ctx, fmt.Sprintf(putSenderTimestampsQuery, strings.Join(tuples, ", ")), args...); err != nil {
+				return fmt.Errorf("failed to store the sender timestamps of %s: %w", nameContacts(keys), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tctoken: failed to store sender timestamps of %d contact(s) for %s: %w", len(order), s.ourJID, err)
 	}
 	return nil
 }

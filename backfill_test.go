@@ -66,6 +66,8 @@ func TestSaltBackfillFindsALateSalt(t *testing.T) {
 		}
 		mark := w.reconnect()
 		eventually(t, "the backfilled salt", w.plugin.HasSalt)
+		// The attempt is recorded right after the salt is stored.
+		w.waitLog(1, "Salt backfill attempted", `"result":"found"`)
 		if rec := w.backfillRecord(); rec == nil || rec.Result != "found" || rec.Attempts != 1 {
 			t.Fatalf("backfill record %+v", rec)
 		}

@@ -37,8 +37,19 @@ func (w *world) backfillRecord() *sqlstore.SaltBackfill {
 	return rec
 }
 
+// isAppStateFetch matches a fetch of regular_high: whatsmeow syncs the
+// other collections on its own schedule.
 func isAppStateFetch(node *waBinary.Node) bool {
-	return wamock.IsIQ("w:sync:app:state", "set")(node)
+	if !wamock.IsIQ("w:sync:app:state", "set")(node) {
+		return false
+	}
+	sync, _ := node.GetOptionalChildByTag("sync")
+	for _, collection := range sync.GetChildren() {
+		if name, _ := collection.Attrs["name"].(string); name == string(appstate.WAPatchRegularHigh) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestSaltBackfillFindsALateSalt: a session that synced regular_high

@@ -8,7 +8,9 @@ import (
 
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/appstate"
 	waBinary "go.mau.fi/whatsmeow/binary"
+	waServerSync "go.mau.fi/whatsmeow/proto/waServerSync"
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/tctoken/tctoken"
@@ -358,6 +360,48 @@ func TestRecoveryResendsOnceWhenATokenArrives(t *testing.T) {
 		}
 		if n := len(w.messagesWithID(got.resp.ID)); n != 2 {
 			t.Fatalf("%d sends of one message, want 2", n)
+		}
+	})
+}
+
+// TestRecoveryBackfillsTheSaltAndResends: a message refused for want of the
+// salt sets off the backfill, which finds the salt the phone has had all
+// along; the message then goes once more, with the same ID and a cstoken,
+// and gets through. The contact's presence was subscribed to as well.
+func TestRecoveryBackfillsTheSaltAndResends(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db, tctoken.WithRecovery(tctoken.Recovery{
+			SubscribePresence: true, BackfillSalt: true, Resend: true, ResendWait: time.Minute,
+		})).connect()
+		d := w.collectDiagnoses()
+		w.shareKeysAndSync()
+		if err := w.srv.Phone().AppendAppStatePatch(appstate.WAPatchRegularHigh, wamock.AppStateMutation{
+			Operation: waServerSync.SyncdMutation_SET, Index: []string{wamock.NctSaltIndex},
+			Value: wamock.NctSaltValue(testSalt), Version: 1,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		w.srv.SetMessageRule(wamock.RequireCSToken(testSalt))
+		bob := w.srv.AddContact(wamock.ContactOptions{})
+		mark := w.srv.Mark()
+		resp, err := w.plugin.SendMessage(w.ctx, bob.LID(), text("hello"))
+		if err != nil {
+			t.Fatalf("the resend after the backfill must get through: %v", err)
+		}
+		sent := w.messagesWithID(resp.ID)
+		if len(sent) != 2 || wamock.MessageCSToken(sent[0]) != nil || len(wamock.MessageCSToken(sent[1])) != 32 {
+			t.Fatalf("want the refused message without a token and one resend with a cstoken, got %d", len(sent))
+		}
+		evt := d.waitSend(t, resp.ID)
+		if evt.Diagnosis != tctoken.DiagnosisNoSalt || !evt.Recovery.BackfillTried || !evt.Recovery.Subscribed ||
+			!evt.Recovery.Resent || !evt.Recovery.ResendAccepted {
+			t.Fatalf("event %+v", evt)
+		}
+		if len(filter(w.srv.Since(mark), func(n *waBinary.Node) bool {
+			to, _ := n.Attrs["to"].(types.JID)
+			return n.Tag == "presence" && n.Attrs["type"] == "subscribe" && to.User == bob.LID().User
+		})) != 1 {
+			t.Fatal("one presence subscription to bob")
 		}
 	})
 }

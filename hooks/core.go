@@ -412,6 +412,15 @@ func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.J
 		return jid, types.EmptyJID, types.EmptyJID
 	}
 	lid, pn = lid.ToNonAD(), pn.ToNonAD()
+	// A mapping that pairs a contact with our own account (a hostile
+	// history blob can store one) is ignored, both ways: a contact never
+	// resolves to us, nor we to a contact.
+	own := c.own()
+	if isOwn := own.Is(jid); own.Is(lid) != isOwn {
+		lid = types.EmptyJID
+	} else if own.Is(pn) != isOwn {
+		pn = types.EmptyJID
+	}
 	if !lid.IsEmpty() {
 		return lid, lid, pn
 	}
@@ -441,8 +450,10 @@ func (c *Core) storageKeys(ctx context.Context, jids []types.JID) []types.JID {
 		c.warnOnce("lid-lookup", err, "Failed to look up contacts' LIDs; storing under the phone numbers")
 		return keys
 	}
+	own := c.own()
 	for i, key := range keys {
-		if lid := lids[key].ToNonAD(); key.Server == types.DefaultUserServer && !lid.IsEmpty() {
+		// As in resolve: a contact's number never maps to our own LID.
+		if lid := lids[key].ToNonAD(); key.Server == types.DefaultUserServer && !lid.IsEmpty() && own.Is(lid) == own.Is(key) {
 			keys[i] = lid
 		}
 	}

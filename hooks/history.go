@@ -46,7 +46,10 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	for _, mapping := range data.GetPhoneNumberToLidMappings() {
 		pn, errPN := types.ParseJID(mapping.GetPnJID())
 		lid, errLID := types.ParseJID(mapping.GetLidJID())
-		if errPN == nil && errLID == nil && pn.Server == types.DefaultUserServer && lid.Server == types.HiddenUserServer {
+		// A pair that names our own account is no contact's: it would file
+		// someone's token under our own LID.
+		if errPN == nil && errLID == nil && pn.Server == types.DefaultUserServer && lid.Server == types.HiddenUserServer &&
+			!c.own().Is(pn) && !c.own().Is(lid) {
 			mappings = append(mappings, store.LIDMapping{LID: lid.ToNonAD(), PN: pn.ToNonAD()})
 		}
 	}
@@ -75,6 +78,10 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	var senderTimes []sqlstore.SenderWrite
 	for i, conv := range convs {
 		chat, key := chats[i], chatKeys[i]
+		if Ineligible(key, own) != "" {
+			// The chat maps to our own account (a mapping stored earlier).
+			continue
+		}
 		token, tokenTS, senderTS := conv.GetTcToken(), int64(conv.GetTcTokenTimestamp()), int64(conv.GetTcTokenSenderTimestamp())
 		switch {
 		case senderTS > now+maxFutureSkew:

@@ -116,10 +116,18 @@ func (c *Core) storeTokensApplied(ctx context.Context, acc *accountState, source
 		jids = append(jids, token.JID)
 	}
 	keys := c.storageKeys(ctx, jids)
-	writes := make([]sqlstore.TokenWrite, len(valid))
+	own := c.own()
+	writes := make([]sqlstore.TokenWrite, 0, len(valid))
 	for i, token := range valid {
+		// The contact is checked above; its key must pass too: a phone
+		// number mapped to our own LID (by a hostile history blob) would
+		// file the token under our own account.
+		if why := Ineligible(keys[i], own); why != "" {
+			c.log.Warn().Stringer("contact", token.JID).Str("source", source).Msg("Rejected a privacy token: the contact maps to " + why)
+			continue
+		}
 		ts := c.correctHistoryTimestamp(keys[i], token.Token, token.Timestamp)
-		writes[i] = sqlstore.TokenWrite{Contact: keys[i], Token: token.Token, TokenTS: ts}
+		writes = append(writes, sqlstore.TokenWrite{Contact: keys[i], Token: token.Token, TokenTS: ts})
 	}
 	if len(writes) == 0 {
 		return nil, nil

@@ -151,6 +151,9 @@ func Enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, opt
 	for _, opt := range opts {
 		opt(&cfg)
 	}
+	if cfg.OptionErr != nil {
+		return nil, cfg.OptionErr
+	}
 	// Reserve the client, then do the database I/O without the global lock,
 	// so that a multi-account bridge enabling many clients at once is not
 	// serialised behind one of them.

@@ -36,6 +36,7 @@ func (c *Core) startImport(acc *accountState) {
 		if err != nil {
 			// Reads keep asking whatsmeow's store meanwhile; the next
 			// connect tries again.
+			c.metrics.dbError("import")
 			c.warnOnce("import", err, "Failed to import whatsmeow's privacy tokens; will retry on the next connect")
 			return
 		}

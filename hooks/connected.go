@@ -32,6 +32,7 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 	}
 	c.FetchProps(ctx)
 	c.pruneAndLog(ctx, "connect")
+	c.BackfillSalt(ctx, "connect")
 	// Check the schedule every tick against the plugin's clock rather than
 	// sleeping until the deadline: a disconnect is noticed within a tick,
 	// and a clock that jumps (a test's, or a suspended laptop's) is obeyed.
@@ -87,8 +88,11 @@ func (c *Core) Prune(ctx context.Context) (int64, error) {
 	// emptying the cache.
 	recvCutoff, sendCutoff := timing.ReceiverCutoff(now), timing.SenderCutoff(now)
 	removed, err := acc.store.Prune(ctx, recvCutoff, sendCutoff)
+	c.metrics.pruned(removed, err != nil)
 	if err == nil {
 		c.prunedCache(recvCutoff, sendCutoff)
+	} else {
+		c.metrics.dbError("prune")
 	}
 	if err != nil {
 		c.nextPrune.Store(c.now().Add(pruneRetry).Unix())
@@ -151,6 +155,7 @@ func (c *Core) FetchProps(ctx context.Context) {
 		err = acc.store.ReplaceProps(ctx, snap)
 	}
 	if err != nil {
+		c.metrics.dbError("put_props")
 		c.warnOnce("props-store", err, "Failed to persist AB props; using them for this session only")
 	}
 	c.setProps(acc, &snap)

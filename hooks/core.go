@@ -44,6 +44,16 @@ type Config struct {
 	PropOverrides map[int]string
 	// CacheSize bounds the token cache (entries). Zero means DefaultCacheSize.
 	CacheSize int
+	// Recovery is what a 463 sets off; nil means DefaultRecovery().
+	Recovery *Recovery
+	// Observer receives counts for metrics; nil costs nothing.
+	Observer Observer
+	// OptionErr is an option that could not be applied (a metrics
+	// registration); Enable returns it.
+	OptionErr error
+	// SaltBackfillInterval is how long a salt backfill attempt is
+	// remembered; zero means DefaultSaltBackfillInterval.
+	SaltBackfillInterval time.Duration
 }
 
 // Core is the plugin's machinery for one client: the store interposer, the
@@ -57,6 +67,13 @@ type Core struct {
 
 	defaults  Defaults
 	overrides map[int]string
+	recovery  Recovery
+	metrics   observer
+	// reissued remembers (contact, sender bucket) pairs a 463 reissued to.
+	reissued *lru.Cache[reissueKey, struct{}]
+	// backfillEvery is how long a salt backfill attempt is remembered.
+	backfillEvery time.Duration
+	backfillMu    sync.Mutex
 
 	account   atomic.Pointer[accountState]
 	loggedOut atomic.Bool  // set on LoggedOut, cleared by the next PairSuccess
@@ -115,6 +132,10 @@ type accountState struct {
 	// until then cold reads also ask whatsmeow's store.
 	imported  atomic.Bool
 	importing atomic.Bool
+	// timelock is the reach-out timelock as last recorded; watch follows
+	// acks for the pattern that points to one.
+	timelock atomic.Pointer[TimelockState]
+	watch    timelockWatch
 }
 
 type cachedEntry struct {
@@ -163,7 +184,17 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 		now:       now,
 		defaults:  defaults,
 		overrides: cfg.PropOverrides,
+		recovery:  DefaultRecovery(),
+		metrics:   observer{cfg.Observer},
 	}
+	if cfg.Recovery != nil {
+		c.recovery = *cfg.Recovery
+	}
+	c.backfillEvery = cfg.SaltBackfillInterval
+	if c.backfillEvery <= 0 {
+		c.backfillEvery = DefaultSaltBackfillInterval
+	}
+	c.reissued, _ = lru.New[reissueKey, struct{}](cacheSize)
 	c.cache, _ = lru.New[types.JID, *cachedEntry](cacheSize)
 	c.history, _ = lru.New[types.JID, historyFact](cacheSize)
 	c.subscribed, _ = lru.New[types.JID, types.JID](cacheSize)
@@ -275,6 +306,13 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 		return fmt.Errorf("load the import status for %s: %w", jid, err)
 	}
 	acc.imported.Store(imported)
+	timelock, err := acc.store.GetTimelock(ctx)
+	if err != nil {
+		return fmt.Errorf("load the reach-out timelock for %s: %w", jid, err)
+	}
+	state := timelockFromStored(timelock)
+	acc.timelock.Store(&state)
+	c.metrics.timelock(state.InForce(c.now()))
 	c.forgetCache()
 	c.account.Store(acc)
 	c.startImport(acc)
@@ -296,6 +334,7 @@ func (c *Core) acct(ctx context.Context) (*accountState, error) {
 	}
 	if err := c.bind(ctx, *id); err != nil {
 		c.bindNext.Store(c.now().Add(bindRetry).Unix())
+		c.metrics.dbError("bind")
 		c.warnOnce("bind", err, "Failed to load the plugin's account state; retrying later")
 		return nil, fmt.Errorf("%w: %w", ErrNotBound, err)
 	}
@@ -466,6 +505,7 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 	}
 	rows, err := acc.store.GetMany(ctx, candidates...)
 	if err != nil {
+		c.metrics.dbError("read_tokens")
 		if isCached {
 			// The database is failing: the last entry known beats none.
 			// Expiry is still judged by the clock when it is used.

@@ -61,6 +61,10 @@ func (c *Core) handleEvent(rawEvt any) {
 		if evt.Name == appstate.WAPatchRegularHigh {
 			c.goBackground(c.rescanSaltSnapshot)
 		}
+	default:
+		if state, ok := readTimelockEvent(rawEvt); ok {
+			c.handleTimelockEvent(state)
+		}
 	}
 }
 

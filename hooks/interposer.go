@@ -137,6 +137,7 @@ func (c *Core) storeTokensApplied(ctx context.Context, acc *accountState, source
 	}
 	applied, err := acc.store.PutTokens(ctx, writes...)
 	if err != nil {
+		c.metrics.dbError("put_tokens")
 		// The batch rolled back: nothing changed, and the cache (the last
 		// known tokens) stays as it was.
 		return nil, fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)

@@ -255,6 +255,12 @@ func (c *Core) senderTimestamps(ctx context.Context, acc *accountState, cands []
 // noteIssuance feeds an issuance's outcome to the backoff and logs each
 // kind of failure once until that kind recovers.
 func (c *Core) noteIssuance(out issueOutcome, err error, bucket, now int64, trigger string) {
+	kind := "issue"
+	if trigger == "463" || trigger == "identity change" {
+		kind = "reissue"
+	}
+	c.metrics.issued(kind, true, len(out.recorded)+len(out.unrecorded))
+	c.metrics.issued(kind, false, len(out.refused))
 	for _, key := range out.recorded {
 		c.issuer.backoff.succeeded(key)
 	}
@@ -277,7 +283,7 @@ func (c *Core) noteIssuance(out issueOutcome, err error, bucket, now int64, trig
 	if err == nil {
 		return
 	}
-	kind := issueFailureKind(err)
+	failKind := issueFailureKind(err)
 	first := ""
 	switch {
 	case len(out.refused) > 0:
@@ -285,11 +291,11 @@ func (c *Core) noteIssuance(out issueOutcome, err error, bucket, now int64, trig
 	case len(out.unrecorded) > 0:
 		first = out.unrecorded[0].String()
 	}
-	if _, seen := c.logOnce.LoadOrStore(kind, struct{}{}); seen {
-		c.log.Debug().Err(err).Str("kind", kind).Str("trigger", trigger).Msg("Failed to issue our privacy token again; backing off")
+	if _, seen := c.logOnce.LoadOrStore(failKind, struct{}{}); seen {
+		c.log.Debug().Err(err).Str("kind", failKind).Str("trigger", trigger).Msg("Failed to issue our privacy token again; backing off")
 		return
 	}
-	ev := c.log.Warn().Err(err).Str("kind", kind).Str("trigger", trigger).Str("first_contact", first).
+	ev := c.log.Warn().Err(err).Str("kind", failKind).Str("trigger", trigger).Str("first_contact", first).
 		Int("contacts", len(out.refused)+len(out.unrecorded))
 	if next > 0 {
 		ev = ev.Time("retry_after", time.Unix(next, 0))

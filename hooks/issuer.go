@@ -121,6 +121,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 		for ts, contacts := range byTS {
 			err = acc.store.SetSenderTimestamps(ctx, ts, contacts...)
 			if err != nil {
+				c.metrics.dbError("put_sender_timestamps")
 				// That group rolled back, and the cache keeps the last known
 				// entries; groups before it committed and count as recorded.
 				for _, key := range keys {
@@ -184,9 +185,9 @@ func (c *Core) Reissue(ctx context.Context, contact types.JID) {
 // whatever triggered it: concurrent callers share the IQ, and a caller
 // arriving after it finished decides again on the fresh sender timestamp.
 // pick says whether to issue and with which t.
-func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, pick func(timing Timing, senderTS, now int64) (t int64, ok bool)) {
+func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, pick func(timing Timing, senderTS, now int64) (t int64, ok bool)) error {
 	key, _, _ := c.resolve(ctx, contact)
-	_, _, _ = c.issuing.Do(key.String(), func() (any, error) {
+	_, err, _ := c.issuing.Do(key.String(), func() (any, error) {
 		v, err := c.view(ctx, contact)
 		if err != nil {
 			return nil, err
@@ -212,4 +213,5 @@ func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, 
 		}
 		return nil, err
 	})
+	return err
 }

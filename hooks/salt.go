@@ -169,6 +169,7 @@ func (c *Core) changeSalt(ctx context.Context, source sqlstore.SaltSource, salt 
 	defer acc.saltMu.Unlock()
 	applied, err := write(acc)
 	if err != nil {
+		c.metrics.dbError("put_salt")
 		return fmt.Errorf("store NCT salt from %s: %w", source, err)
 	}
 	switch {
@@ -201,11 +202,21 @@ func (c *Core) rescanSaltSnapshot(ctx context.Context) {
 	c.rescanSalt(ctx, 0)
 }
 
+// rescanResult is what one re-read of regular_high found.
+type rescanResult uint8
+
+const (
+	rescanFailed  rescanResult = iota // fetch or decode failed
+	rescanFound                       // a SET of the salt was applied
+	rescanAbsent                      // no salt in the collection (or a REMOVE)
+	rescanDropped                     // overtaken by a removal; nothing applied
+)
+
 // rescanSalt fetches regular_high patches from a version and decodes them
 // with whatsmeow's own decoder over a read-only view of the app-state
 // store, so that whatsmeow's sync state is never touched. The last
 // nct_salt_sync mutation seen wins.
-func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) {
+func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult {
 	view := &store.Device{
 		Log:          waLog.Noop,
 		AppStateKeys: c.cli.Store.AppStateKeys,
@@ -223,13 +234,17 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) {
 		list, err := c.cli.DangerousInternals().FetchAppStatePatches(ctx, appstate.WAPatchRegularHigh, state.Version, snapshot)
 		if err != nil {
 			c.log.Warn().Err(err).Uint64("from_version", state.Version).Msg("Failed to re-read regular_high for the NCT salt")
-			return
+			return rescanFailed
 		}
 		snapshot = false
 		mutations, newState, err := proc.DecodePatches(ctx, list, state, false)
 		if err != nil {
 			c.log.Warn().Err(err).Uint64("from_version", state.Version).Msg("Failed to decode regular_high for the NCT salt")
-			return
+			// Most often the collection's keys never reached this
+			// device: ask the phone for them, as whatsmeow does for its
+			// own syncs, so that the next attempt can decode.
+			c.cli.DangerousInternals().RequestMissingAppStateKeys(ctx, list)
+			return rescanFailed
 		}
 		for i := range mutations {
 			if len(mutations[i].Index) > 0 && mutations[i].Index[0] == IndexNCTSalt {
@@ -245,7 +260,7 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) {
 		Msg("Re-read regular_high for the NCT salt")
 	if c.appState != nil && c.appState.removals.Load() != removalsBefore {
 		c.log.Debug().Msg("Dropped a re-read of regular_high that a later salt removal overtook")
-		return
+		return rescanDropped
 	}
 	switch {
 	case last == nil && fromVersion == 0:
@@ -253,13 +268,17 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) {
 		// (it was removed while we were away). Only a salt app state gave
 		// us is withdrawn; a history-sync backfill stays.
 		c.withdrawAppStateSalt(ctx)
+		return rescanAbsent
 	case last == nil:
+		return rescanAbsent
 	case last.Operation == waServerSync.SyncdMutation_REMOVE:
 		if err := c.RemoveAppStateSalt(ctx); err != nil {
 			c.log.Err(err).Msg("Failed to remove the NCT salt")
 		}
+		return rescanAbsent
 	default:
 		c.applyAppStateSalt(ctx, last.Action)
+		return rescanFound
 	}
 }
 

@@ -34,7 +34,9 @@ func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, t
 // SendMessage is Client.SendMessage with the fallback chain applied: it
 // pins the decision in the context so whatsmeow's own <tctoken> read agrees,
 // appends <cstoken> through AdditionalNodes when that is the decision, and
-// after the server accepted a 1:1 message, issues our token if due.
+// after the server accepted a 1:1 message, issues our token if due. A 1:1
+// message refused with 463 is diagnosed, recovered from as the policy
+// allows, and returned as a *SendError.
 func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Message, extra ...whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, error) {
 	if len(extra) > 1 {
 		// Let whatsmeow reject it with its own error.
@@ -44,6 +46,16 @@ func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Mes
 	if len(extra) == 1 {
 		req = extra[0]
 	}
+	resp, sent, err := c.sendOnce(ctx, to, message, req)
+	if err != nil && !req.Peer && Ineligible(to, c.own()) == "" && Is463(err) {
+		return c.after463(ctx, to, message, req, resp, sent, err)
+	}
+	return resp, err
+}
+
+// sendOnce decides, pins and sends one message, and reports what it sent
+// with. A resend after a 463 goes through here again, deciding afresh.
+func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Message, req whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, sendState, error) {
 	decision, lid, pn := c.Decide(ctx, to, req.Peer)
 	if !req.Peer && needsLIDLookup(decision, to, lid, c.Policy(), len(c.Salt()) > 0) {
 		if found := c.lookupLID(ctx, to); !found.IsEmpty() {
@@ -53,6 +65,7 @@ func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Mes
 	if decision.Attach != AttachNothing && callerAttachedToken(req.AdditionalNodes) {
 		decision = Decision{Cause: CauseCallerToken, Reason: "caller attached its own token"}
 	}
+	sent := sendState{decision: decision, salt: len(c.Salt()) > 0, lid: !lid.IsEmpty()}
 	c.log.Debug().Stringer("to", to).Stringer("attach", decision.Attach).Stringer("cause", decision.Cause).Str("reason", decision.Reason).
 		Str("token", ShortHash(decision.Token)).Msg("Decided what to attach")
 	if lid.IsEmpty() && pn.IsEmpty() {
@@ -71,12 +84,18 @@ func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Mes
 		req.AdditionalNodes = &nodes
 	}
 	resp, err := c.cli.SendMessage(ctx, to, message, req)
+	if !req.Peer && decision.Cause != CauseIneligible {
+		c.metrics.tokenAttached(decision.Attach)
+	}
 	// Such a whatsmeow also issues after every DM, deduplicated by the sender
 	// timestamps the interposer hands it.
 	if err == nil && !req.Peer && !native {
 		c.MaybeIssueAfterSend(context.WithoutCancel(ctx), to)
 	}
-	return resp, err
+	if err == nil && !req.Peer {
+		c.noteAccepted(ctx, decision)
+	}
+	return resp, sent, err
 }
 
 func callerAttachedToken(nodes *[]waBinary.Node) bool {

@@ -101,6 +101,8 @@ const (
 	deleteAccountPropsQuery     = `DELETE FROM tctoken_ab_props WHERE our_jid=$1`
 	deleteAccountPropsMetaQuery = `DELETE FROM tctoken_ab_props_meta WHERE our_jid=$1`
 	deleteAccountImportQuery    = `DELETE FROM tctoken_imports WHERE our_jid=$1`
+	deleteAccountTimelockQuery  = `DELETE FROM tctoken_timelock WHERE our_jid=$1`
+	deleteAccountBackfillQuery  = `DELETE FROM tctoken_salt_backfill WHERE our_jid=$1`
 )
 
 // DeleteAccount removes everything stored for one account, for logout. The
@@ -114,6 +116,8 @@ func (c *Container) DeleteAccount(ctx context.Context, ourJID types.JID) error {
 			{"AB props", deleteAccountPropsQuery},
 			{"AB props metadata", deleteAccountPropsMetaQuery},
 			{"import status", deleteAccountImportQuery},
+			{"timelock", deleteAccountTimelockQuery},
+			{"salt backfill status", deleteAccountBackfillQuery},
 		} {
 			if _, err := c.db.Exec(ctx, step.query, account); err != nil {
 				return fmt.Errorf("failed to delete %s: %w", step.what, err)

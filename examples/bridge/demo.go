@@ -25,6 +25,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tctoken/tctoken"
 	"github.com/tctoken/tctoken/hooks"
 	"github.com/tctoken/tctoken/wamock"
 )
@@ -187,7 +188,8 @@ func (d *demo) run() error {
 		return err
 	}
 	d.stepReinstall(6)
-	d.stepPrune(7)
+	d.stepTimelock(7)
+	d.stepPrune(8)
 
 	// Anything the fake server could not decode or decrypt would make the
 	// story above untrustworthy.
@@ -377,6 +379,55 @@ func (d *demo) stepReinstall(n int) {
 	st.expect(named, "a privacy IQ names Alice again", "%s", describe(iq))
 	st.expect(named && again.T == original.T, "its t is the original issuance's", "t=%s, original %s", again.T, original.T)
 	st.expect(again.T != strconv.FormatInt(d.clock.Now().Unix(), 10), "its t is not now", "t=%s", again.T)
+}
+
+// stepTimelock puts the account under a reach-out timelock: the server
+// refuses first contacts whatever they carry, while Alice, who knows us,
+// still gets through. The diagnosis must say timelock, not "no token", and
+// the plugin must not reissue or retry into it.
+func (d *demo) stepTimelock(n int) {
+	st := d.st
+	st.step(n, "The account falls under a reach-out timelock: a first message fails, and the diagnosis says so")
+	d.srv.SetMessageRule(wamock.RefuseFirstContacts())
+	defer d.srv.SetMessageRule(wamock.RequireCSToken(d.res.Salt))
+	ends := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	if err := d.srv.PushReachoutTimelock(d.ctx, wamock.ReachoutTimelock{Active: true, Ends: ends, EnforcementType: "REACHOUT_TIMELOCK"}); err != nil {
+		st.expect(false, "the server's timelock notification is handled", "%v", err)
+		return
+	}
+	if d.sess.plugin.Timelock().Active {
+		st.why("the server announced it (a mex notification); this whatsmeow dispatches it as an event, which the plugin reads")
+	} else {
+		st.why("the server announced it (a mex notification), but whatsmeow 2025-12 drops that notification: the plugin has to see the pattern")
+	}
+	_, err := d.sess.plugin.SendMessage(d.ctx, d.alice.PN(), &waE2E.Message{Conversation: proto.String("Still there?")})
+	st.note("Alice, a known contact, still gets through: error %v", err)
+	st.expect(err == nil, "a message with Alice's tctoken is accepted under the timelock", "%v", err)
+	var refused *tctoken.SendError
+	for _, name := range []string{"Carol", "Dave"} {
+		c := d.srv.AddContact(wamock.ContactOptions{PushName: name})
+		mark, sentMark := d.srv.Mark(), len(d.srv.Sent())
+		_, err = d.sess.plugin.SendMessage(d.ctx, c.PN(), &waE2E.Message{Conversation: proto.String("Hello " + name)})
+		ex := d.exchange(mark, sentMark, err, c)
+		st.sent(ex.Message)
+		st.received(ex.Ack)
+		if !errors.As(err, &refused) {
+			st.expect(false, "the refusal is a *tctoken.SendError", "%v", err)
+			return
+		}
+		st.note("SendMessage to %s: %s", name, refused.Diagnosis)
+		d.res.TimelockSteps = append(d.res.TimelockSteps, refused.Diagnosis.String())
+	}
+	d.res.TimelockError = refused
+	if refused.Timelock.Source == hooks.TimelockFromNotification {
+		st.why("the server's notification said so (ends %s); %s", refused.Timelock.Ends.UTC().Format(time.RFC3339), refused.Diagnosis.Hint())
+	} else {
+		st.why("first contacts that carried a valid cstoken were refused while Alice got through: that is the timelock, not a missing token; %s", refused.Diagnosis.Hint())
+	}
+	st.expect(refused.Diagnosis == tctoken.DiagnosisTimelock, "the second refused first contact is diagnosed as a timelock", "diagnosis %s", refused.Diagnosis)
+	st.expect(refused.Recovery.Skipped == "timelock" && !refused.Recovery.Reissued && !refused.Recovery.Resent,
+		"nothing is reissued or resent under the timelock", "%+v", refused.Recovery)
+	st.note("The inspector (go run ./cmd/tctoken-inspect --jid <number> <database>) shows the same: timelock ACTIVE")
 }
 
 func (d *demo) stepPrune(n int) {

@@ -133,6 +133,16 @@ func TestDemoStory(t *testing.T) {
 		t.Errorf("reissue t = %s, want the original %s", got, original)
 	}
 
+	// The timelock step: the last refused first contact is diagnosed as a
+	// timelock, in a SendError that wraps whatsmeow's 463.
+	if len(res.TimelockSteps) != 2 || res.TimelockSteps[1] != "timelock" || res.TimelockError == nil ||
+		!errors.Is(res.TimelockError, whatsmeow.ErrServerReturnedError) {
+		t.Errorf("timelock diagnoses %v, error %v", res.TimelockSteps, res.TimelockError)
+	}
+	if !strings.Contains(out, "SendMessage to Dave: timelock") {
+		t.Error("the story must say the diagnosis")
+	}
+
 	// e. Five weeks later one token is pruned.
 	if res.Pruned != 1 {
 		t.Errorf("pruned %d, want 1", res.Pruned)

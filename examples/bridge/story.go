@@ -8,6 +8,8 @@ import (
 
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/tctoken/tctoken"
 )
 
 // demoResult is what the demo saw, kept for its own checks and for tests,
@@ -35,6 +37,11 @@ type demoResult struct {
 	Reply       exchange // b. our reply, which carries it
 
 	Reissue *waBinary.Node // d. the privacy IQ after Alice reinstalled
+
+	// TimelockSteps are the diagnoses of the first messages refused under
+	// the timelock (Carol's, then Dave's); TimelockError is the last error.
+	TimelockSteps []string
+	TimelockError *tctoken.SendError
 
 	Pruned     int64 // e. what PruneExpired removed five weeks later
 	TokenAfter []byte

@@ -1,0 +1,243 @@
+package hooks
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// Recovery is what the plugin does after a 1:1 send was refused with 463.
+// Every step is bounded, and none runs under a reach-out timelock: blind
+// retries and reissues there are what makes a timelock longer.
+type Recovery struct {
+	// Reissue our token to the contact, at most once per contact and
+	// sender bucket. A whatsmeow that issues after every DM by itself
+	// (the newer one, even after a 463) has done it already.
+	Reissue bool
+	// SubscribePresence to the contact: the server answers a subscription
+	// by prompting the contact's client, which may issue us a token.
+	SubscribePresence bool
+	// BackfillSalt re-reads the NCT salt when the diagnosis is no_salt,
+	// within the backfill's own rate limit.
+	BackfillSalt bool
+	// Resend the message once, with the same message ID, if within
+	// ResendWait what the send lacked becomes known: a token from the
+	// contact, the salt, the contact's LID. Never more than once.
+	Resend bool
+	// ResendWait bounds how long SendMessage waits for such a change
+	// before returning the error; zero means DefaultResendWait.
+	ResendWait time.Duration
+}
+
+// DefaultResendWait is how long a resend waits for a change by default.
+const DefaultResendWait = 10 * time.Second
+
+// DefaultRecovery is the conservative default: diagnose, then reissue.
+func DefaultRecovery() Recovery { return Recovery{Reissue: true} }
+
+// RecoveryReport says what the plugin did after one 463.
+type RecoveryReport struct {
+	// Skipped says why nothing was done ("timelock"), "" otherwise.
+	Skipped string `json:"skipped,omitempty"`
+	// Reissued: our token was issued to the contact again.
+	Reissued bool `json:"reissued"`
+	// ReissueSkipped says why a reissue the policy asked for did not go.
+	ReissueSkipped string `json:"reissue_skipped,omitempty"`
+	Subscribed     bool   `json:"subscribed"`
+	BackfillTried  bool   `json:"backfill_tried"`
+	// Resent: the message went once more, with the same ID; ResendAccepted
+	// says whether the server took it.
+	Resent         bool `json:"resent"`
+	ResendAccepted bool `json:"resend_accepted"`
+}
+
+type reissueKey struct {
+	contact types.JID
+	bucket  int64
+}
+
+// SendError is the error Plugin.SendMessage returns for a 1:1 message the
+// server refused with 463. It wraps whatsmeow's error, so errors.Is with
+// whatsmeow.ErrServerReturnedError still holds.
+type SendError struct {
+	// Contact is the recipient as the caller gave it; MessageID the
+	// message's ID.
+	Contact   types.JID
+	MessageID types.MessageID
+	Diagnosis Diagnosis
+	// Attached and Cause are what the plugin attached and why.
+	Attached Attach
+	Cause    Cause
+	Timelock TimelockState
+	Recovery RecoveryReport
+	Err      error
+}
+
+func (e *SendError) Error() string {
+	msg := fmt.Sprintf("tctoken: message %s to %s refused with 463: %s (attached %s, %s)", e.MessageID, e.Contact, e.Diagnosis, e.Attached, e.Cause)
+	if e.Diagnosis == DiagnosisTimelock && !e.Timelock.Ends.IsZero() {
+		msg += fmt.Sprintf(", timelock ends %s", e.Timelock.Ends.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("%s: %v", msg, e.Err)
+}
+
+func (e *SendError) Unwrap() error { return e.Err }
+
+// SendDiagnosed is dispatched through whatsmeow's event handlers for every
+// 1:1 send through Plugin.SendMessage that the server refused with 463,
+// with the same content as the SendError returned.
+type SendDiagnosed struct {
+	Contact   types.JID
+	MessageID types.MessageID
+	Diagnosis Diagnosis
+	Attached  Attach
+	Cause     Cause
+	Timelock  TimelockState
+	Recovery  RecoveryReport
+}
+
+// after463 diagnoses a refused send, runs the recovery the policy allows,
+// tells the bridge, and returns the resend's response when a resend got
+// through, or the SendError.
+func (c *Core) after463(ctx context.Context, to types.JID, message *waE2E.Message, req whatsmeow.SendRequestExtra,
+	resp whatsmeow.SendResponse, sent sendState, sendErr error) (whatsmeow.SendResponse, error) {
+	key, _, _ := c.resolve(ctx, to)
+	acc := c.account.Load()
+	if acc != nil {
+		c.notePatternRefusal(ctx, acc, key, sent.decision)
+	}
+	timelock := c.Timelock()
+	diagnosis := Classify(sent.decision, timelock, c.now())
+	c.metrics.refused(diagnosis)
+	var report RecoveryReport
+	if diagnosis == DiagnosisTimelock {
+		report.Skipped = "timelock"
+	} else {
+		report = c.recover(ctx, to, key, diagnosis)
+	}
+	final, finalErr := resp, error(nil)
+	if c.recovery.Resend && report.Skipped == "" {
+		if changed := c.waitForChange(ctx, to, sent); changed {
+			req.ID = resp.ID
+			report.Resent = true
+			final, _, finalErr = c.sendOnce(ctx, to, message, req)
+			report.ResendAccepted = finalErr == nil
+			c.log.Info().Stringer("to", to).Str("message_id", resp.ID).Bool("accepted", finalErr == nil).
+				Msg("Resent a message refused with 463 once, after what it lacked became known")
+		}
+	}
+	c.log.Warn().Stringer("to", to).Str("message_id", resp.ID).Stringer("diagnosis", diagnosis).
+		Stringer("attached", sent.decision.Attach).Stringer("cause", sent.decision.Cause).
+		Bool("timelock", timelock.InForce(c.now())).Time("timelock_ends", timelock.Ends).
+		Bool("reissued", report.Reissued).Bool("resent", report.Resent).
+		Msg("Message refused with 463")
+	c.dispatch(&SendDiagnosed{Contact: to, MessageID: resp.ID, Diagnosis: diagnosis, Attached: sent.decision.Attach,
+		Cause: sent.decision.Cause, Timelock: timelock, Recovery: report})
+	if report.ResendAccepted {
+		return final, nil
+	}
+	if report.Resent && finalErr != nil && !Is463(finalErr) {
+		sendErr = finalErr
+	}
+	return final, &SendError{Contact: to, MessageID: resp.ID, Diagnosis: diagnosis, Attached: sent.decision.Attach,
+		Cause: sent.decision.Cause, Timelock: timelock, Recovery: report, Err: sendErr}
+}
+
+// recover runs the steps of the policy that apply to the diagnosis.
+func (c *Core) recover(ctx context.Context, to, key types.JID, diagnosis Diagnosis) RecoveryReport {
+	var report RecoveryReport
+	if c.recovery.Reissue {
+		report.Reissued, report.ReissueSkipped = c.reissueAfter463(ctx, to, key)
+	}
+	if c.recovery.SubscribePresence {
+		if err := c.SubscribePresence(ctx, to); err != nil {
+			c.log.Warn().Err(err).Stringer("contact", to).Msg("Failed to subscribe to presence after a 463")
+		} else {
+			report.Subscribed = true
+		}
+	}
+	if c.recovery.BackfillSalt && diagnosis == DiagnosisNoSalt {
+		report.BackfillTried = c.BackfillSalt(ctx, "463") != BackfillNotDue
+	}
+	return report
+}
+
+// reissueAfter463 issues our token to the contact once per sender bucket.
+func (c *Core) reissueAfter463(ctx context.Context, to, key types.JID) (bool, string) {
+	if c.native() != nil {
+		// whatsmeow issued after the DM by itself, 463 or not.
+		return false, "whatsmeow issues by itself"
+	}
+	now := c.nowUnix()
+	bucket := Bucket(now, c.Policy().Timing.SenderDuration)
+	if _, done := c.reissued.Get(reissueKey{key, bucket}); done {
+		return false, "already reissued in this bucket"
+	}
+	c.reissued.Add(reissueKey{key, bucket}, struct{}{})
+	err := c.issueOne(ctx, to, "463", func(_ Timing, _, now int64) (int64, bool) { return now, true })
+	if err != nil {
+		c.log.Warn().Err(err).Stringer("contact", to).Msg("Failed to reissue our token after a 463")
+		return false, "failed"
+	}
+	return true, ""
+}
+
+// resendPoll is how often a waiting resend looks for a change. The change
+// comes from another goroutine (a notification, a sync), and polling the
+// cached decision is cheaper than wiring a signal through every writer.
+const resendPoll = 50 * time.Millisecond
+
+// waitForChange waits up to ResendWait for the decision for `to` to differ
+// from the one sent: a token arrived, the salt or the LID became known.
+func (c *Core) waitForChange(ctx context.Context, to types.JID, sent sendState) bool {
+	wait := c.recovery.ResendWait
+	if wait <= 0 {
+		wait = DefaultResendWait
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(resendPoll)
+	defer tick.Stop()
+	for {
+		if c.sendStateOf(ctx, to).improvesOn(sent) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-c.stop:
+			return false
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// sendState is what a send went out with: the decision, and whether the
+// salt and the LID were known.
+type sendState struct {
+	decision Decision
+	salt     bool
+	lid      bool
+}
+
+func (c *Core) sendStateOf(ctx context.Context, to types.JID) sendState {
+	decision, lid, _ := c.Decide(ctx, to, false)
+	return sendState{decision: decision, salt: len(c.Salt()) > 0, lid: !lid.IsEmpty()}
+}
+
+// improvesOn: something the refused send lacked is now known.
+func (s sendState) improvesOn(sent sendState) bool {
+	switch {
+	case s.decision.Attach == AttachTCToken && (sent.decision.Attach != AttachTCToken || string(s.decision.Token) != string(sent.decision.Token)):
+		return true
+	case s.salt && !sent.salt, s.lid && !sent.lid:
+		return true
+	}
+	return false
+}

@@ -134,7 +134,7 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 	}
 	changed := make([]bool, len(writes))
 	now := s.now()
-	err := s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
 		for start := 0; start < len(order); start += putTokensChunk {
 			keys := order[start:min(start+putTokensChunk, len(order))]
 			tuples := make([]string, len(keys))
@@ -164,6 +164,17 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 		return nil, fmt.Errorf("tctoken: failed to store %d token(s) for %s: %w", len(writes), s.ourJID, err)
 	}
 	return changed, nil
+}
+
+// inTxnIfMany runs fn in a transaction only when it takes more than one
+// statement (rows beyond one chunk): a single statement is atomic by
+// itself, and BEGIN and COMMIT would double the round trips of the
+// one-token notification path.
+func (s *Store) inTxnIfMany(ctx context.Context, rows int, fn func(ctx context.Context) error) error {
+	if rows <= putTokensChunk {
+		return fn(ctx)
+	}
+	return s.db.DoTxn(ctx, nil, fn)
 }
 
 // nameContacts lists contact keys for an error message, the first ten of
@@ -279,7 +290,7 @@ func (s *Store) PutSenderTimestamps(ctx context.Context, writes ...SenderWrite) 
 		return nil
 	}
 	now := s.now()
-	err := s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
 		for start := 0; start < len(order); start += putTokensChunk {
 			keys := order[start:min(start+putTokensChunk, len(order))]
 			tuples := make([]string, len(keys))

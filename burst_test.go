@@ -47,6 +47,9 @@ func TestReceiptBurstIsBatched(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		const contacts = 2000
 		w := newWorld(t, db).connect()
+		if w.plugin.NativeTokens() {
+			t.Skip("the newer whatsmeow issues after each DM itself; receipts trigger no issuance there, so there is no burst to batch")
+		}
 		jids := make([]types.JID, contacts)
 		for i := range jids {
 			jids[i] = types.NewJID(strconv.Itoa(400000000000000+i), types.HiddenUserServer)

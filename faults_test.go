@@ -139,6 +139,9 @@ func makeTokensReadOnly(t *testing.T, db *dbutil.Database) {
 func TestIssuanceBacksOffWhenServerRefuses(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
+		if w.plugin.NativeTokens() {
+			t.Skip("the newer whatsmeow issues after each DM itself, without the plugin's backoff: this is the plugin's own issuance, used on whatsmeow 2025-12")
+		}
 		alice := w.srv.AddContact(wamock.ContactOptions{})
 		var refuse atomic.Bool
 		refuse.Store(true)
@@ -202,6 +205,9 @@ func TestIssuanceBacksOffWhenServerRefuses(t *testing.T) {
 func TestIssuanceBacksOffWhenDatabaseReadOnly(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
+		if w.plugin.NativeTokens() {
+			t.Skip("the newer whatsmeow issues after each DM itself, without the plugin's backoff: this is the plugin's own issuance, used on whatsmeow 2025-12")
+		}
 		alice := w.srv.AddContact(wamock.ContactOptions{})
 		makeTokensReadOnly(t, db)
 		mark := w.srv.Mark()

@@ -47,9 +47,7 @@ func TestReceiptBurstIsBatched(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		const contacts = 2000
 		w := newWorld(t, db).connect()
-		if w.plugin.NativeTokens() {
-			t.Skip("the newer whatsmeow issues after each DM itself; receipts trigger no issuance there, so there is no burst to batch")
-		}
+		needOwnIssuance(t, w)
 		jids := make([]types.JID, contacts)
 		for i := range jids {
 			jids[i] = types.NewJID(strconv.Itoa(400000000000000+i), types.HiddenUserServer)
@@ -77,16 +75,21 @@ func TestReceiptBurstIsBatched(t *testing.T) {
 				select {
 				case <-stop:
 					return
-				case <-time.After(10 * time.Millisecond):
+				case <-time.After(25 * time.Millisecond): // each sample stops the world
 				}
 			}
 		}()
 
 		mark := w.srv.Mark()
+		start := time.Now()
 		for i, jid := range jids {
 			w.pushReceipt(jid, types.MessageID("3EB0BURST"+strconv.Itoa(i)))
 		}
-		eventuallyWithin(t, time.Minute, "every contact issued", func() bool { return len(issuedTo(mark)) == contacts })
+		pushed := time.Since(start)
+		// The wait is long because a loaded CI machine running -race on
+		// PostgreSQL needs it; nothing is asserted about how long it took.
+		eventuallyWithin(t, 2*time.Minute, "every contact issued", func() bool { return len(issuedTo(mark)) == contacts })
+		issued := time.Since(start)
 		close(stop)
 		sampler.Wait()
 
@@ -108,10 +111,15 @@ func TestReceiptBurstIsBatched(t *testing.T) {
 				t.Errorf("%s issued %d times", jid, n)
 			}
 		}
-		if p := peak.Load(); p > 4 {
-			t.Errorf("the plugin ran up to %d goroutines during the burst, want at most 4", p)
+		// The queue worker, the connection loop, and room for the odd
+		// short-lived task (an import, a presence): not one per receipt.
+		if p := peak.Load(); p > 8 {
+			t.Errorf("the plugin ran up to %d goroutines during the burst, want at most 8", p)
 		}
-		t.Logf("%d receipts: %d privacy IQs, at most %d plugin goroutines", contacts, len(iqs), peak.Load())
+		// Figures for the log, not assertions: how long the server took to
+		// push the burst, and until the last contact was issued.
+		t.Logf("%d receipts: %d privacy IQs, at most %d plugin goroutines; pushed in %v, all issued after %v",
+			contacts, len(iqs), peak.Load(), pushed.Round(time.Millisecond), issued.Round(time.Millisecond))
 
 		// The same contacts again in the same bucket: nothing is due.
 		mark2 := w.srv.Mark()
@@ -122,7 +130,7 @@ func TestReceiptBurstIsBatched(t *testing.T) {
 		// the queue has got through the burst.
 		last := types.NewJID("499999999999999", types.HiddenUserServer)
 		w.pushReceipt(last, "3EB0LAST")
-		eventually(t, "the marker contact issued", func() bool { return issuedTo(mark2)[last] == 1 })
+		eventuallyWithin(t, 2*time.Minute, "the marker contact issued", func() bool { return issuedTo(mark2)[last] == 1 })
 		if got := issuedTo(mark2); len(got) != 1 {
 			t.Errorf("a second burst in the same bucket issued to %d contacts, want only the new one", len(got))
 		}

@@ -139,9 +139,7 @@ func makeTokensReadOnly(t *testing.T, db *dbutil.Database) {
 func TestIssuanceBacksOffWhenServerRefuses(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
-		if w.plugin.NativeTokens() {
-			t.Skip("the newer whatsmeow issues after each DM itself, without the plugin's backoff: this is the plugin's own issuance, used on whatsmeow 2025-12")
-		}
+		needOwnIssuance(t, w)
 		alice := w.srv.AddContact(wamock.ContactOptions{})
 		var refuse atomic.Bool
 		refuse.Store(true)
@@ -201,19 +199,23 @@ func TestIssuanceBacksOffWhenServerRefuses(t *testing.T) {
 
 // TestIssuanceBacksOffWhenDatabaseReadOnly: the server accepts the
 // issuance but the plugin cannot record it. One IQ for ten sends, one
-// warning, every message out.
+// warning, every message out, each with the tctoken the cache still holds.
 func TestIssuanceBacksOffWhenDatabaseReadOnly(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
-		if w.plugin.NativeTokens() {
-			t.Skip("the newer whatsmeow issues after each DM itself, without the plugin's backoff: this is the plugin's own issuance, used on whatsmeow 2025-12")
-		}
+		needOwnIssuance(t, w)
 		alice := w.srv.AddContact(wamock.ContactOptions{})
+		w.receiveToken(alice.LID(), "alice-token") // read, so cached
 		makeTokensReadOnly(t, db)
 		mark := w.srv.Mark()
 		for i := range 10 {
+			sent := w.srv.Mark()
 			if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text("hi "+strconv.Itoa(i))); err != nil {
 				t.Fatalf("send %d with a read-only database: %v", i, err)
+			}
+			msg := w.srv.WaitForSince(t, sent, "message to alice", wamock.IsMessageTo(alice.LID()), 5*time.Second)
+			if got := string(wamock.MessageToken(msg)); got != "alice-token" {
+				t.Fatalf("send %d: the cached tctoken must survive the failed issuance write, got %q", i, got)
 			}
 			if i == 0 {
 				w.waitLog(1, `"level":"warn"`, `"kind":"issue-store"`)
@@ -228,6 +230,50 @@ func TestIssuanceBacksOffWhenDatabaseReadOnly(t *testing.T) {
 		}
 		if n := len(w.srv.MessagesTo(alice.LID())); n != 10 {
 			t.Fatalf("every message must go out: %d of 10", n)
+		}
+	})
+}
+
+// TestIssuanceRetriedAfterDisconnect: the connection drops while the
+// privacy IQ waits for its answer. The issuance is neither lost nor
+// doubled: sends right after the reconnect do not repeat it, and once the
+// retry interval passed, the next send issues and records it.
+func TestIssuanceRetriedAfterDisconnect(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		var drop atomic.Bool
+		drop.Store(true)
+		w.srv.SetPrivacyHandler(func(iq *waBinary.Node) *waBinary.Node {
+			if drop.CompareAndSwap(true, false) {
+				w.srv.DropConnections() // the reply goes nowhere
+			}
+			return nil
+		})
+		send := func(what string) {
+			t.Helper()
+			if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text(what)); err != nil {
+				t.Fatalf("send %q: %v", what, err)
+			}
+		}
+		mark := w.srv.Mark()
+		send("first")
+		w.waitLog(1, `"level":"warn"`, `"kind":"issue-unreachable"`)
+		w.srv.WaitForSince(t, mark, "login after reconnect", wamock.IsIQ("passive", "set"), 15*time.Second)
+		if e, _ := w.plugin.Get(w.ctx, alice.LID()); e != nil && !e.SenderTimestamp.IsZero() {
+			t.Fatal("an unanswered issuance must not be recorded")
+		}
+		send("right after the reconnect")
+		w.clock.Advance(61 * time.Second)
+		send("a minute later")
+		eventually(t, "the issuance recorded", func() bool {
+			e, _ := w.plugin.Get(w.ctx, alice.LID())
+			return e != nil && e.SenderTimestamp.Unix() == w.clock.Now().Unix()
+		})
+		send("after the issuance")
+		w.plugin.Close()
+		if n := len(w.privacyIQsFor(mark, alice.LID())); n != 2 {
+			t.Fatalf("want 2 privacy IQs (the dropped one, the retry), got %d", n)
 		}
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
@@ -78,7 +77,7 @@ type Core struct {
 	// First-contact LID lookups (lidlookup.go): one in flight per number,
 	// and numbers without a LID remembered for a while.
 	lidLookups  singleflight.Group
-	unknownLIDs *expirable.LRU[types.JID, struct{}]
+	unknownLIDs *ttlSet
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -333,7 +332,10 @@ func (c *Core) own() Own {
 	}
 	own.LID = c.cli.Store.GetLID().ToNonAD()
 	if acc := c.account.Load(); acc != nil && !own.LID.IsEmpty() {
-		acc.ownLID.Store(&own.LID)
+		// A copy: taking own's address would move it to the heap on every
+		// call, the send path's included.
+		lid := own.LID
+		acc.ownLID.Store(&lid)
 	}
 	return own
 }
@@ -420,6 +422,14 @@ type contactView struct {
 func (c *Core) view(ctx context.Context, jid types.JID) (v contactView, err error) {
 	if v.acc, err = c.acct(ctx); err != nil {
 		return v, err
+	}
+	if lid := jid.ToNonAD(); lid.Server == types.HiddenUserServer {
+		// A LID is its own key: a cached entry needs no trip through
+		// whatsmeow's LID map (the PN only matters to a cold read).
+		if entry, ok := c.cache.Get(lid); ok && !entry.stale {
+			v.key, v.lid, v.entry = lid, lid, entry
+			return v, nil
+		}
 	}
 	v.key, v.lid, v.pn = c.resolve(ctx, jid)
 	v.entry, err = c.lookup(ctx, v.acc, v.key, v.lid, v.pn)

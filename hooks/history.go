@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"slices"
 
 	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	"go.mau.fi/whatsmeow/store"
@@ -105,10 +106,23 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	// A constant number of transactions for the whole blob: the tokens, the
 	// sender timestamps, the mends.
 	defer c.wrote(keys...)
-	if err = c.storeTokens(ctx, acc, "history sync", tokens); err != nil {
+	applied, err := c.storeTokensApplied(ctx, acc, "history sync", tokens)
+	if err != nil {
 		c.log.Err(err).Msg("Failed to store history-sync privacy tokens")
 		return
 	}
+	// A row this write just set to the real timestamp holds no misfiled
+	// one: whatsmeow's write, had it landed first, would have been newer
+	// and kept this one out, and one landing later corrects itself (see
+	// mendLateHistoryFacts). Only the other rows need a mend statement.
+	rightNow := make(map[types.JID]int64, len(applied))
+	for _, write := range applied {
+		rightNow[write.Contact] = write.TokenTS
+	}
+	mends = slices.DeleteFunc(mends, func(m sqlstore.HistoryMend) bool {
+		ts, ok := rightNow[m.Contact]
+		return ok && ts == m.RightTS
+	})
 	if err := acc.store.PutSenderTimestamps(ctx, senderTimes...); err != nil {
 		c.log.Err(err).Int("contacts", len(senderTimes)).Msg("Failed to store history-sync sender timestamps")
 		return

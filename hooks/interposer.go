@@ -98,6 +98,13 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 // batch. A contact we are subscribed to gets its presence subscription
 // re-sent with the new token.
 func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string, tokens []ReceivedToken) error {
+	_, err := c.storeTokensApplied(ctx, acc, source, tokens)
+	return err
+}
+
+// storeTokensApplied is storeTokens that also returns the writes that
+// changed a row, with the timestamps they left there.
+func (c *Core) storeTokensApplied(ctx context.Context, acc *accountState, source string, tokens []ReceivedToken) ([]sqlstore.TokenWrite, error) {
 	valid := make([]ReceivedToken, 0, len(tokens))
 	jids := make([]types.JID, 0, len(tokens))
 	for _, token := range tokens {
@@ -115,7 +122,7 @@ func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string
 		writes[i] = sqlstore.TokenWrite{Contact: keys[i], Token: token.Token, TokenTS: ts}
 	}
 	if len(writes) == 0 {
-		return nil
+		return nil, nil
 	}
 	if c.beforeTokenWrite != nil {
 		c.beforeTokenWrite(source)
@@ -124,7 +131,7 @@ func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string
 	if err != nil {
 		// The batch rolled back: nothing changed, and the cache (the last
 		// known tokens) stays as it was.
-		return fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
+		return nil, fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
 	}
 	mended := c.mendLateHistoryFacts(ctx, acc, writes, applied)
 	through := make([]sqlstore.TokenWrite, 0, len(writes))
@@ -150,7 +157,7 @@ func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string
 			Str("token", ShortHash(write.Token)).Msg("Stored privacy token")
 		c.resubscribePresence(write.Contact)
 	}
-	return nil
+	return through, nil
 }
 
 // checkToken rejects what no real server sends. The error names the contact

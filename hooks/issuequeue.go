@@ -3,6 +3,7 @@ package hooks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -167,23 +168,36 @@ func (c *Core) issueBatch(ctx context.Context, jids []types.JID) {
 			c.issuer.inflight.Delete(key)
 		}
 	}()
+	cands := make([]issueCandidate, 0, len(jids))
+	seen := make(map[types.JID]bool, len(jids))
 	for _, jid := range jids {
 		if Ineligible(jid, own) != "" {
 			continue
 		}
-		v, err := c.view(ctx, jid)
-		if err != nil || !policy.Timing.IssuanceDue(v.entry.senderTS, now) || !c.issuer.backoff.allow(v.key, bucket, now) {
+		key, lid, pn := c.resolve(ctx, jid)
+		if seen[key] || Ineligible(key, own) != "" {
 			continue
 		}
-		target := issueTarget(policy.IssueToLID, v.key, v.lid, v.pn)
+		seen[key] = true
+		cands = append(cands, issueCandidate{key: key, lid: lid, pn: pn})
+	}
+	senderTS, err := c.senderTimestamps(ctx, acc, cands)
+	if err != nil {
+		return // logged once by senderTimestamps; the next trigger queues again
+	}
+	for _, cand := range cands {
+		if !policy.Timing.IssuanceDue(senderTS[cand.key], now) || !c.issuer.backoff.allow(cand.key, bucket, now) {
+			continue
+		}
+		target := issueTarget(policy.IssueToLID, cand.key, cand.lid, cand.pn)
 		if _, dup := keyOf[target]; dup {
 			continue
 		}
-		if _, busy := c.issuer.inflight.LoadOrStore(v.key, struct{}{}); busy {
+		if _, busy := c.issuer.inflight.LoadOrStore(cand.key, struct{}{}); busy {
 			continue
 		}
-		claimed = append(claimed, v.key)
-		keyOf[target] = v.key
+		claimed = append(claimed, cand.key)
+		keyOf[target] = cand.key
 		targets = append(targets, IssueTarget{JID: target, T: now})
 	}
 	if len(targets) == 0 {
@@ -191,6 +205,51 @@ func (c *Core) issueBatch(ctx context.Context, jids []types.JID) {
 	}
 	out, err := c.issue(ctx, acc, targets, keyOf)
 	c.noteIssuance(out, err, bucket, now, "queue")
+}
+
+// issueCandidate is a contact of a queued batch, resolved.
+type issueCandidate struct{ key, lid, pn types.JID }
+
+// senderTimestamps reads when we last issued to each candidate: from the
+// cache when it holds the contact and no write made the entry stale, else
+// in one query for the whole batch
+// (rows under the LID and the PN merged, as lookup does), instead of one
+// query per contact. Nothing read here is cached: the batch needs only the
+// sender timestamps, and lookup keeps the cache's rules in one place.
+func (c *Core) senderTimestamps(ctx context.Context, acc *accountState, cands []issueCandidate) (map[types.JID]int64, error) {
+	out := make(map[types.JID]int64, len(cands))
+	owner := make(map[types.JID]types.JID)
+	var missing []types.JID
+	for _, cand := range cands {
+		if entry, ok := c.cache.Get(cand.key); ok && !entry.stale {
+			out[cand.key] = entry.senderTS
+			continue
+		}
+		for _, jid := range []types.JID{cand.key, cand.pn, cand.lid} {
+			if jid.IsEmpty() {
+				continue
+			}
+			if _, dup := owner[jid]; !dup {
+				owner[jid] = cand.key
+				missing = append(missing, jid)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := acc.store.GetMany(ctx, missing...)
+	if err != nil {
+		c.warnOnce("read", err, "Failed to read privacy tokens; going on without them")
+		return nil, fmt.Errorf("read sender timestamps of %d contacts (first %s): %w", len(cands), cands[0].key, err)
+	}
+	c.clearWarned("read")
+	for _, row := range rows {
+		if key, ok := owner[row.Contact.ToNonAD()]; ok {
+			out[key] = max(out[key], row.SenderTS)
+		}
+	}
+	return out, nil
 }
 
 // noteIssuance feeds an issuance's outcome to the backoff and logs each

@@ -114,16 +114,28 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 			byTS[target.T] = append(byTS[target.T], key)
 			keys = append(keys, key)
 		}
+		// Only the groups that committed touch the cache: a failed write
+		// leaves the cached entries as they were, so that an outage does
+		// not also cost the tokens the cache still holds.
+		recorded := make(map[types.JID]bool, len(keys))
 		for ts, contacts := range byTS {
 			err = acc.store.SetSenderTimestamps(ctx, ts, contacts...)
 			if err != nil {
-				// Rolled back: the cache keeps the last known entries.
-				out.unrecorded = append(out.unrecorded, keys...)
+				// That group rolled back, and the cache keeps the last known
+				// entries; groups before it committed and count as recorded.
+				for _, key := range keys {
+					if !recorded[key] {
+						out.unrecorded = append(out.unrecorded, key)
+					}
+				}
 				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", errRecordIssuance, len(contacts), contacts[0], err)
 			}
 			c.wroteSenderTimestamp(ts, contacts...)
+			out.recorded = append(out.recorded, contacts...)
+			for _, key := range contacts {
+				recorded[key] = true
+			}
 		}
-		out.recorded = append(out.recorded, keys...)
 		if len(got) > 0 {
 			if err = c.storeTokens(ctx, acc, "issuance reply", got); err != nil {
 				return out, fmt.Errorf("%w: %w", errRecordIssuance, err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"go.mau.fi/whatsmeow/types"
 )
 
@@ -25,8 +24,8 @@ const (
 	lidLookupTimeout = 10 * time.Second
 )
 
-func newUnknownLIDCache() *expirable.LRU[types.JID, struct{}] {
-	return expirable.NewLRU[types.JID, struct{}](unknownLIDCacheSize, nil, unknownLIDTTL)
+func newUnknownLIDCache() *ttlSet {
+	return newTTLSet(unknownLIDCacheSize, unknownLIDTTL)
 }
 
 // needsLIDLookup says whether a send would attach a cstoken if only the

@@ -341,22 +341,13 @@ func (c *Contact) decryptStanza(ctx context.Context, msg *waBinary.Node, fromDev
 			continue
 		}
 		found = true
-		dev := c.device(target.jid.Device)
-		if dev == nil {
-			continue
-		}
-		plaintext, err := dev.decrypt(ctx, c.s.ownAddr(fromDevice), target.encType, target.ciphertext)
+		parsed, err := c.openEnc(ctx, target, fromDevice)
 		if err != nil {
-			firstErr = cmpErr(firstErr, fmt.Errorf("device %d: %w", target.jid.Device, err))
-			continue
-		}
-		var parsed waE2E.Message
-		if err = proto.Unmarshal(plaintext, &parsed); err != nil {
-			firstErr = cmpErr(firstErr, fmt.Errorf("device %d: unmarshal: %w", target.jid.Device, err))
+			firstErr = cmpErr(firstErr, err)
 			continue
 		}
 		if result == nil {
-			result = &parsed
+			result = parsed
 		}
 	}
 	if !found {
@@ -371,6 +362,25 @@ func (c *Contact) decryptStanza(ctx context.Context, msg *waBinary.Node, fromDev
 	c.pnChat[fromDevice] = jidAttr(msg, "to").Server == types.DefaultUserServer
 	c.mu.Unlock()
 	return result, nil
+}
+
+// openEnc decrypts one <enc> our device addressed to one of the contact's
+// devices and parses the message in it; (nil, nil) when the contact has no
+// such device.
+func (c *Contact) openEnc(ctx context.Context, target encTarget, fromDevice uint16) (*waE2E.Message, error) {
+	dev := c.device(target.jid.Device)
+	if dev == nil {
+		return nil, nil
+	}
+	plaintext, err := dev.decrypt(ctx, c.s.ownAddr(fromDevice), target.encType, target.ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("device %d: %w", target.jid.Device, err)
+	}
+	var parsed waE2E.Message
+	if err = proto.Unmarshal(plaintext, &parsed); err != nil {
+		return nil, fmt.Errorf("device %d: unmarshal: %w", target.jid.Device, err)
+	}
+	return &parsed, nil
 }
 
 func cmpErr(first, next error) error {

@@ -419,20 +419,12 @@ func (c *Contact) decryptGroupStanza(ctx context.Context, g *Group, msg *waBinar
 		if !c.ownsJID(target.jid) {
 			continue
 		}
-		dev := c.device(target.jid.Device)
-		if dev == nil {
-			continue
-		}
-		plaintext, err := dev.decrypt(ctx, c.s.ownAddr(fromDevice), target.encType, target.ciphertext)
+		dist, err := c.openEnc(ctx, target, fromDevice)
 		if err != nil {
-			return nil, fmt.Errorf("device %d: %w", target.jid.Device, err)
-		}
-		var dist waE2E.Message
-		if err = proto.Unmarshal(plaintext, &dist); err != nil {
-			return nil, fmt.Errorf("device %d: unmarshal: %w", target.jid.Device, err)
+			return nil, err
 		}
 		if skdm := dist.GetSenderKeyDistributionMessage().GetAxolotlSenderKeyDistributionMessage(); skdm != nil {
-			if err = dev.processSenderKey(ctx, name, skdm); err != nil {
+			if err = c.device(target.jid.Device).processSenderKey(ctx, name, skdm); err != nil {
 				return nil, fmt.Errorf("device %d: %w", target.jid.Device, err)
 			}
 		}

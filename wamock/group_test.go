@@ -64,7 +64,10 @@ func TestGroupLifecycle(t *testing.T) {
 		t.Fatal("GetGroupInfo of an unknown group succeeded")
 	}
 
-	// Our message: each member decrypts it with our sender key.
+	// Our message: each member decrypts it with our sender key. The receipt
+	// collector is in place before the send: alice's automatic receipt can
+	// reach the client before SendMessage returns.
+	receipts := collect[*events.Receipt](cli)
 	resp, err := cli.SendMessage(ctx, info.JID, textMessage("hello group"))
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +85,6 @@ func TestGroupLifecycle(t *testing.T) {
 		}
 	}
 	// alice's automatic delivery receipt names the group and her.
-	receipts := collect[*events.Receipt](cli)
 	if err := srv.WaitHandled(ctx, resp.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -530,7 +530,7 @@ func TestExamples(t *testing.T) {
 		"AddGroup": ExampleServer_AddGroup, "Group": ExampleServer_Group, "Groups": ExampleServer_Groups,
 		"Members": ExampleGroup_Members, "Sync": ExampleGroup_Sync, "SendGroupText": ExampleContact_SendGroupText,
 		"SendGroupTextAndWait": ExampleContact_SendGroupTextAndWait, "SendGroupMessage": ExampleContact_SendGroupMessage,
-		"ParticipantTokens": ExampleParticipantTokens,
+		"ParticipantTokens": ExampleParticipantTokens, "WaitAllHandled": ExampleServer_WaitAllHandled,
 	} {
 		exampleBodies = nil
 		example()
@@ -539,4 +539,23 @@ func TestExamples(t *testing.T) {
 		}
 		t.Run(name, exampleBodies[0])
 	}
+}
+
+func ExampleServer_WaitAllHandled() {
+	inATest(func(t *testing.T) {
+		srv := wamock.NewServer(t)
+		cli := srv.QuickClient(t)
+		ctx := context.Background()
+		alice := srv.AddContact(wamock.ContactOptions{})
+		// PushPrivacyToken returns no ID: wait for everything instead.
+		if err := srv.PushPrivacyToken(alice.LID(), types.EmptyJID, srv.OwnLID(), []byte("token"), time.Now().Unix()); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.WaitAllHandled(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if tok, err := cli.Store.PrivacyTokens.GetPrivacyToken(ctx, alice.LID()); err != nil || tok == nil {
+			t.Fatalf("token not stored: %v", err)
+		}
+	})
 }

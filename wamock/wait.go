@@ -156,6 +156,15 @@ func (s *Server) deliveryOf(key string) (tag string, mark int, devices []uint16,
 // whatsmeow acks notifications and receipts before handling them.
 const barrierType = "wamock_barrier"
 
+func barrierNode() waBinary.Node {
+	return waBinary.Node{Tag: "notification", Attrs: waBinary.Attrs{
+		"type": barrierType,
+		"from": types.ServerJID,
+		"id":   newStanzaID(),
+		"t":    time.Now().Unix(),
+	}}
+}
+
 // WaitHandled waits until every one of our devices that the stanza with this
 // ID went to (or was queued for) has handled it, and returns an error that
 // says what a device did instead of accepting it. Every push helper returns
@@ -187,12 +196,7 @@ func (s *Server) WaitHandled(ctx context.Context, id string) error {
 	}
 	barriers := make(map[uint16]string, len(devices))
 	for _, num := range devices {
-		barrier := waBinary.Node{Tag: "notification", Attrs: waBinary.Attrs{
-			"type": barrierType,
-			"from": types.ServerJID,
-			"id":   newStanzaID(),
-			"t":    time.Now().Unix(),
-		}}
+		barrier := barrierNode()
 		if err := s.deliver(ctx, num, barrier); err != nil {
 			return fmt.Errorf("wamock: wait for %s: %w", id, err)
 		}
@@ -203,6 +207,35 @@ func (s *Server) WaitHandled(ctx context.Context, id string) error {
 		if err := s.waitHandledOn(ctx, num, id, tag, mark, barriers[num]); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// WaitAllHandled waits until each of our devices that is logged in, or has
+// stanzas queued, has handled everything the server sent or queued for it
+// so far: for helpers that return no ID (Phone().SetNCTSalt,
+// Contact.NotifyIdentityChange, PushPrivacyToken, …). It checks no answers;
+// WaitHandled does, for one stanza.
+func (s *Server) WaitAllHandled(ctx context.Context) error {
+	online := make(map[uint16]bool)
+	for _, c := range s.loggedInConns() {
+		online[c.deviceNum()] = true
+	}
+	s.mu.Lock()
+	var devices []uint16
+	for _, d := range s.sortedDevicesLocked() {
+		if online[d.num] || len(d.pending) > 0 {
+			devices = append(devices, d.num)
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, num := range devices {
+		barrier := barrierNode()
+		if err := s.deliver(ctx, num, barrier); err != nil {
+			return fmt.Errorf("wamock: wait for device %d: %w", num, err)
+		}
+		errs = append(errs, s.WaitHandled(ctx, strAttr(&barrier, "id")))
 	}
 	return errors.Join(errs...)
 }

@@ -183,3 +183,22 @@ func TestPushAndWaitWithoutID(t *testing.T) {
 		t.Fatalf("presences %+v", got)
 	}
 }
+
+// TestWaitAllHandled: for a helper that returns no ID, waiting for
+// everything sent so far is enough to see its effect.
+func TestWaitAllHandled(t *testing.T) {
+	srv := NewServer(t)
+	cli := srv.QuickClient(t)
+	alice := srv.AddContact(ContactOptions{})
+	ctx := testCtx(t)
+	if err := srv.PushPrivacyToken(alice.LID(), types.EmptyJID, srv.OwnLID(), []byte("no id needed"), 1700000000); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.WaitAllHandled(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := cli.Store.PrivacyTokens.GetPrivacyToken(ctx, alice.LID())
+	if err != nil || stored == nil || string(stored.Token) != "no id needed" {
+		t.Fatalf("stored token %+v, %v", stored, err)
+	}
+}

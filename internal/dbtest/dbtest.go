@@ -60,11 +60,10 @@ func SQLite(t testing.TB) *dbutil.Database {
 // The file is created by the first pool that opens it.
 func SQLiteURI(t testing.TB) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "tctoken.db")
-	// A repeated subtest name ends in "#01", and the temp dir carries it: in
-	// a file URI a bare '#' starts the fragment, which would cut the path
-	// short (to a file other processes share) and drop the options below.
-	path = strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f").Replace(path)
+	// A second subtest of the same name gets a "#01" suffix, and '#' would
+	// end the path of a file: URI, opening a file outside the temp dir that
+	// outlives the test: escape it (and '?', which would start the options).
+	path := strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f").Replace(filepath.Join(t.TempDir(), "tctoken.db"))
 	// The options mirror a real deployment: whatsmeow requires foreign keys,
 	// bridges run SQLite in WAL mode, and the busy timeout lets concurrent
 	// writers wait for each other instead of failing at once.

@@ -23,6 +23,7 @@ func TestConcurrentTraffic(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		const nContacts, senders, sendsEach = 100, 20, 10
 		w := newWorld(t, db).connect()
+		needOwnIssuance(t, w) // it checks every issuance's t against the plugin's clock
 		contacts := make([]*wamock.Contact, nContacts)
 		for i := range contacts {
 			contacts[i] = w.srv.AddContact(wamock.ContactOptions{})

@@ -241,6 +241,7 @@ func TestIssuanceBacksOffWhenDatabaseReadOnly(t *testing.T) {
 func TestIssuanceRetriedAfterDisconnect(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
+		needOwnIssuance(t, w)
 		alice := w.srv.AddContact(wamock.ContactOptions{})
 		var drop atomic.Bool
 		drop.Store(true)

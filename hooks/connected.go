@@ -46,7 +46,9 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 			return
 		case <-ticker.C:
 		}
-		if c.connGen.Load() != gen {
+		// Client.Disconnect emits no event: without this check the loop of
+		// a connection the bridge closed would go on pruning and fetching.
+		if c.connGen.Load() != gen || !c.cli.IsConnected() {
 			return
 		}
 		if c.untilPropsRefresh(acc) <= 0 {

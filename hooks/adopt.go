@@ -30,6 +30,8 @@ func (c *Core) startImport(acc *accountState) {
 	}
 	c.goBackground(func(ctx context.Context) {
 		defer acc.importing.Store(false)
+		acc.bulkMu.Lock()
+		defer acc.bulkMu.Unlock()
 		start := time.Now()
 		cutoff := acc.policy.Load().Timing.ReceiverCutoff(c.nowUnix())
 		rows, err := acc.store.ImportWhatsmeowTokens(ctx, cutoff, c.wroteAll)

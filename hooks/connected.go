@@ -30,6 +30,8 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 		c.log.Warn().Err(err).Msg("Plugin has no account on connect")
 		return
 	}
+	// An import that failed at bind (the database was down) tries again.
+	c.startImport(acc)
 	c.FetchProps(ctx)
 	c.pruneAndLog(ctx, "connect")
 	c.BackfillSalt(ctx, "connect")
@@ -83,6 +85,8 @@ func (c *Core) Prune(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	acc.bulkMu.Lock()
+	defer acc.bulkMu.Unlock()
 	now := c.nowUnix()
 	timing := acc.policy.Load().Timing
 	// A failed prune changed nothing, and leaves the cache as it was; a

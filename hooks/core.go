@@ -132,6 +132,10 @@ type accountState struct {
 	// until then cold reads also ask whatsmeow's store.
 	imported  atomic.Bool
 	importing atomic.Bool
+	// bulkMu runs the import and a prune one at a time: an import that
+	// overlapped a prune could copy back a token the prune had just
+	// deleted, from whatsmeow's table where the write-through put it.
+	bulkMu sync.Mutex
 	// timelock is the reach-out timelock as last recorded; watch follows
 	// acks for the pattern that points to one.
 	timelock atomic.Pointer[TimelockState]

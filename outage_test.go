@@ -1,6 +1,9 @@
 package tctoken_test
 
 import (
+	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -8,6 +11,8 @@ import (
 	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tctoken/tctoken"
+	tcsqlstore "github.com/tctoken/tctoken/sqlstore"
 	"github.com/tctoken/tctoken/wamock"
 )
 
@@ -65,6 +70,52 @@ func TestPluginTablesOutage(t *testing.T) {
 		w.receiveToken(alice.LID(), "alice-after")
 		if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-after" {
 			t.Fatalf("after the outage: tctoken %q, want alice-after", got)
+		}
+	})
+}
+
+// failingWrites is an AccountStore whose token writes fail while failing is
+// set: the one-line fault injection WithStoreWrapper gives a test.
+type failingWrites struct {
+	tctoken.AccountStore
+	failing *atomic.Bool
+}
+
+func (f failingWrites) PutTokens(ctx context.Context, writes ...tcsqlstore.TokenWrite) ([]bool, error) {
+	if f.failing.Load() {
+		return nil, errors.New("injected: the database refuses writes")
+	}
+	return f.AccountStore.PutTokens(ctx, writes...)
+}
+
+// TestInjectedStoreFault: with writes failing, a new token cannot be stored,
+// but the last known one goes on every send, the failure is logged, and the
+// next token after the fault is stored and attached.
+func TestInjectedStoreFault(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		var failing atomic.Bool
+		w := newWorld(t, db, tctoken.WithStoreWrapper(func(s tctoken.AccountStore) tctoken.AccountStore {
+			return failingWrites{AccountStore: s, failing: &failing}
+		})).connect()
+		w.srv.SetMessageRule(wamock.RequireToken())
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		w.receiveToken(alice.LID(), "alice-token")
+
+		failing.Store(true)
+		w.clock.Advance(time.Minute)
+		w.pushToken(alice.LID(), alice.LID(), []byte("alice-lost"), w.clock.Now())
+		w.waitLog(1, `"level":"warn"`, "injected: the database refuses writes")
+		for i := range 3 {
+			if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-token" {
+				t.Fatalf("send %d with writes failing: tctoken %q, want the last stored alice-token", i, got)
+			}
+		}
+
+		failing.Store(false)
+		w.clock.Advance(time.Minute)
+		w.receiveToken(alice.LID(), "alice-after")
+		if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-after" {
+			t.Fatalf("after the fault: tctoken %q, want alice-after", got)
 		}
 	})
 }

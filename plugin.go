@@ -118,6 +118,17 @@ func WithCacheSize(entries int) Option {
 	return func(cfg *hooks.Config) { cfg.CacheSize = entries }
 }
 
+// AccountStore is the storage of one account as the plugin uses it; the
+// SQL store implements it. See WithStoreWrapper.
+type AccountStore = hooks.AccountStore
+
+// WithStoreWrapper wraps each account's store before the plugin uses it: a
+// test injects a failing store in one line (embed the AccountStore it is
+// given and override a method), and a bridge can add instrumentation.
+func WithStoreWrapper(wrap func(AccountStore) AccountStore) Option {
+	return func(cfg *hooks.Config) { cfg.WrapStore = wrap }
+}
+
 // Plugin is the plugin enabled on one client.
 type Plugin struct {
 	cli       *whatsmeow.Client

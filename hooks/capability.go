@@ -136,10 +136,17 @@ func (c *Core) adoptNativeIssuance(ctx context.Context, v contactView, user type
 func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.PrivacyToken) []ReceivedToken {
 	incoming := make([]ReceivedToken, 0, len(tokens))
 	senders := make(map[int64][]types.JID)
+	own := c.own()
 	for _, token := range tokens {
 		senderTS := senderTimestampOf(token)
 		if senderTS > 0 && senderTS <= time.Now().Unix()+maxFutureSkew {
 			key, _, _ := c.resolve(ctx, token.User)
+			if Ineligible(key, own) != "" {
+				// Our own account (a history mapping can pair a contact's
+				// number with our LID), a group, a bot: no sender
+				// timestamp is kept for it, as for its token.
+				continue
+			}
 			senders[senderTS] = append(senders[senderTS], key)
 			if echo := c.isEcho(ctx, token); echo || token.Timestamp.IsZero() {
 				continue

@@ -79,17 +79,26 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 	if err != nil {
 		return err
 	}
+	var incoming []ReceivedToken
 	if c.native() != nil {
-		return c.storeTokens(ctx, acc, "whatsmeow", c.nativePut(ctx, acc, tokens))
-	}
-	incoming := make([]ReceivedToken, len(tokens))
-	for i, token := range tokens {
-		incoming[i] = ReceivedToken{JID: token.User, Token: token.Token}
-		if !token.Timestamp.IsZero() {
-			incoming[i].Timestamp = token.Timestamp.Unix()
+		incoming = c.nativePut(ctx, acc, tokens)
+	} else {
+		incoming = make([]ReceivedToken, len(tokens))
+		for i, token := range tokens {
+			incoming[i] = ReceivedToken{JID: token.User, Token: token.Token}
+			if !token.Timestamp.IsZero() {
+				incoming[i].Timestamp = token.Timestamp.Unix()
+			}
 		}
 	}
-	return c.storeTokens(ctx, acc, "whatsmeow", incoming)
+	// whatsmeow logs the error it gets back on every attempt; the plugin's
+	// own log says it once per outage, with what it does about it.
+	if err = c.storeTokens(ctx, acc, "whatsmeow", incoming); err != nil {
+		c.warnOnce("token-store", err, "Failed to store privacy tokens; sends keep the last known ones")
+		return err
+	}
+	c.clearWarned("token-store")
+	return nil
 }
 
 // storeTokens is how every token a contact issued to us gets stored,

@@ -1,0 +1,209 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/tctoken/tctoken/sqlstore"
+)
+
+// The per-contact cache: reading a contact through it, and keeping it right
+// across writes, prunes and outages.
+
+// cachedEntry is the merged stored state of one contact, as cached.
+type cachedEntry struct {
+	token    []byte
+	tokenTS  int64
+	senderTS int64
+	// stale: a write may have changed the rows since this was read; the
+	// next use reads again, and falls back to this if the read fails.
+	stale bool
+}
+
+// contactView is what the plugin knows about one contact at one moment.
+type contactView struct {
+	acc          *accountState
+	key, lid, pn types.JID
+	entry        *cachedEntry
+}
+
+// view resolves a contact and reads its merged entry: at most one database
+// read when not cached, none when cached.
+func (c *Core) view(ctx context.Context, jid types.JID) (v contactView, err error) {
+	if v.acc, err = c.acct(ctx); err != nil {
+		return v, err
+	}
+	if lid := jid.ToNonAD(); lid.Server == types.HiddenUserServer {
+		// A LID is its own key: a cached entry needs no trip through
+		// whatsmeow's LID map (the PN only matters to a cold read).
+		if entry, ok := c.cache.Get(lid); ok && !entry.stale {
+			v.key, v.lid, v.entry = lid, lid, entry
+			return v, nil
+		}
+	}
+	v.key, v.lid, v.pn = c.resolve(ctx, jid)
+	v.entry, err = c.lookup(ctx, v.acc, v.key, v.lid, v.pn)
+	return v, err
+}
+
+// lookup returns the merged entry for a contact. A row filed under the PN
+// before the LID was known still counts.
+func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types.JID) (*cachedEntry, error) {
+	cached, isCached := c.cache.Get(key)
+	if isCached && !cached.stale {
+		return cached, nil
+	}
+	c.cacheMu.Lock()
+	gen := c.writeGen
+	c.cacheMu.Unlock()
+	candidates := []types.JID{key}
+	if !pn.IsEmpty() && pn != key {
+		candidates = append(candidates, pn)
+	}
+	if !lid.IsEmpty() && lid != key {
+		candidates = append(candidates, lid)
+	}
+	rows, err := acc.store.GetMany(ctx, candidates...)
+	if err != nil {
+		c.metrics.dbError("read_tokens")
+		if isCached {
+			// The database is failing: the last entry known beats none.
+			// Expiry is still judged by the clock when it is used.
+			c.warnOnce("read", err, "Failed to read privacy tokens; using the last known ones")
+			return cached, nil
+		}
+		c.warnOnce("read", err, "Failed to read privacy tokens; going on without them")
+		return nil, fmt.Errorf("read token for %s: %w", key, err)
+	}
+	c.clearWarned("read")
+	if inner := c.innerRow(ctx, acc, key); inner != nil {
+		rows = append(rows, inner)
+	}
+	entry := mergeRows(rows)
+	// A write that committed while this read ran may have changed the row:
+	// cache only what no write can have made stale.
+	c.cacheMu.Lock()
+	if c.writeGen == gen {
+		c.cache.Add(key, entry)
+	}
+	c.cacheMu.Unlock()
+	return entry, nil
+}
+
+// mergeRows merges the rows of one contact (under its LID and its PN) into
+// one entry: the newest token, the newest sender timestamp. A row that holds
+// the same token bytes as another but with our sender timestamp as its token
+// timestamp is whatsmeow 2025-12's history-sync mistake (filed under the PN
+// while the plugin wrote the LID row right): its timestamp is never
+// preferred, or an expired token would look as new as our last issuance.
+func mergeRows(rows []*sqlstore.Entry) *cachedEntry {
+	entry := &cachedEntry{}
+	for _, row := range rows {
+		entry.senderTS = max(entry.senderTS, row.SenderTS)
+	}
+	misfiled := func(row *sqlstore.Entry) bool {
+		if entry.senderTS == 0 || row.TokenTS != entry.senderTS {
+			return false
+		}
+		for _, other := range rows {
+			if other != row && other.TokenTS != row.TokenTS && bytes.Equal(other.Token, row.Token) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, row := range rows {
+		if len(row.Token) > 0 && row.TokenTS >= entry.tokenTS && !misfiled(row) {
+			entry.token, entry.tokenTS = row.Token, row.TokenTS
+		}
+	}
+	return entry
+}
+
+// wrote must follow every write whose effect the cache cannot apply itself
+// (or that may have failed halfway): in-flight reads will not cache what
+// they read, and the cached entries of the keys are marked stale. A stale
+// entry is read again on its next use, and still served if that read fails,
+// so a database outage never costs a contact the token last known for it.
+func (c *Core) wrote(keys ...types.JID) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, key := range keys {
+		if entry, ok := c.cache.Peek(key); ok && !entry.stale {
+			stale := *entry
+			stale.stale = true
+			c.cache.Add(key, &stale)
+		}
+	}
+}
+
+// forgetCache empties the cache: the account it belonged to is gone.
+func (c *Core) forgetCache() {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	c.cache.Purge()
+}
+
+// wroteTokens applies committed token writes to the cached entries in place,
+// so a send right after a new token arrived needs no read. Entries are
+// replaced, never mutated: readers hold them without a lock.
+func (c *Core) wroteTokens(writes []sqlstore.TokenWrite) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, write := range writes {
+		if entry, ok := c.cache.Peek(write.Contact); ok && write.TokenTS >= entry.tokenTS {
+			updated := *entry
+			updated.token, updated.tokenTS = write.Token, write.TokenTS
+			c.cache.Add(write.Contact, &updated)
+		}
+	}
+}
+
+// prunedCache applies a committed prune to the cached entries, as the
+// store's Prune applied it to the rows: expired tokens go, expired sender
+// timestamps go.
+func (c *Core) prunedCache(recvCutoff, sendCutoff int64) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, key := range c.cache.Keys() {
+		entry, ok := c.cache.Peek(key)
+		if !ok {
+			continue
+		}
+		tokenExpired := len(entry.token) > 0 && (entry.tokenTS == 0 || entry.tokenTS < recvCutoff)
+		senderExpired := entry.senderTS > 0 && entry.senderTS < sendCutoff
+		if !tokenExpired && !senderExpired {
+			continue
+		}
+		updated := *entry
+		if tokenExpired {
+			updated.token, updated.tokenTS = nil, 0
+		}
+		if senderExpired && len(updated.token) == 0 {
+			updated.senderTS = 0
+		}
+		c.cache.Add(key, &updated)
+	}
+}
+
+// wroteSenderTimestamp applies a committed sender timestamp to the cached
+// entries in place; the stored one only ever moves forward, and so does this.
+func (c *Core) wroteSenderTimestamp(ts int64, keys ...types.JID) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	c.writeGen++
+	for _, key := range keys {
+		if entry, ok := c.cache.Peek(key); ok && ts > entry.senderTS {
+			updated := *entry
+			updated.senderTS = ts
+			c.cache.Add(key, &updated)
+		}
+	}
+}

@@ -1,0 +1,80 @@
+package hooks
+
+import (
+	"context"
+
+	"go.mau.fi/whatsmeow/types"
+)
+
+// JID resolution: which key a contact's row lives under.
+
+// resolve maps a contact to its LID (when known) and PN (when known), and the
+// key its row lives under: the LID when known, else the PN.
+func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.JID) {
+	jid = jid.ToNonAD()
+	switch jid.Server {
+	case types.HiddenUserServer:
+		lid = jid
+		if c.cli.Store.LIDs != nil {
+			pn, _ = c.cli.Store.LIDs.GetPNForLID(ctx, jid)
+		}
+	case types.DefaultUserServer:
+		pn = jid
+		if c.cli.Store.LIDs != nil {
+			var err error
+			lid, err = c.cli.Store.LIDs.GetLIDForPN(ctx, jid)
+			if err != nil {
+				c.warnOnce("lid-lookup", err, "Failed to look up a contact's LID; using the phone number")
+			}
+		}
+	default:
+		return jid, types.EmptyJID, types.EmptyJID
+	}
+	lid, pn = lid.ToNonAD(), pn.ToNonAD()
+	// A mapping that pairs a contact with our own account (a hostile
+	// history blob can store one) is ignored, both ways: a contact never
+	// resolves to us, nor we to a contact.
+	own := c.own()
+	if isOwn := own.Is(jid); own.Is(lid) != isOwn {
+		lid = types.EmptyJID
+	} else if own.Is(pn) != isOwn {
+		pn = types.EmptyJID
+	}
+	if !lid.IsEmpty() {
+		return lid, lid, pn
+	}
+	return pn, lid, pn
+}
+
+// storageKeys returns, for each JID, the key its row is stored under: a LID
+// is its own key, and a PN maps to its LID when whatsmeow knows it, else
+// stays. It asks whatsmeow's LID map once for all the PNs, through the batch
+// call, which caches no negative answers: ingesting a million tokens must
+// not fill whatsmeow's never-evicting cache with "no LID" entries, as one
+// GetLIDForPN (or GetPNForLID) per token did.
+func (c *Core) storageKeys(ctx context.Context, jids []types.JID) []types.JID {
+	keys := make([]types.JID, len(jids))
+	var pns []types.JID
+	for i, jid := range jids {
+		keys[i] = jid.ToNonAD()
+		if keys[i].Server == types.DefaultUserServer {
+			pns = append(pns, keys[i])
+		}
+	}
+	if len(pns) == 0 || c.cli.Store.LIDs == nil {
+		return keys
+	}
+	lids, err := c.cli.Store.LIDs.GetManyLIDsForPNs(ctx, pns)
+	if err != nil {
+		c.warnOnce("lid-lookup", err, "Failed to look up contacts' LIDs; storing under the phone numbers")
+		return keys
+	}
+	own := c.own()
+	for i, key := range keys {
+		// As in resolve: a contact's number never maps to our own LID.
+		if lid := lids[key].ToNonAD(); key.Server == types.DefaultUserServer && !lid.IsEmpty() && own.Is(lid) == own.Is(key) {
+			keys[i] = lid
+		}
+	}
+	return keys
+}

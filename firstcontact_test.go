@@ -34,6 +34,7 @@ func wantCSToken(salt []byte, lid types.JID) []byte {
 // salt in regular_high, then waits for the plugin to know it.
 func (w *world) setSaltViaAppState(salt []byte) {
 	w.t.Helper()
+	w.secret(salt)
 	if err := w.srv.Phone().ShareAppStateKeys(w.ctx); err != nil {
 		w.t.Fatalf("share app-state keys: %v", err)
 	}

@@ -3,6 +3,8 @@ package tctoken_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"sync"
@@ -87,6 +89,10 @@ type world struct {
 	plugin    *tctoken.Plugin
 	clock     *fakeClock
 	logs      *syncBuffer
+	// secrets are the token and salt bytes a test handed the client: the
+	// plugin's logs must never show one (checked when the test ends).
+	secretsMu sync.Mutex
+	secrets   [][]byte
 	opts      []tctoken.Option
 }
 
@@ -113,7 +119,30 @@ func newBareWorld(t testing.TB, db *dbutil.Database, srvOpts []wamock.Option, op
 		t.Fatalf("create device: %v", err)
 	}
 	w.deviceNum = w.device.ID.Device
+	t.Cleanup(w.checkNoSecretsLogged)
 	return w
+}
+
+// secret records bytes the plugin's logs must never show.
+func (w *world) secret(b []byte) {
+	w.secretsMu.Lock()
+	defer w.secretsMu.Unlock()
+	w.secrets = append(w.secrets, bytes.Clone(b))
+}
+
+// checkNoSecretsLogged fails the test if any token or salt it handed the
+// client appears in the plugin's debug-level logs: raw, in hex or in base64.
+func (w *world) checkNoSecretsLogged() {
+	logs := w.logs.String()
+	w.secretsMu.Lock()
+	defer w.secretsMu.Unlock()
+	for _, secret := range w.secrets {
+		for _, form := range []string{string(secret), hex.EncodeToString(secret), base64.StdEncoding.EncodeToString(secret), base64.RawStdEncoding.EncodeToString(secret)} {
+			if len(form) >= 4 && strings.Contains(logs, form) {
+				w.t.Errorf("a secret (%d bytes) appears in the plugin's logs as %q", len(secret), form)
+			}
+		}
+	}
 }
 
 // startPlain creates a client for the device without the plugin: a bridge
@@ -209,6 +238,7 @@ func text(s string) *waE2E.Message {
 // to our LID. It does not wait: a token that must be refused never arrives.
 func (w *world) pushToken(from, senderLID types.JID, token []byte, ts time.Time) {
 	w.t.Helper()
+	w.secret(token)
 	target := w.srv.OwnLID()
 	if err := w.srv.PushPrivacyToken(from, senderLID, target, token, ts.Unix()); err != nil {
 		w.t.Fatalf("push privacy token: %v", err)

@@ -3,6 +3,7 @@ package tctoken_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tctoken/tctoken"
+	tcsqlstore "github.com/tctoken/tctoken/sqlstore"
 )
 
 // A bridge holds one database for its own tables, whatsmeow's and the
@@ -154,4 +156,25 @@ func ExamplePlugin_HandleHistorySync() {
 			// ... the bridge's own backfill of blob goes here
 		}
 	})
+}
+
+// failingStore makes every token write fail, to test a bridge's behaviour
+// when the plugin's database refuses writes.
+type failingStore struct{ tctoken.AccountStore }
+
+func (failingStore) PutTokens(context.Context, ...tcsqlstore.TokenWrite) ([]bool, error) {
+	return nil, errors.New("injected fault")
+}
+
+// WithStoreWrapper puts a store of the test's own in front of the SQL one:
+// here, one whose token writes fail.
+func ExampleWithStoreWrapper() {
+	var client *whatsmeow.Client // created as usual
+	var db *dbutil.Database      // the bridge's database
+	plugin, err := tctoken.Enable(context.Background(), client, db,
+		tctoken.WithStoreWrapper(func(s tctoken.AccountStore) tctoken.AccountStore { return failingStore{s} }))
+	if err != nil {
+		panic(err)
+	}
+	defer plugin.Close()
 }

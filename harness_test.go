@@ -210,6 +210,10 @@ func (w *world) connect() *world {
 // the mark taken before the drop.
 func (w *world) reconnect() int {
 	w.t.Helper()
+	// A drop closes the client's socket from its read loop, which
+	// whatsmeow 2025-12 races (under -race) with a frame still being sent:
+	// let the client finish sending first.
+	w.srv.WaitIdle(w.deviceNum, time.Second)
 	mark := w.srv.Mark()
 	w.srv.DropConnections()
 	w.srv.WaitForSince(w.t, mark, "login after reconnect", wamock.IsIQ("passive", "set"), 15*time.Second)

@@ -289,10 +289,7 @@ func (c *Contact) NotifyIdentityChange() error {
 // (Signal keys can be used only once), so this usually returns that result.
 func (c *Contact) Decrypt(msg *waBinary.Node) (*waE2E.Message, error) {
 	id := strAttr(msg, "id")
-	c.mu.Lock()
-	cached, ok := c.decrypted[id]
-	c.mu.Unlock()
-	if ok {
+	if cached, ok := c.alreadyDecrypted(id); ok {
 		return cached, nil
 	}
 	origin, ok := c.s.obs.originOf(msg)
@@ -320,6 +317,16 @@ func (c *Contact) ownsJID(jid types.JID) bool {
 	return false
 }
 
+// alreadyDecrypted returns the message decrypted earlier under id: a
+// stanza is decrypted once, whoever asks first (the server on arrival, or a
+// test), since the Signal keys cannot be used twice.
+func (c *Contact) alreadyDecrypted(id string) (*waE2E.Message, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	msg, ok := c.decrypted[id]
+	return msg, ok
+}
+
 // decryptStanza decrypts every <enc> of the message addressed to one of
 // the contact's devices (each device keeps its own session) and returns the
 // first result.
@@ -327,10 +334,7 @@ func (c *Contact) decryptStanza(ctx context.Context, msg *waBinary.Node, fromDev
 	id := strAttr(msg, "id")
 	c.decryptMu.Lock()
 	defer c.decryptMu.Unlock()
-	c.mu.Lock()
-	cached, ok := c.decrypted[id]
-	c.mu.Unlock()
-	if ok {
+	if cached, ok := c.alreadyDecrypted(id); ok {
 		return cached, nil
 	}
 	var result *waE2E.Message

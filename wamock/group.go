@@ -405,10 +405,7 @@ func (c *Contact) decryptGroupStanza(ctx context.Context, g *Group, msg *waBinar
 	id := strAttr(msg, "id")
 	c.decryptMu.Lock()
 	defer c.decryptMu.Unlock()
-	c.mu.Lock()
-	cached, ok := c.decrypted[id]
-	c.mu.Unlock()
-	if ok {
+	if cached, ok := c.alreadyDecrypted(id); ok {
 		return cached, nil
 	}
 	if skmsg == nil {

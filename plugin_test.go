@@ -705,6 +705,24 @@ func TestEnableBeforePairingThenPair(t *testing.T) {
 		if err != nil || entry == nil || entry.SenderTimestamp.IsZero() {
 			t.Fatalf("after pairing: %+v, %v", entry, err)
 		}
+		// Pairing saved the device, which gave it whatsmeow's own stores:
+		// the plugin must be back in front of them. A token alice sends
+		// now reaches the plugin's tables, and a plain send carries it.
+		if err := srv.PushPrivacyToken(alice.LID(), types.EmptyJID, srv.OwnLID(), []byte("after-pairing"), time.Now().Unix()); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the token stored through the plugin", func() bool {
+			e, _ := plugin.Get(context.Background(), alice.LID())
+			return e != nil && string(e.Token) == "after-pairing"
+		})
+		mark = srv.Mark()
+		if _, err := cli.SendMessage(context.Background(), alice.LID(), text("hi")); err != nil {
+			t.Fatal(err)
+		}
+		msg := srv.WaitForSince(t, mark, "message to alice", wamock.IsMessageTo(alice.LID()), 5*time.Second)
+		if got := childBytes(msg, "tctoken"); string(got) != "after-pairing" {
+			t.Fatalf("tctoken %q after pairing, want after-pairing", got)
+		}
 	})
 }
 

@@ -64,7 +64,7 @@ func (c *Core) innerRow(ctx context.Context, acc *accountState, key types.JID) *
 	if acc.imported.Load() {
 		return nil
 	}
-	token, err := c.inner.GetPrivacyToken(ctx, key)
+	token, err := c.innerStore().GetPrivacyToken(ctx, key)
 	if err != nil {
 		c.warnOnce("inner-read", err, "Failed to read whatsmeow's own privacy token store during the import")
 		return nil
@@ -87,7 +87,7 @@ func (c *Core) writeThrough(ctx context.Context, writes []sqlstore.TokenWrite) {
 	for i, write := range writes {
 		tokens[i] = store.PrivacyToken{User: write.Contact, Token: write.Token, Timestamp: time.Unix(write.TokenTS, 0)}
 	}
-	if err := c.inner.PutPrivacyTokens(ctx, tokens...); err != nil {
+	if err := c.innerStore().PutPrivacyTokens(ctx, tokens...); err != nil {
 		c.warnOnce("write-through", err, "Failed to copy privacy tokens to whatsmeow's own store; the plugin's tables still hold them")
 		return
 	}

@@ -62,9 +62,11 @@ type Config struct {
 type Core struct {
 	cli       *whatsmeow.Client
 	container *sqlstore.Container
-	inner     store.PrivacyTokenStore
-	log       zerolog.Logger
-	now       func() time.Time
+	// inner is whatsmeow's own token store, behind the interposer. It is
+	// replaced when pairing gives the device its SQL stores (interpose).
+	inner atomic.Pointer[innerTokens]
+	log   zerolog.Logger
+	now   func() time.Time
 
 	wrapStore func(AccountStore) AccountStore
 	defaults  Defaults
@@ -149,7 +151,6 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 	c := &Core{
 		cli:       cli,
 		container: container,
-		inner:     cli.Store.PrivacyTokens,
 		log:       cfg.Log,
 		now:       now,
 		defaults:  defaults,
@@ -185,13 +186,7 @@ func (c *Core) Attach(ctx context.Context) error {
 			return err
 		}
 	}
-	c.cli.Store.PrivacyTokens = (*TokenStore)(c)
-	c.appState = &AppStateWatch{AppStateStore: c.cli.Store.AppState, core: c}
-	c.cli.Store.AppState = c.appState
-	c.attachSaltStore()
-	if c.cli.Store.Container != nil {
-		c.cli.Store.Container = &LogoutWatch{DeviceContainer: c.cli.Store.Container, core: c}
-	}
+	c.interpose()
 	c.handlerID = c.cli.AddEventHandler(c.handleEvent)
 	// Enabled on a client that is already online: its Connected event has
 	// passed, so start what it would have started.
@@ -295,3 +290,37 @@ func (c *Core) Contacts(ctx context.Context) ([]types.JID, error) {
 // Closed reports whether Close was called: the interposer then passes every
 // call through to whatsmeow's own store.
 func (s *TokenStore) Closed() bool { return s.closed.Load() }
+
+// innerTokens boxes whatsmeow's own token store, so that it can be swapped
+// atomically whatever its concrete type.
+type innerTokens struct{ store.PrivacyTokenStore }
+
+// innerStore is whatsmeow's own token store behind the interposer.
+func (c *Core) innerStore() store.PrivacyTokenStore {
+	if box := c.inner.Load(); box != nil {
+		return box.PrivacyTokenStore
+	}
+	return nil
+}
+
+// interpose puts the plugin in front of the device's stores, and keeps it
+// there: whatsmeow replaces all of a new device's stores with its SQL ones
+// when pairing saves the device (before PairSuccess is dispatched), so the
+// PairSuccess handler calls this again. Stores already interposed are left
+// as they are.
+func (c *Core) interpose() {
+	st := c.cli.Store
+	if current, ok := st.PrivacyTokens.(*TokenStore); !ok || (*Core)(current) != c {
+		c.inner.Store(&innerTokens{st.PrivacyTokens})
+		st.PrivacyTokens = (*TokenStore)(c)
+	}
+	if current, ok := st.AppState.(*AppStateWatch); !ok || current.core != c {
+		watch := &AppStateWatch{AppStateStore: st.AppState, core: c}
+		c.appState = watch
+		st.AppState = watch
+	}
+	c.attachSaltStore()
+	if _, ok := st.Container.(*LogoutWatch); !ok && st.Container != nil {
+		st.Container = &LogoutWatch{DeviceContainer: st.Container, core: c}
+	}
+}

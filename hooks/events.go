@@ -26,6 +26,10 @@ func (c *Core) handleEvent(rawEvt any) {
 		c.subscribed.Purge()
 	case *events.PairSuccess:
 		jid := evt.ID
+		// Pairing saved the device, which gave it whatsmeow's SQL stores in
+		// place of the plugin's interposers: put them back, on the event
+		// loop, before anything else reads them.
+		c.interpose()
 		c.loggedOut.Store(false)
 		c.goBackground(func(ctx context.Context) {
 			if err := c.bind(ctx, jid); err != nil {

@@ -43,7 +43,7 @@ func withPin(ctx context.Context, p *pinned) context.Context {
 func (s *TokenStore) GetPrivacyToken(ctx context.Context, user types.JID) (*store.PrivacyToken, error) {
 	c := (*Core)(s)
 	if c.closed.Load() {
-		return c.inner.GetPrivacyToken(ctx, user)
+		return c.innerStore().GetPrivacyToken(ctx, user)
 	}
 	if n := c.native(); n != nil {
 		return c.nativeGet(ctx, user, n), nil
@@ -73,7 +73,7 @@ func (s *TokenStore) GetPrivacyToken(ctx context.Context, user types.JID) (*stor
 func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.PrivacyToken) error {
 	c := (*Core)(s)
 	if c.closed.Load() {
-		return c.inner.PutPrivacyTokens(ctx, tokens...)
+		return c.innerStore().PutPrivacyTokens(ctx, tokens...)
 	}
 	acc, err := c.acct(ctx)
 	if err != nil {

@@ -24,7 +24,7 @@ type expiredTokenDeleter interface {
 // 2025-12 nothing calls this.
 func (s *TokenStore) DeleteExpiredPrivacyTokens(ctx context.Context, cutoff time.Time) (int64, error) {
 	c := (*Core)(s)
-	inner, innerPrunes := c.inner.(expiredTokenDeleter)
+	inner, innerPrunes := c.innerStore().(expiredTokenDeleter)
 	if !innerPrunes {
 		return 0, nil
 	}

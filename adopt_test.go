@@ -354,7 +354,7 @@ func TestManyAccountsUpgradeOnce(t *testing.T) {
 		counter := &versionQueries{DatabaseLogger: db.Log}
 		db.Log = counter
 		srv := wamock.NewServer(t)
-		container := wsqlstoreContainer(t, db)
+		container := dbtest.WhatsmeowContainer(t, db)
 		const clients = 50
 		var wg sync.WaitGroup
 		plugins := make(chan *tctoken.Plugin, clients)

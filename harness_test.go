@@ -18,7 +18,6 @@ import (
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/store"
 	wsqlstore "go.mau.fi/whatsmeow/store/sqlstore"
-	wupgrades "go.mau.fi/whatsmeow/store/sqlstore/upgrades"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
 
@@ -112,7 +111,7 @@ func newBareWorld(t testing.TB, db *dbutil.Database, srvOpts []wamock.Option, op
 	t.Helper()
 	w := &world{t: t, ctx: context.Background(), db: db, clock: newFakeClock(), logs: &syncBuffer{}, opts: opts}
 	w.srv = wamock.NewServer(t, srvOpts...)
-	w.container = wsqlstoreContainer(t, db)
+	w.container = dbtest.WhatsmeowContainer(t, db)
 	var err error
 	w.device, err = w.srv.NewDevice(w.ctx, w.container)
 	if err != nil {
@@ -341,17 +340,6 @@ func issuedT(node *waBinary.Node, jid types.JID) string {
 		}
 	}
 	return ""
-}
-
-func wsqlstoreContainer(t testing.TB, db *dbutil.Database) *wsqlstore.Container {
-	t.Helper()
-	// The way mautrix bridges build it: whatsmeow's upgrades on a child of
-	// the database the bridge (and the plugin) hold.
-	container := wsqlstore.NewWithWrappedDB(db.Child("whatsmeow_version", wupgrades.Table, nil), nil)
-	if err := container.Upgrade(context.Background()); err != nil {
-		t.Fatalf("upgrade whatsmeow's tables: %v", err)
-	}
-	return container
 }
 
 func storeToken(contact types.JID, token string, ts time.Time) store.PrivacyToken {

@@ -92,7 +92,7 @@ func TestCloseReturnsWhileIssuanceHangs(t *testing.T) {
 // plugin enabled and never closed, is garbage: no global keeps it.
 func TestDiscardedClientIsCollected(t *testing.T) {
 	db := dbtest.SQLite(t)
-	container := wsqlstoreContainer(t, db)
+	container := dbtest.WhatsmeowContainer(t, db)
 	ref := func() weak.Pointer[whatsmeow.Client] {
 		cli := whatsmeow.NewClient(container.NewDevice(), nil)
 		if _, err := tctoken.Enable(context.Background(), cli, db); err != nil {

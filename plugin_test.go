@@ -44,7 +44,7 @@ func TestEnableWithPlainSQLDB(t *testing.T) {
 
 func TestEnableBeforePairing(t *testing.T) {
 	db := dbtest.SQLite(t)
-	container := wsqlstoreContainer(t, db)
+	container := dbtest.WhatsmeowContainer(t, db)
 	cli := whatsmeow.NewClient(container.NewDevice(), nil)
 	plugin, err := tctoken.Enable(context.Background(), cli, db)
 	if err != nil {
@@ -680,7 +680,7 @@ func TestLogoutForgetsTheAccount(t *testing.T) {
 func TestEnableBeforePairingThenPair(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		srv := wamock.NewServer(t)
-		container := wsqlstoreContainer(t, db)
+		container := dbtest.WhatsmeowContainer(t, db)
 		cli := srv.NewClient(container.NewDevice(), nil)
 		plugin, err := tctoken.Enable(context.Background(), cli, db)
 		if err != nil {
@@ -731,7 +731,7 @@ func TestEnableBeforePairingThenPair(t *testing.T) {
 func TestEnableOnConnectedClient(t *testing.T) {
 	srv := wamock.NewServer(t)
 	db := dbtest.SQLite(t)
-	device, err := srv.NewDevice(context.Background(), wsqlstoreContainer(t, db))
+	device, err := srv.NewDevice(context.Background(), dbtest.WhatsmeowContainer(t, db))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func newScaleWorld(b *testing.B, dialect string) *scaleWorld {
 	}
 	ctx := context.Background()
 	srv := wamock.NewServer(b)
-	device, err := srv.NewDevice(ctx, wsqlstoreContainer(b, db))
+	device, err := srv.NewDevice(ctx, dbtest.WhatsmeowContainer(b, db))
 	if err != nil {
 		b.Fatal(err)
 	}

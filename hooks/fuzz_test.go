@@ -12,8 +12,6 @@ import (
 	"go.mau.fi/whatsmeow/proto/waAdv"
 	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	"go.mau.fi/whatsmeow/proto/waSyncAction"
-	wsqlstore "go.mau.fi/whatsmeow/store/sqlstore"
-	wupgrades "go.mau.fi/whatsmeow/store/sqlstore/upgrades"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -41,10 +39,7 @@ func fuzzCore(tb testing.TB) (*Core, *whatsmeow.Client) {
 	tb.Helper()
 	ctx := context.Background()
 	db := dbtest.SQLite(tb)
-	wcontainer := wsqlstore.NewWithWrappedDB(db.Child("whatsmeow_version", wupgrades.Table, nil), nil)
-	if err := wcontainer.Upgrade(ctx); err != nil {
-		tb.Fatal(err)
-	}
+	wcontainer := dbtest.WhatsmeowContainer(tb, db)
 	device := wcontainer.NewDevice()
 	ownPN, ownLID := fuzzOwnPN, fuzzOwnLID
 	device.ID, device.LID = &ownPN, ownLID

@@ -9,8 +9,6 @@ import (
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	"go.mau.fi/whatsmeow/store"
-	wsqlstore "go.mau.fi/whatsmeow/store/sqlstore"
-	wupgrades "go.mau.fi/whatsmeow/store/sqlstore/upgrades"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
 
@@ -53,10 +51,7 @@ func TestHistoryWriteInterleavings(t *testing.T) {
 func runHistoryInterleaving(t *testing.T, db *dbutil.Database, mappingKnown bool, order string) {
 	ctx := context.Background()
 	srv := wamock.NewServer(t)
-	container := wsqlstore.NewWithWrappedDB(db.Child("whatsmeow_version", wupgrades.Table, nil), nil)
-	if err := container.Upgrade(ctx); err != nil {
-		t.Fatal(err)
-	}
+	container := dbtest.WhatsmeowContainer(t, db)
 	device, err := srv.NewDevice(ctx, container)
 	if err != nil {
 		t.Fatal(err)

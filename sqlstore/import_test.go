@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"go.mau.fi/util/dbutil"
-	wsqlstore "go.mau.fi/whatsmeow/store/sqlstore"
-	wupgrades "go.mau.fi/whatsmeow/store/sqlstore/upgrades"
 
 	"github.com/tctoken/tctoken/internal/dbtest"
 	"github.com/tctoken/tctoken/sqlstore"
@@ -20,10 +18,7 @@ const insertWhatsmeowTokenQuery = `INSERT INTO whatsmeow_privacy_tokens (our_jid
 func whatsmeowTables(t *testing.T, db *dbutil.Database, withSenderColumn bool) {
 	t.Helper()
 	ctx := context.Background()
-	container := wsqlstore.NewWithWrappedDB(db.Child("whatsmeow_version", wupgrades.Table, nil), nil)
-	if err := container.Upgrade(ctx); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.WhatsmeowContainer(t, db)
 	if withSenderColumn {
 		// Newer whatsmeow versions create the column themselves.
 		exists, err := db.ColumnExists(ctx, "whatsmeow_privacy_tokens", "sender_timestamp")
@@ -154,10 +149,7 @@ func BenchmarkImport100k(b *testing.B) {
 				} else {
 					db = dbtest.Postgres(b)
 				}
-				container := wsqlstore.NewWithWrappedDB(db.Child("whatsmeow_version", wupgrades.Table, nil), nil)
-				if err := container.Upgrade(ctx); err != nil {
-					b.Fatal(err)
-				}
+				dbtest.WhatsmeowContainer(b, db)
 				c := sqlstore.New(db)
 				if err := c.Upgrade(ctx); err != nil {
 					b.Fatal(err)

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow/proto/waE2E"
-	wsqlstore "go.mau.fi/whatsmeow/store/sqlstore"
-	wupgrades "go.mau.fi/whatsmeow/store/sqlstore/upgrades"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
 
@@ -40,10 +38,7 @@ func fill(t *testing.T, driver, uri string) filled {
 	ctx := context.Background()
 	db := dbtest.Open(t, driver, uri)
 	srv := wamock.NewServer(t)
-	container := wsqlstore.NewWithWrappedDB(db.Child("whatsmeow_version", wupgrades.Table, nil), nil)
-	if err := container.Upgrade(ctx); err != nil {
-		t.Fatal(err)
-	}
+	container := dbtest.WhatsmeowContainer(t, db)
 	device, err := srv.NewDevice(ctx, container)
 	if err != nil {
 		t.Fatal(err)

@@ -28,14 +28,6 @@ func newUnknownLIDCache() *ttlSet {
 	return newTTLSet(unknownLIDCacheSize, unknownLIDTTL)
 }
 
-// needsLIDLookup says whether a send would attach a cstoken if only the
-// recipient's LID were known: a phone number whose LID is unknown, no valid
-// tctoken, the salt known and the gate on.
-func needsLIDLookup(decision Decision, to, lid types.JID, policy Policy, hasSalt bool) bool {
-	return decision.Attach == AttachNothing && to.Server == types.DefaultUserServer && lid.IsEmpty() &&
-		hasSalt && policy.AttachCSToken
-}
-
 // lookupLID asks the server for a phone number's LID through whatsmeow's
 // public usync call (GetUserInfo), which also stores the mapping. Concurrent
 // sends to the same number share one lookup; a number the server gave no

@@ -57,7 +57,9 @@ func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Mes
 // with. A resend after a 463 goes through here again, deciding afresh.
 func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Message, req whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, sendState, error) {
 	decision, lid, pn := c.Decide(ctx, to, req.Peer)
-	if !req.Peer && needsLIDLookup(decision, to, lid, c.Policy(), len(c.Salt()) > 0) {
+	// CauseNoLID: no valid tctoken, the salt known and the gate on; only the
+	// LID is missing, which the server can tell for a phone number.
+	if !req.Peer && decision.Cause == CauseNoLID && to.Server == types.DefaultUserServer {
 		if found := c.lookupLID(ctx, to); !found.IsEmpty() {
 			decision, lid, pn = c.Decide(ctx, to, req.Peer)
 		}

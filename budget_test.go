@@ -10,6 +10,7 @@ import (
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow/types"
 
+	"github.com/tctoken/tctoken"
 	"github.com/tctoken/tctoken/internal/dbtest"
 	tcsqlstore "github.com/tctoken/tctoken/sqlstore"
 	"github.com/tctoken/tctoken/wamock"
@@ -86,31 +87,37 @@ func BenchmarkDecide(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	w.plugin.Decide(ctx, alice) // warm the cache
-	b.Run("tctoken-cached", func(b *testing.B) {
-		for b.Loop() {
-			w.plugin.Decide(ctx, alice)
-		}
-	})
+	// The same contacts addressed by phone number: whatsmeow's LID map knows
+	// the mapping, and the token is stored under the LID.
+	alicePN := types.NewJID("15550000101", types.DefaultUserServer)
 	stranger := types.NewJID("400000000000002", types.HiddenUserServer)
-	w.plugin.Decide(ctx, stranger)
-	b.Run("nothing-cached", func(b *testing.B) {
-		for b.Loop() {
-			w.plugin.Decide(ctx, stranger)
+	strangerPN := types.NewJID("15550000102", types.DefaultUserServer)
+	for lid, pn := range map[types.JID]types.JID{alice: alicePN, stranger: strangerPN} {
+		if err := w.cli.Store.LIDs.PutLIDMapping(ctx, lid, pn); err != nil {
+			b.Fatal(err)
 		}
-	})
+	}
+	decide := func(name string, to types.JID, want tctoken.Attach) {
+		if got := w.plugin.Decide(ctx, to); got.Attach != want { // and warm the cache
+			b.Fatalf("%s: decided %s (%s), want %s", name, got.Attach, got.Reason, want)
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				w.plugin.Decide(ctx, to)
+			}
+		})
+	}
+	decide("tctoken-cached", alice, tctoken.AttachTCToken)
+	decide("tctoken-cached-pn", alicePN, tctoken.AttachTCToken)
+	decide("nothing-cached", stranger, tctoken.AttachNothing)
 	// With a salt, a first contact gets a cstoken: the HMAC is the cost.
 	if err := tcsqlstore.New(w.db).ForAccount(*w.device.ID).SetAppStateSalt(ctx, []byte("bench-salt")); err != nil {
 		b.Fatal(err)
 	}
 	w.plugin.Close()
 	w.start() // a new plugin loads the salt
-	w.plugin.Decide(ctx, stranger)
-	b.Run("cstoken-cached", func(b *testing.B) {
-		for b.Loop() {
-			w.plugin.Decide(ctx, stranger)
-		}
-	})
+	decide("cstoken-cached", stranger, tctoken.AttachCSToken)
+	decide("cstoken-cached-pn", strangerPN, tctoken.AttachCSToken)
 	b.Run("interposer-read-cached", func(b *testing.B) {
 		for b.Loop() {
 			_, _ = w.cli.Store.PrivacyTokens.GetPrivacyToken(ctx, alice)

@@ -105,55 +105,94 @@ type DecisionInput struct {
 // Decide applies the fallback chain: a valid tctoken, else a cstoken over the
 // LID, else nothing. Never both.
 func Decide(in DecisionInput) Decision {
+	var why string
+	if !in.Peer {
+		why = Ineligible(in.To, in.Own)
+	}
+	decision := decide(&in, why)
+	if decision.Attach == AttachCSToken && decision.Token == nil {
+		decision.Token = CSToken(in.Salt, in.LID.ToNonAD())
+	}
+	return decision
+}
+
+// decide is Decide with the recipient's eligibility already judged (why is
+// what Ineligible said of in.To), so that a send judges it once. A cstoken
+// decision carries in.CSToken, nil when the caller has not computed it: the
+// caller then computes it (or takes it from its cache), which it does only
+// when the decision is a cstoken. in.Now is read only when in.Token is set.
+func decide(in *DecisionInput, why string) Decision {
 	if in.Peer {
 		return Decision{Cause: CausePeerMessage, Reason: "peer message"}
 	}
-	if why := Ineligible(in.To, in.Own); why != "" {
+	if why != "" {
 		return Decision{Cause: CauseIneligible, Reason: "recipient is " + why}
 	}
-	hasToken := len(in.Token) > 0
-	if hasToken && in.Policy.Timing.ReceivedTokenValid(in.TokenTS, in.Now) {
-		if in.Policy.AttachTCToken {
+	state := tokenNone
+	if len(in.Token) > 0 {
+		if !in.Policy.Timing.ReceivedTokenValid(in.TokenTS, in.Now) {
+			state = tokenExpired
+		} else if in.Policy.AttachTCToken {
 			return Decision{Attach: AttachTCToken, Token: in.Token, Cause: CauseValidTCToken, Reason: "valid tctoken stored"}
+		} else {
+			// The gate is off for tctokens: fall through to the cstoken, as
+			// a client without the token would.
+			state = tokenGateOff
 		}
-		// The gate is off for tctokens: fall through to the cstoken, as a
-		// client without the token would.
 	}
-	if !in.Policy.AttachCSToken {
-		return Decision{Cause: CauseCSTokenOff, Reason: noTokenReason(hasToken, in) + "; cstoken disabled by AB prop"}
+	switch {
+	case !in.Policy.AttachCSToken:
+		return Decision{Cause: CauseCSTokenOff, Reason: reasons[state][outcomeCSTokenOff]}
+	case len(in.Salt) == 0:
+		return Decision{Cause: CauseNoSalt, Reason: reasons[state][outcomeNoSalt]}
+	case in.LID.IsEmpty():
+		return Decision{Cause: CauseNoLID, Reason: reasons[state][outcomeNoLID]}
 	}
-	if len(in.Salt) == 0 {
-		return Decision{Cause: CauseNoSalt, Reason: noTokenReason(hasToken, in) + "; no NCT salt known"}
-	}
-	if in.LID.IsEmpty() {
-		return Decision{Cause: CauseNoLID, Reason: noTokenReason(hasToken, in) + "; recipient's LID unknown, no cstoken (Plugin.SendMessage looks it up)"}
-	}
-	cstoken := in.CSToken
-	if cstoken == nil {
-		cstoken = CSToken(in.Salt, in.LID.ToNonAD())
-	}
-	return Decision{Attach: AttachCSToken, Token: cstoken, Cause: csTokenCause(hasToken, in), Reason: noTokenReason(hasToken, in) + "; cstoken over LID"}
+	return Decision{Attach: AttachCSToken, Token: in.CSToken, Cause: csTokenCauses[state], Reason: reasons[state][outcomeCSToken]}
 }
 
-// csTokenCause says why a cstoken stands in, as noTokenReason does in words.
-func csTokenCause(hasToken bool, in DecisionInput) Cause {
-	switch {
-	case !hasToken:
-		return CauseCSTokenNoTCToken
-	case !in.Policy.Timing.ReceivedTokenValid(in.TokenTS, in.Now):
-		return CauseCSTokenExpired
-	default:
-		return CauseCSTokenTCTokenOff
-	}
+// tokenState is why no tctoken goes on a message.
+type tokenState uint8
+
+const (
+	tokenNone    tokenState = iota // no tctoken stored
+	tokenExpired                   // the stored tctoken expired
+	tokenGateOff                   // AB props turned tctokens off
+)
+
+// What goes instead of a tctoken.
+const (
+	outcomeCSTokenOff = iota
+	outcomeNoSalt
+	outcomeNoLID
+	outcomeCSToken
+)
+
+// csTokenCauses says why a cstoken stands in, as reasons does in words.
+var csTokenCauses = [...]Cause{
+	tokenNone:    CauseCSTokenNoTCToken,
+	tokenExpired: CauseCSTokenExpired,
+	tokenGateOff: CauseCSTokenTCTokenOff,
 }
 
-func noTokenReason(hasToken bool, in DecisionInput) string {
-	switch {
-	case !hasToken:
-		return "no tctoken stored"
-	case !in.Policy.Timing.ReceivedTokenValid(in.TokenTS, in.Now):
-		return "tctoken expired"
-	default:
-		return "tctoken disabled by AB prop"
+// reasons are the Reason strings of the decisions without a tctoken, built
+// once: a send never concatenates them.
+var reasons = func() (out [3][4]string) {
+	noToken := [...]string{
+		tokenNone:    "no tctoken stored",
+		tokenExpired: "tctoken expired",
+		tokenGateOff: "tctoken disabled by AB prop",
 	}
-}
+	outcome := [...]string{
+		outcomeCSTokenOff: "; cstoken disabled by AB prop",
+		outcomeNoSalt:     "; no NCT salt known",
+		outcomeNoLID:      "; recipient's LID unknown, no cstoken (Plugin.SendMessage looks it up)",
+		outcomeCSToken:    "; cstoken over LID",
+	}
+	for state, prefix := range noToken {
+		for kind, suffix := range outcome {
+			out[state][kind] = prefix + suffix
+		}
+	}
+	return out
+}()

@@ -23,6 +23,19 @@ const psaUser = "0"
 // or "" when it can. Tokens only exist between two people in a 1:1 chat.
 func Ineligible(jid types.JID, own Own) string {
 	jid = jid.ToNonAD()
+	if jid.Server == types.DefaultUserServer || jid.Server == types.HiddenUserServer {
+		// A person, as nearly every send's recipient is: of the cases
+		// below, only these can apply.
+		switch {
+		case isBot(jid):
+			return "bot"
+		case jid.User == psaUser:
+			return "PSA account"
+		case own.Is(jid):
+			return "our own account"
+		}
+		return ""
+	}
 	switch {
 	case jid.IsEmpty():
 		return "empty JID"
@@ -34,7 +47,7 @@ func Ineligible(jid types.JID, own Own) string {
 		return "broadcast list"
 	case jid.Server == types.NewsletterServer:
 		return "newsletter"
-	case jid.IsBot():
+	case isBot(jid):
 		return "bot"
 	case jid.Server != types.DefaultUserServer && jid.Server != types.HiddenUserServer:
 		return "not a 1:1 chat (server " + jid.Server + ")"
@@ -44,4 +57,34 @@ func Ineligible(jid types.JID, own Own) string {
 		return "our own account"
 	}
 	return ""
+}
+
+// isBot is types.JID.IsBot without its regular expression, which cost more
+// than the rest of a send's decision for every phone number:
+// `^1313555\d{4}$|^131655500\d{2}$` on a PN without a device, or the bot
+// server. TestIsBotMatchesWhatsmeow holds it to whatsmeow's.
+func isBot(jid types.JID) bool {
+	if jid.Server == types.BotServer {
+		return true
+	}
+	if jid.Server != types.DefaultUserServer || jid.Device != 0 || len(jid.User) != 11 {
+		return false
+	}
+	user := jid.User
+	switch {
+	case user[:7] == "1313555":
+		return allDigits(user[7:])
+	case user[:9] == "131655500":
+		return allDigits(user[9:])
+	}
+	return false
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"go.mau.fi/whatsmeow/types"
@@ -33,4 +34,57 @@ func TestIneligible(t *testing.T) {
 			t.Errorf("Ineligible(%s) = %q, want eligible=%v", c.jid, reason, c.eligible)
 		}
 	}
+}
+
+// TestIsBotMatchesWhatsmeow holds isBot to types.JID.IsBot, the regular
+// expression it replaces: its edges, and many users near them.
+func TestIsBotMatchesWhatsmeow(t *testing.T) {
+	users := []string{
+		"", "1", "13135550000", "13135559999", "1313555000", "131355500000", "1313555000a", "a3135550000",
+		"13165550000", "13165550099", "13165550100", "1316555009", "131655500999", "1316555000x", "1313555\u0660\u0661\u0662\u0663",
+		"13135550000\n", "\n13135550000", "15551234567", "0",
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := "0123456789a \n"
+	for range 20000 {
+		user := []byte([]string{"1313555", "131655500", "131", "", "1316555"}[rng.IntN(5)])
+		for n := rng.IntN(7); n > 0; n-- {
+			if rng.IntN(8) == 0 {
+				user = append(user, alphabet[rng.IntN(len(alphabet))])
+			} else {
+				user = append(user, byte('0'+rng.IntN(10)))
+			}
+		}
+		users = append(users, string(user))
+	}
+	bots := 0
+	for _, user := range users {
+		for _, server := range []string{types.DefaultUserServer, types.HiddenUserServer, types.BotServer, types.GroupServer} {
+			for _, device := range []uint16{0, 1} {
+				jid := types.JID{User: user, Server: server, Device: device}
+				if got, want := isBot(jid), jid.IsBot(); got != want {
+					t.Fatalf("isBot(%q@%s:%d) = %v, whatsmeow says %v", user, server, device, got, want)
+				} else if got && server == types.DefaultUserServer {
+					bots++
+				}
+			}
+		}
+	}
+	if bots < 100 {
+		t.Fatalf("only %d bot numbers among the cases: the test compares too few", bots)
+	}
+}
+
+func FuzzIsBot(f *testing.F) {
+	f.Add("13135550000", uint16(0))
+	f.Add("13165550042", uint16(0))
+	f.Add("1316555004", uint16(1))
+	f.Fuzz(func(t *testing.T, user string, device uint16) {
+		for _, server := range []string{types.DefaultUserServer, types.BotServer, types.HiddenUserServer} {
+			jid := types.JID{User: user, Server: server, Device: device}
+			if got, want := isBot(jid), jid.IsBot(); got != want {
+				t.Fatalf("isBot(%q@%s:%d) = %v, whatsmeow says %v", user, server, device, got, want)
+			}
+		}
+	})
 }

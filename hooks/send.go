@@ -12,23 +12,44 @@ import (
 // Decide gathers what the decision needs (cache, salt, policy) and returns
 // what to attach for a send to `to` now. No I/O once the contact is cached.
 // Any failure degrades to the best decision possible without it.
+//
+// It is on every send's path: the recipient is judged eligible once, the
+// clock is read only for a stored token, and the cstoken is looked up only
+// when it is the decision.
 func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, types.JID, types.JID) {
-	in := DecisionInput{To: to, Peer: peer, Own: c.own(), Now: c.nowUnix(), Policy: c.Policy()}
-	if peer || Ineligible(to, in.Own) != "" {
-		return Decide(in), types.EmptyJID, types.EmptyJID
+	in := DecisionInput{To: to, Peer: peer, Own: c.own()}
+	var why string
+	if !peer {
+		why = Ineligible(to, in.Own)
+	}
+	if peer || why != "" {
+		return decide(&in, why), types.EmptyJID, types.EmptyJID
 	}
 	v, err := c.view(ctx, to)
 	if err != nil {
 		// Decide with what is known without the database: the LID and the
 		// salt still give a cstoken.
 		_, lid, pn := c.resolve(ctx, to)
-		in.LID, in.Salt = lid, c.Salt()
-		return Decide(in), lid, pn
+		in.LID, in.Salt, in.Policy = lid, c.Salt(), c.Policy()
+		decision := decide(&in, "")
+		if decision.Attach == AttachCSToken {
+			decision.Token = CSToken(in.Salt, lid)
+		}
+		return decision, lid, pn
 	}
-	in.LID, in.Salt = v.lid, c.Salt()
-	in.Token, in.TokenTS = v.entry.token, v.entry.tokenTS
-	in.CSToken = c.cachedCSToken(v.acc, v.lid)
-	return Decide(in), v.lid, v.pn
+	salt := v.acc.salt.Load()
+	if salt != nil {
+		in.Salt = *salt
+	}
+	in.LID, in.Policy = v.lid, *v.acc.policy.Load()
+	if in.Token = v.entry.token; len(in.Token) > 0 {
+		in.TokenTS, in.Now = v.entry.tokenTS, c.nowUnix()
+	}
+	decision := decide(&in, "")
+	if decision.Attach == AttachCSToken {
+		decision.Token = c.cachedCSToken(salt, v.lid)
+	}
+	return decision, v.lid, v.pn
 }
 
 // SendMessage is Client.SendMessage with the fallback chain applied: it
@@ -112,12 +133,11 @@ func callerAttachedToken(nodes *[]waBinary.Node) bool {
 	return false
 }
 
-// cachedCSToken returns the cstoken over lid under the salt in force, from
-// a bounded cache: the HMAC is most of what a first-contact send costs.
-// Entries remember the salt they were computed with, so a salt change
-// needs no purge that a concurrent computation could undo.
-func (c *Core) cachedCSToken(acc *accountState, lid types.JID) []byte {
-	salt := acc.salt.Load()
+// cachedCSToken returns the cstoken over lid under salt (the salt in
+// force), from a bounded cache: the HMAC is most of what a first-contact
+// send costs. Entries remember the salt they were computed with, so a salt
+// change needs no purge that a concurrent computation could undo.
+func (c *Core) cachedCSToken(salt *[]byte, lid types.JID) []byte {
 	if salt == nil || lid.IsEmpty() {
 		return nil
 	}

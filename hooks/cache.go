@@ -59,7 +59,8 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 	c.cacheMu.Lock()
 	gen := c.writeGen
 	c.cacheMu.Unlock()
-	candidates := []types.JID{key}
+	candidates := make([]types.JID, 1, 3)
+	candidates[0] = key
 	if !pn.IsEmpty() && pn != key {
 		candidates = append(candidates, pn)
 	}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"time"
 
+	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 )
@@ -22,9 +23,16 @@ type nativeTokens interface {
 }
 
 // native returns whatsmeow's own token machinery, or nil on a whatsmeow
-// that has none (2025-12), where the plugin does every step itself.
-func (c *Core) native() nativeTokens {
-	n, _ := any(c.cli.DangerousInternals()).(nativeTokens)
+// that has none (2025-12), where the plugin does every step itself. It is
+// asked on every send and every token read: New asks once (the answer is
+// the client type's), since DangerousInternals allocates on each call.
+func (c *Core) native() nativeTokens { return c.nativeTokens }
+
+func nativeOf(cli *whatsmeow.Client) nativeTokens {
+	if cli == nil {
+		return nil
+	}
+	n, _ := any(cli.DangerousInternals()).(nativeTokens)
 	return n
 }
 

@@ -60,8 +60,11 @@ type Config struct {
 // Core is the plugin's machinery for one client: the store interposer, the
 // event handlers and the background work.
 type Core struct {
-	cli       *whatsmeow.Client
-	container *sqlstore.Container
+	cli *whatsmeow.Client
+	// nativeTokens is whatsmeow's own token machinery, nil on whatsmeow
+	// 2025-12 (see native).
+	nativeTokens nativeTokens
+	container    *sqlstore.Container
 	// inner is whatsmeow's own token store, behind the interposer. It is
 	// replaced when pairing gives the device its SQL stores (interpose).
 	inner atomic.Pointer[innerTokens]
@@ -149,15 +152,16 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 		now = time.Now
 	}
 	c := &Core{
-		cli:       cli,
-		container: container,
-		log:       cfg.Log,
-		now:       now,
-		defaults:  defaults,
-		overrides: cfg.PropOverrides,
-		wrapStore: cfg.WrapStore,
-		recovery:  DefaultRecovery(),
-		metrics:   observer{cfg.Observer},
+		cli:          cli,
+		nativeTokens: nativeOf(cli),
+		container:    container,
+		log:          cfg.Log,
+		now:          now,
+		defaults:     defaults,
+		overrides:    cfg.PropOverrides,
+		wrapStore:    cfg.WrapStore,
+		recovery:     DefaultRecovery(),
+		metrics:      observer{cfg.Observer},
 	}
 	if cfg.Recovery != nil {
 		c.recovery = *cfg.Recovery

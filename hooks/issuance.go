@@ -156,7 +156,13 @@ func (c *Core) MaybeIssueAfterSend(ctx context.Context, to types.JID) {
 	if Ineligible(to, c.own()) != "" {
 		return
 	}
-	v, err := c.view(ctx, to)
+	c.maybeIssueAfterSend(ctx, to, to)
+}
+
+// maybeIssueAfterSend is MaybeIssueAfterSend for a contact known to be
+// eligible, read by `by`: to itself, or its LID when the send knew it.
+func (c *Core) maybeIssueAfterSend(ctx context.Context, to, by types.JID) {
+	v, err := c.view(ctx, by)
 	if err != nil {
 		return
 	}

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"time"
 
 	"go.mau.fi/whatsmeow"
 	waBinary "go.mau.fi/whatsmeow/binary"
@@ -89,12 +90,18 @@ func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Messag
 		decision = Decision{Cause: CauseCallerToken, Reason: "caller attached its own token"}
 	}
 	sent := sendState{decision: decision, salt: len(c.Salt()) > 0, lid: !lid.IsEmpty()}
-	c.log.Debug().Stringer("to", to).Stringer("attach", decision.Attach).Stringer("cause", decision.Cause).Str("reason", decision.Reason).
-		Str("token", ShortHash(decision.Token)).Msg("Decided what to attach")
+	if event := c.log.Debug(); event.Enabled() {
+		// Hashing the token costs more than the rest of a cached decision:
+		// only when the line is logged.
+		event.Stringer("to", to).Stringer("attach", decision.Attach).Stringer("cause", decision.Cause).Str("reason", decision.Reason).
+			Str("token", ShortHash(decision.Token)).Msg("Decided what to attach")
+	}
 	if lid.IsEmpty() && pn.IsEmpty() {
 		pn = to.ToNonAD()
 	}
-	ctx = withPin(ctx, &pinned{lid: lid, pn: pn, decision: decision})
+	sendCtx := &sendContext{Context: ctx, pin: pinned{lid: lid, pn: pn, decision: decision}}
+	sendCtx.detached.parent = sendCtx
+	ctx = sendCtx
 	// A whatsmeow that attaches tokens itself adds the cstoken from the
 	// plugin's salt store, as the pin decides: adding one here would double it.
 	native := c.native() != nil
@@ -112,14 +119,46 @@ func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Messag
 	}
 	// Such a whatsmeow also issues after every DM, deduplicated by the sender
 	// timestamps the interposer hands it.
-	if err == nil && !req.Peer && !native {
-		c.MaybeIssueAfterSend(context.WithoutCancel(ctx), to)
+	if err == nil && !req.Peer && !native && decision.Cause != CauseIneligible {
+		// The contact is known to be eligible, and by its LID when the
+		// decision found one: the check reads the cache without asking
+		// whatsmeow's LID map again.
+		by := to
+		if !lid.IsEmpty() {
+			by = lid
+		}
+		c.maybeIssueAfterSend(&sendCtx.detached, to, by)
 	}
 	if err == nil && !req.Peer {
 		c.noteAccepted(ctx, decision)
 	}
 	return resp, sent, err
 }
+
+// sendContext is the context of one send: the caller's, with the decision
+// pinned for the interposer (what withPin gives), and detached, the same
+// without the caller's cancellation (context.WithoutCancel) for the work
+// after the send. One allocation per send instead of three.
+type sendContext struct {
+	context.Context
+	pin      pinned
+	detached detachedContext
+}
+
+func (s *sendContext) Value(key any) any {
+	if _, ok := key.(pinKey); ok {
+		return &s.pin
+	}
+	return s.Context.Value(key)
+}
+
+// detachedContext is context.WithoutCancel(parent).
+type detachedContext struct{ parent context.Context }
+
+func (detachedContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (detachedContext) Done() <-chan struct{}       { return nil }
+func (detachedContext) Err() error                  { return nil }
+func (d *detachedContext) Value(key any) any        { return d.parent.Value(key) }
 
 func callerAttachedToken(nodes *[]waBinary.Node) bool {
 	if nodes == nil {

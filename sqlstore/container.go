@@ -92,7 +92,8 @@ func (c *Container) Upgrade(ctx context.Context) error {
 // (whatsmeow's Store.ID), device part included, as whatsmeow scopes its own
 // tables by it.
 func (c *Container) ForAccount(ourJID types.JID) *Store {
-	return &Store{c: c, db: c.db, ourJID: ourJID.String()}
+	jid := ourJID.String()
+	return &Store{c: c, db: c.db, ourJID: jid, ourJIDArg: jid}
 }
 
 const (
@@ -137,6 +138,9 @@ type Store struct {
 	c      *Container
 	db     *dbutil.Database
 	ourJID string
+	// ourJIDArg is ourJID as a query argument, boxed once: a send's cold
+	// read would box it again on every query.
+	ourJIDArg any
 }
 
 func (s *Store) now() int64 {

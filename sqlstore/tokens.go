@@ -316,25 +316,72 @@ func (s *Store) PutSenderTimestamps(ctx context.Context, writes ...SenderWrite) 
 // GetMany reads the rows of several keys of one contact (its LID and its
 // PN) in a single query, in no particular order. The caller merges them: a
 // row filed under the PN before the LID was known still holds a token.
+//
+// It is the cold read of every send, so it scans the rows itself rather
+// than through dbutil's row iterator (which takes the caller's stack frame
+// and sets a finalizer per query), and the query for up to three keys is
+// built once.
 func (s *Store) GetMany(ctx context.Context, contacts ...types.JID) ([]*Entry, error) {
 	if len(contacts) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, len(contacts))
-	placeholders := make([]string, len(contacts))
 	args := make([]any, 1+len(contacts))
-	args[0] = s.ourJID
+	args[0] = s.ourJIDArg
 	for i, contact := range contacts {
-		keys[i] = contactKey(contact)
-		placeholders[i] = fmt.Sprintf("$%d", i+2)
-		args[i+1] = keys[i]
+		args[i+1] = contactKey(contact)
 	}
-	query := fmt.Sprintf(getEntriesQuery, strings.Join(placeholders, ", "))
-	entries, err := dbutil.ConvertRowFn[*Entry](scanEntry).NewRowIter(s.db.Query(ctx, query, args...)).AsList()
+	rows, err := s.db.Query(ctx, getEntriesQueryFor(len(contacts)), args...)
+	var entries []*Entry
+	if err == nil {
+		entries, err = scanEntries(rows)
+	}
 	if err != nil {
+		keys := make([]string, len(contacts))
+		for i, contact := range contacts {
+			keys[i] = contactKey(contact)
+		}
 		return nil, fmt.Errorf("tctoken: failed to get token of %s: %w", strings.Join(keys, " or "), err)
 	}
 	return entries, nil
+}
+
+// getEntriesQueries are getEntriesQuery for one, two and three keys.
+var getEntriesQueries = func() (out [4]string) {
+	for n := 1; n < len(out); n++ {
+		out[n] = buildGetEntriesQuery(n)
+	}
+	return out
+}()
+
+func getEntriesQueryFor(n int) string {
+	if n < len(getEntriesQueries) {
+		return getEntriesQueries[n]
+	}
+	return buildGetEntriesQuery(n)
+}
+
+func buildGetEntriesQuery(n int) string {
+	placeholders := make([]string, n)
+	for i := range placeholders {
+		placeholders[i] = fmt.Sprintf("$%d", i+2)
+	}
+	return fmt.Sprintf(getEntriesQuery, strings.Join(placeholders, ", "))
+}
+
+func scanEntries(rows dbutil.Rows) (entries []*Entry, err error) {
+	defer func() {
+		if closeErr := rows.Close(); err == nil {
+			err = closeErr
+		}
+	}()
+	for rows.Next() {
+		entry, err := scanEntry(rows)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, entry)
+	}
+	return entries, rows.Err()
 }
 
 // Contacts lists the contacts we hold a token from, whether or not it has
@@ -348,20 +395,24 @@ func (s *Store) Contacts(ctx context.Context) ([]types.JID, error) {
 }
 
 func scanEntry(row dbutil.Scannable) (*Entry, error) {
-	var entry Entry
-	var contact string
-	var tokenTS, senderTS sql.NullInt64
-	if err := row.Scan(&contact, &entry.Token, &tokenTS, &senderTS); err != nil {
+	// One allocation for the entry and its scan targets, which escape
+	// through Scan anyway.
+	scan := &struct {
+		entry             Entry
+		contact           string
+		tokenTS, senderTS sql.NullInt64
+	}{}
+	if err := row.Scan(&scan.contact, &scan.entry.Token, &scan.tokenTS, &scan.senderTS); err != nil {
 		return nil, err
 	}
-	jid, err := types.ParseJID(contact)
+	jid, err := types.ParseJID(scan.contact)
 	if err != nil {
-		return nil, fmt.Errorf("invalid contact %q in database: %w", contact, err)
+		return nil, fmt.Errorf("invalid contact %q in database: %w", scan.contact, err)
 	}
-	entry.Contact = jid
-	entry.TokenTS = tokenTS.Int64
-	entry.SenderTS = senderTS.Int64
-	return &entry, nil
+	scan.entry.Contact = jid
+	scan.entry.TokenTS = scan.tokenTS.Int64
+	scan.entry.SenderTS = scan.senderTS.Int64
+	return &scan.entry, nil
 }
 
 func scanContact(row dbutil.Scannable) (types.JID, error) {

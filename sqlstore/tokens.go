@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"go.mau.fi/util/dbutil"
@@ -90,8 +91,45 @@ const (
 )
 
 // putTokensChunk bounds the rows of one INSERT: 3 placeholders a row stays
-// far below SQLite's and PostgreSQL's limits on bound parameters.
-const putTokensChunk = 500
+// far below SQLite's (32,766) and PostgreSQL's (65,535) limits on bound
+// parameters, and a history blob of a thousand conversations is one
+// statement.
+const putTokensChunk = 2000
+
+// tuples writes count value tuples of the given width for a multi-row
+// statement: each starts with $1 (the account), then width fresh
+// parameters from first on, then the shared tail (such as ", $2"). The
+// parameters are written in the dialect's own syntax: dbutil rewrites $n to
+// ?n for SQLite with a regular expression on every statement, which costs
+// more than the inserts themselves for a statement of a thousand rows;
+// written as ?n there is nothing to rewrite.
+func (s *Store) tuples(count, width, first int, tail string) string {
+	mark := byte('$')
+	if s.db.Dialect == dbutil.SQLite {
+		mark = '?'
+	}
+	tail = strings.ReplaceAll(tail, "$", string(mark))
+	var b strings.Builder
+	b.Grow(count * (width*7 + 8 + len(tail)))
+	n := first
+	for i := range count {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		b.WriteByte(mark)
+		b.WriteByte('1')
+		for range width {
+			b.WriteString(", ")
+			b.WriteByte(mark)
+			b.WriteString(strconv.Itoa(n))
+			n++
+		}
+		b.WriteString(tail)
+		b.WriteByte(')')
+	}
+	return b.String()
+}
 
 // PutTokens stores tokens received from contacts, all in one transaction, and
 // reports for each write whether it changed the stored token. A token older
@@ -137,16 +175,13 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
 		for start := 0; start < len(order); start += putTokensChunk {
 			keys := order[start:min(start+putTokensChunk, len(order))]
-			tuples := make([]string, len(keys))
 			args := make([]any, 2, 2+3*len(keys))
 			args[0], args[1] = s.ourJID, now
-			for i, key := range keys {
+			for _, key := range keys {
 				w := writes[winner[key]]
-				n := len(args) + 1
-				tuples[i] = fmt.Sprintf("($1, $%d, $%d, $%d, $2)", n, n+1, n+2)
 				args = append(args, key, secret(w.Token), w.TokenTS)
 			}
-			query := fmt.Sprintf(putTokensQuery, strings.Join(tuples, ", "))
+			query := fmt.Sprintf(putTokensQuery, s.tuples(len(keys), 3, 3, ", $2"))
 			applied, err := dbutil.ConvertRowFn[string](scanString).NewRowIter(s.db.Query(ctx, query, args...)).AsList()
 			if err != nil {
 				// One statement holds the whole chunk: name its contacts.
@@ -293,15 +328,12 @@ func (s *Store) PutSenderTimestamps(ctx context.Context, writes ...SenderWrite) 
 	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
 		for start := 0; start < len(order); start += putTokensChunk {
 			keys := order[start:min(start+putTokensChunk, len(order))]
-			tuples := make([]string, len(keys))
 			args := make([]any, 2, 2+2*len(keys))
 			args[0], args[1] = s.ourJID, now
-			for i, key := range keys {
-				n := len(args) + 1
-				tuples[i] = fmt.Sprintf("($1, $%d, $%d, $2)", n, n+1)
+			for _, key := range keys {
 				args = append(args, key, newest[key])
 			}
-			if _, err := s.db.Exec(ctx, fmt.Sprintf(putSenderTimestampsQuery, strings.Join(tuples, ", ")), args...); err != nil {
+			if _, err := s.db.Exec(ctx, fmt.Sprintf(putSenderTimestampsQuery, s.tuples(len(keys), 2, 3, ", $2")), args...); err != nil {
 				return fmt.Errorf("failed to store the sender timestamps of %s: %w", nameContacts(keys), err)
 			}
 		}

@@ -338,7 +338,7 @@ func BenchmarkIngestHeap(b *testing.B) {
 						ingestChunks(b, tokens, by, benchRows())
 						b.StopTimer()
 						after := liveHeap()
-						grown += float64(after-before) / (1 << 20)
+						grown += float64(int64(after)-int64(before)) / (1 << 20)
 						if dir := os.Getenv("TCTOKEN_HEAP_PROFILE"); dir != "" {
 							writeHeapProfile(b, filepath.Join(dir, fmt.Sprintf("heap-%s-%s-%s.pprof", dialect, by, side)))
 						}

@@ -185,6 +185,7 @@ func reportLatencies(b *testing.B, latencies []time.Duration) {
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	b.ReportMetric(ms(latencies[len(latencies)-1]), "max-send-ms")
 	b.ReportMetric(ms(latencies[len(latencies)/2]), "p50-send-ms")
+	b.ReportMetric(ms(latencies[len(latencies)*99/100]), "p99-send-ms")
 	b.ReportMetric(float64(len(latencies))/float64(b.N), "sends/op")
 }
 
@@ -278,7 +279,7 @@ func BenchmarkSendDuringPrune(b *testing.B) {
 			var latencies []time.Duration
 			for b.Loop() {
 				loop := startSendLoop(w, alice.LID())
-				loop.waitFor(func(s []sendSample) bool { return len(s) >= 23 })
+				loop.waitFor(func(s []sendSample) bool { return len(s) >= 203 })
 				for _, s := range loop.finish(b)[3:] {
 					latencies = append(latencies, s.latency())
 				}

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"errors"
 
 	"go.mau.fi/whatsmeow/types"
 
@@ -44,7 +45,9 @@ func (c *Core) probeJoin(ctx context.Context, acc *accountState) bool {
 		}
 		return token.Token, err
 	})
-	if err != nil {
+	if errors.Is(err, sqlstore.ErrProbeInTransaction) {
+		return false // asked again by the next write outside it
+	} else if err != nil {
 		c.log.Debug().Err(err).Msg("Could not tell whether whatsmeow's token store shares the plugin's database; writing to it apart")
 	}
 	acc.join.Store(&joinProbe{inner: box, joins: joins})
@@ -67,10 +70,16 @@ func (c *Core) joinsWhatsmeow(acc *accountState) bool {
 // write. write must be safe to run twice; joined tells it which way it
 // runs (apart, a step that fails after others committed is the step's own
 // failure, not the whole write's).
+//
+// A write that arrives inside a transaction already running (whatsmeow's,
+// say) runs apart, in it: a failure there cannot be rolled back alone.
 func (c *Core) writeJoined(ctx context.Context, acc *accountState, write func(ctx context.Context, joined bool) ([]sqlstore.TokenWrite, error)) ([]sqlstore.TokenWrite, error) {
-	joins := c.joinsWhatsmeow(acc)
-	if probe := acc.join.Load(); probe == nil || probe.inner != c.inner.Load() {
-		joins = c.probeJoin(ctx, acc)
+	joins := false
+	if !acc.store.InTransaction(ctx) {
+		joins = c.joinsWhatsmeow(acc)
+		if probe := acc.join.Load(); probe == nil || probe.inner != c.inner.Load() {
+			joins = c.probeJoin(ctx, acc)
+		}
 	}
 	if joins {
 		var through []sqlstore.TokenWrite

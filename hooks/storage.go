@@ -39,6 +39,7 @@ type TokenStorage interface {
 // follows whatsmeow's LID map.
 type SharedStorage interface {
 	InTxn(ctx context.Context, fn func(ctx context.Context) error) error
+	InTransaction(ctx context.Context) bool
 	SharesTransactions(ctx context.Context, read func(ctx context.Context, contact types.JID) ([]byte, error)) (bool, error)
 	GetByLID(ctx context.Context, lid types.JID) (pn types.JID, entries []*sqlstore.Entry, err error)
 }

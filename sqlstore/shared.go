@@ -36,6 +36,18 @@ const probeWhatsmeowTokenQuery = `
 
 var errProbeDone = errors.New("tctoken: probe done, rolling back")
 
+// ErrProbeInTransaction is SharesTransactions' answer inside a transaction
+// already running: the probe's rollback would not be its own, and the
+// transaction's commit would keep the probe row. Ask again outside.
+var ErrProbeInTransaction = errors.New("tctoken: cannot probe inside a running transaction")
+
+// InTransaction reports whether ctx carries a transaction of the plugin's
+// database (or of one sharing its transactions, such as whatsmeow's).
+func (s *Store) InTransaction(ctx context.Context) bool {
+	_, ok := s.db.Execable(ctx).(dbutil.Transaction)
+	return ok
+}
+
 // InTxn runs fn in one transaction of the plugin's database. Statements
 // that fn runs with the context it is given join it: the plugin's own, and
 // those of another store on the same dbutil database (see
@@ -52,6 +64,9 @@ func (s *Store) InTxn(ctx context.Context, fn func(ctx context.Context) error) e
 // back: nothing is ever committed. A store on another database, another
 // pool, or a pool that never joins sees nothing, and the answer is false.
 func (s *Store) SharesTransactions(ctx context.Context, read func(ctx context.Context, contact types.JID) ([]byte, error)) (bool, error) {
+	if s.InTransaction(ctx) {
+		return false, ErrProbeInTransaction
+	}
 	marker := make([]byte, 16)
 	_, _ = rand.Read(marker)
 	shared := false

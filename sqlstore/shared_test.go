@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 
 	"go.mau.fi/util/dbutil"
@@ -46,6 +47,22 @@ func TestSharesTransactions(t *testing.T) {
 			apart := wsqlstore.NewSQLStore(wsqlstore.NewWithWrappedDB(dbtest.Open(t, driver, uri), nil), ourJID)
 			if shared, err := s.SharesTransactions(ctx, readThrough(apart)); err != nil || shared {
 				t.Fatalf("whatsmeow on a pool of its own: shared=%v, %v; want false", shared, err)
+			}
+			// Inside a transaction already running (whatsmeow's, say) the
+			// probe's rollback would not be its own: it refuses, and the
+			// outer commit keeps nothing of it.
+			err := db.DoTxn(ctx, nil, func(ctx context.Context) error {
+				if !s.InTransaction(ctx) {
+					t.Error("InTransaction is false inside DoTxn")
+				}
+				shared, err := s.SharesTransactions(ctx, readThrough(child))
+				if shared || !errors.Is(err, sqlstore.ErrProbeInTransaction) {
+					t.Errorf("inside a transaction: shared=%v, %v; want ErrProbeInTransaction", shared, err)
+				}
+				return nil
+			})
+			if err != nil || s.InTransaction(ctx) {
+				t.Fatalf("outer transaction: %v; InTransaction outside it: %v", err, s.InTransaction(ctx))
 			}
 			var rows int
 			if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM whatsmeow_privacy_tokens`).Scan(&rows); err != nil || rows != 0 {

@@ -39,6 +39,9 @@ type accountState struct {
 	// acks for the pattern that points to one.
 	timelock atomic.Pointer[TimelockState]
 	watch    timelockWatch
+	// join: whether whatsmeow's token store joins the plugin's
+	// transactions (see shared.go).
+	join atomic.Pointer[joinProbe]
 }
 
 // bindRetry is how long a failed bind waits before the next attempt, so
@@ -89,6 +92,7 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	c.forgetCache()
 	c.account.Store(acc)
 	c.startImport(acc)
+	c.goBackground(func(ctx context.Context) { c.probeJoin(ctx, acc) })
 	return nil
 }
 

@@ -83,15 +83,24 @@ func (c *Core) writeThrough(ctx context.Context, writes []sqlstore.TokenWrite) {
 	if len(writes) == 0 {
 		return
 	}
-	tokens := make([]store.PrivacyToken, len(writes))
-	for i, write := range writes {
-		tokens[i] = store.PrivacyToken{User: write.Contact, Token: write.Token, Timestamp: time.Unix(write.TokenTS, 0)}
-	}
-	if err := c.innerStore().PutPrivacyTokens(ctx, tokens...); err != nil {
+	if err := c.putInner(ctx, writes); err != nil {
 		c.warnOnce("write-through", err, "Failed to copy privacy tokens to whatsmeow's own store; the plugin's tables still hold them")
 		return
 	}
 	c.clearWarned("write-through")
+}
+
+// putInner writes tokens to whatsmeow's own store, in the transaction ctx
+// holds when that store joins it (see writeJoined).
+func (c *Core) putInner(ctx context.Context, writes []sqlstore.TokenWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	tokens := make([]store.PrivacyToken, len(writes))
+	for i, write := range writes {
+		tokens[i] = store.PrivacyToken{User: write.Contact, Token: write.Token, Timestamp: time.Unix(write.TokenTS, 0)}
+	}
+	return c.innerStore().PutPrivacyTokens(ctx, tokens...)
 }
 
 // LogoutWatch wraps Client.Store.Container: Client.Logout in whatsmeow

@@ -43,6 +43,14 @@ func (c *Core) view(ctx context.Context, jid types.JID) (v contactView, err erro
 			v.key, v.lid, v.entry = lid, lid, entry
 			return v, nil
 		}
+		// Cold, with whatsmeow's tables beside the plugin's: the rows and
+		// the phone number in one statement.
+		gen := c.readGen()
+		if pn, rows, ok := c.lookupByLID(ctx, v.acc, lid); ok {
+			v.key, v.lid, v.pn = lid, lid, pn
+			v.entry = c.cacheRows(ctx, v.acc, lid, rows, gen)
+			return v, nil
+		}
 	}
 	v.key, v.lid, v.pn = c.resolve(ctx, jid)
 	v.entry, err = c.lookup(ctx, v.acc, v.key, v.lid, v.pn)
@@ -56,9 +64,7 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 	if isCached && !cached.stale {
 		return cached, nil
 	}
-	c.cacheMu.Lock()
-	gen := c.writeGen
-	c.cacheMu.Unlock()
+	gen := c.readGen()
 	candidates := make([]types.JID, 1, 3)
 	candidates[0] = key
 	if !pn.IsEmpty() && pn != key {
@@ -79,19 +85,32 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 		c.warnOnce("read", err, "Failed to read privacy tokens; going on without them")
 		return nil, fmt.Errorf("read token for %s: %w", key, err)
 	}
+	return c.cacheRows(ctx, acc, key, rows, gen), nil
+}
+
+// readGen is the write generation a read starts at (see cacheRows).
+func (c *Core) readGen() uint64 {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	return c.writeGen
+}
+
+// cacheRows merges the rows a read found for a contact (and, while the
+// import runs, whatsmeow's own row) and caches the entry, unless a write
+// committed since the read began at generation gen: that write may have
+// changed the rows, so only what no write can have made stale is cached.
+func (c *Core) cacheRows(ctx context.Context, acc *accountState, key types.JID, rows []*sqlstore.Entry, gen uint64) *cachedEntry {
 	c.clearWarned("read")
 	if inner := c.innerRow(ctx, acc, key); inner != nil {
 		rows = append(rows, inner)
 	}
 	entry := mergeRows(rows)
-	// A write that committed while this read ran may have changed the row:
-	// cache only what no write can have made stale.
 	c.cacheMu.Lock()
 	if c.writeGen == gen {
 		c.cache.Add(key, entry)
 	}
 	c.cacheMu.Unlock()
-	return entry, nil
+	return entry
 }
 
 // mergeRows merges the rows of one contact (under its LID and its PN) into

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"go.mau.fi/whatsmeow/proto/waHistorySync"
@@ -110,41 +111,66 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 			}
 		}
 	}
-	// A constant number of transactions for the whole blob: the tokens, the
-	// sender timestamps, the mends.
+	// One transaction for the whole blob when whatsmeow's store shares the
+	// plugin's database (the tokens, the sender timestamps, the mends and the
+	// write-through of all of them), else a constant number of them.
 	defer c.wrote(keys...)
-	applied, err := c.storeTokensApplied(ctx, acc, "history sync", tokens)
+	writes := c.tokenWrites(ctx, "history sync", tokens)
+	if len(writes) > 0 && c.beforeTokenWrite != nil {
+		c.beforeTokenWrite("history sync")
+	}
+	var result tokenWriteResult
+	var mended []sqlstore.TokenWrite
+	_, err = c.writeJoined(ctx, acc, func(ctx context.Context, joined bool) ([]sqlstore.TokenWrite, error) {
+		result, mended = tokenWriteResult{}, nil
+		if len(writes) > 0 {
+			var err error
+			if result, err = c.putTokenWrites(ctx, acc, writes); err != nil {
+				return nil, fmt.Errorf("store %d history-sync privacy tokens (first from %s): %w", len(writes), writes[0].Contact, err)
+			}
+		}
+		// A row this write just set to the real timestamp holds no
+		// misfiled one: whatsmeow's write, had it landed first, would have
+		// been newer and kept this one out, and one landing later corrects
+		// itself (see mendLateHistoryFacts). Only the other rows need a
+		// mend statement.
+		rightNow := make(map[types.JID]int64, len(result.through))
+		for _, write := range result.through {
+			rightNow[write.Contact] = write.TokenTS
+		}
+		pending := slices.DeleteFunc(slices.Clone(mends), func(m sqlstore.HistoryMend) bool {
+			ts, ok := rightNow[m.Contact]
+			return ok && ts == m.RightTS
+		})
+		if err := acc.store.PutSenderTimestamps(ctx, senderTimes...); err != nil {
+			if joined {
+				return nil, err
+			}
+			c.log.Err(err).Int("contacts", len(senderTimes)).Msg("Failed to store history-sync sender timestamps")
+			return result.through, nil
+		}
+		changed, err := acc.store.MendHistoryTimestamps(ctx, pending...)
+		if err != nil {
+			if joined {
+				return nil, err
+			}
+			c.log.Err(err).Int("contacts", len(pending)).Msg("Failed to mend history-sync token timestamps")
+		}
+		for i, m := range pending {
+			if err == nil && changed[i] {
+				mended = append(mended, sqlstore.TokenWrite{Contact: m.Contact, Token: m.Token, TokenTS: m.RightTS})
+			}
+		}
+		return append(slices.Clone(result.through), mended...), nil
+	})
 	if err != nil {
+		c.metrics.dbError("put_tokens")
 		c.log.Err(err).Msg("Failed to store history-sync privacy tokens")
 		return
 	}
-	// A row this write just set to the real timestamp holds no misfiled
-	// one: whatsmeow's write, had it landed first, would have been newer
-	// and kept this one out, and one landing later corrects itself (see
-	// mendLateHistoryFacts). Only the other rows need a mend statement.
-	rightNow := make(map[types.JID]int64, len(applied))
-	for _, write := range applied {
-		rightNow[write.Contact] = write.TokenTS
+	if len(writes) > 0 {
+		c.storedTokens("history sync", result)
 	}
-	mends = slices.DeleteFunc(mends, func(m sqlstore.HistoryMend) bool {
-		ts, ok := rightNow[m.Contact]
-		return ok && ts == m.RightTS
-	})
-	if err := acc.store.PutSenderTimestamps(ctx, senderTimes...); err != nil {
-		c.log.Err(err).Int("contacts", len(senderTimes)).Msg("Failed to store history-sync sender timestamps")
-		return
-	}
-	changed, err := acc.store.MendHistoryTimestamps(ctx, mends...)
-	if err != nil {
-		c.log.Err(err).Int("contacts", len(mends)).Msg("Failed to mend history-sync token timestamps")
-	}
-	var mended []sqlstore.TokenWrite
-	for i, m := range mends {
-		if err == nil && changed[i] {
-			mended = append(mended, sqlstore.TokenWrite{Contact: m.Contact, Token: m.Token, TokenTS: m.RightTS})
-		}
-	}
-	c.writeThrough(ctx, mended)
 	c.log.Debug().Int("tokens", len(tokens)).Int("sender_timestamps", len(senderTimes)).Int("mended", len(mended)).
 		Msg("Stored history-sync privacy tokens")
 }

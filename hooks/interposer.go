@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
@@ -114,6 +115,31 @@ func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string
 // storeTokensApplied is storeTokens that also returns the writes that
 // changed a row, with the timestamps they left there.
 func (c *Core) storeTokensApplied(ctx context.Context, acc *accountState, source string, tokens []ReceivedToken) ([]sqlstore.TokenWrite, error) {
+	writes := c.tokenWrites(ctx, source, tokens)
+	if len(writes) == 0 {
+		return nil, nil
+	}
+	if c.beforeTokenWrite != nil {
+		c.beforeTokenWrite(source)
+	}
+	var result tokenWriteResult
+	_, err := c.writeJoined(ctx, acc, func(ctx context.Context, _ bool) (through []sqlstore.TokenWrite, err error) {
+		result, err = c.putTokenWrites(ctx, acc, writes)
+		return result.through, err
+	})
+	if err != nil {
+		c.metrics.dbError("put_tokens")
+		// The batch rolled back: nothing changed, and the cache (the last
+		// known tokens) stays as it was.
+		return nil, fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
+	}
+	c.storedTokens(source, result)
+	return result.through, nil
+}
+
+// tokenWrites validates received tokens and keys each under its LID when
+// known. A rejected token is logged, never written.
+func (c *Core) tokenWrites(ctx context.Context, source string, tokens []ReceivedToken) []sqlstore.TokenWrite {
 	valid := make([]ReceivedToken, 0, len(tokens))
 	jids := make([]types.JID, 0, len(tokens))
 	for _, token := range tokens {
@@ -123,6 +149,9 @@ func (c *Core) storeTokensApplied(ctx context.Context, acc *accountState, source
 		}
 		valid = append(valid, token)
 		jids = append(jids, token.JID)
+	}
+	if len(valid) == 0 {
+		return nil
 	}
 	keys := c.storageKeys(ctx, jids)
 	own := c.own()
@@ -138,44 +167,61 @@ func (c *Core) storeTokensApplied(ctx context.Context, acc *accountState, source
 		ts := c.correctHistoryTimestamp(keys[i], token.Token, token.Timestamp)
 		writes = append(writes, sqlstore.TokenWrite{Contact: keys[i], Token: token.Token, TokenTS: ts})
 	}
-	if len(writes) == 0 {
-		return nil, nil
+	return writes
+}
+
+// tokenWriteResult is what one batch of token writes did.
+type tokenWriteResult struct {
+	// writes are the writes as they went to the database (a late history
+	// mend corrects a timestamp), applied says which changed a row, and
+	// through are those, for whatsmeow's store and the cache.
+	writes  []sqlstore.TokenWrite
+	applied []bool
+	through []sqlstore.TokenWrite
+	// mended are the keys whose timestamp a mend moved back.
+	mended []types.JID
+}
+
+// putTokenWrites writes a batch of tokens to the plugin's tables: the
+// database part of storeTokens, safe to run again after a rollback.
+func (c *Core) putTokenWrites(ctx context.Context, acc *accountState, writes []sqlstore.TokenWrite) (tokenWriteResult, error) {
+	result := tokenWriteResult{writes: slices.Clone(writes)}
+	var err error
+	if result.applied, err = acc.store.PutTokens(ctx, result.writes...); err != nil {
+		return tokenWriteResult{}, err
 	}
-	if c.beforeTokenWrite != nil {
-		c.beforeTokenWrite(source)
-	}
-	applied, err := acc.store.PutTokens(ctx, writes...)
-	if err != nil {
-		c.metrics.dbError("put_tokens")
-		// The batch rolled back: nothing changed, and the cache (the last
-		// known tokens) stays as it was.
-		return nil, fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
-	}
-	mended := c.mendLateHistoryFacts(ctx, acc, writes, applied)
-	through := make([]sqlstore.TokenWrite, 0, len(writes))
-	for i, write := range writes {
-		if applied[i] {
-			through = append(through, write)
+	result.mended = c.mendLateHistoryFacts(ctx, acc, result.writes, result.applied)
+	result.through = make([]sqlstore.TokenWrite, 0, len(result.writes))
+	for i, write := range result.writes {
+		if result.applied[i] {
+			result.through = append(result.through, write)
 		}
 	}
-	c.wroteTokens(through)
-	if len(mended) > 0 {
+	return result, nil
+}
+
+// storedTokens brings the cache up to date after a batch of token writes
+// committed, logs them, and re-sends presence subscriptions with the new
+// tokens.
+func (c *Core) storedTokens(source string, result tokenWriteResult) {
+	c.wroteTokens(result.through)
+	if len(result.mended) > 0 {
 		// A mend moves a row's timestamp back, which the in-place update
 		// cannot express: read those again.
-		c.wrote(mended...)
+		c.wrote(result.mended...)
 	}
-	c.writeThrough(ctx, through)
-	for i, write := range writes {
-		if !applied[i] {
+	for i, write := range result.writes {
+		if !result.applied[i] {
 			c.log.Debug().Stringer("contact", write.Contact).Int64("token_ts", write.TokenTS).Str("source", source).
 				Msg("Kept the stored privacy token: the incoming one is not newer")
 			continue
 		}
-		c.log.Debug().Stringer("contact", write.Contact).Int64("token_ts", write.TokenTS).Str("source", source).
-			Str("token", ShortHash(write.Token)).Msg("Stored privacy token")
+		if e := c.log.Debug(); e.Enabled() {
+			e.Stringer("contact", write.Contact).Int64("token_ts", write.TokenTS).Str("source", source).
+				Str("token", ShortHash(write.Token)).Msg("Stored privacy token")
+		}
 		c.resubscribePresence(write.Contact)
 	}
-	return through, nil
 }
 
 // checkToken rejects what no real server sends. The error names the contact

@@ -17,6 +17,7 @@ type AccountStore interface {
 	SaltStorage
 	PropsStorage
 	DiagnosisStorage
+	SharedStorage
 }
 
 // TokenStorage holds the contacts' tokens and our sender timestamps.
@@ -31,6 +32,16 @@ type TokenStorage interface {
 	Prune(ctx context.Context, recvCutoff, sendCutoff int64) (int64, error)
 	Imported(ctx context.Context) (bool, error)
 	ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, afterBatch func()) (int64, error)
+}
+
+// SharedStorage is what the store can do when whatsmeow's store shares its
+// database (see shared.go): one transaction for both, and a read that
+// follows whatsmeow's LID map.
+type SharedStorage interface {
+	InTxn(ctx context.Context, fn func(ctx context.Context) error) error
+	InTransaction(ctx context.Context) bool
+	SharesTransactions(ctx context.Context, read func(ctx context.Context, contact types.JID) ([]byte, error)) (bool, error)
+	GetByLID(ctx context.Context, lid types.JID) (pn types.JID, entries []*sqlstore.Entry, err error)
 }
 
 // SaltStorage holds the NCT salt and where it came from.

@@ -1,0 +1,133 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/tctoken/tctoken/sqlstore"
+)
+
+// Sharing whatsmeow's database. When whatsmeow's token store runs on the
+// plugin's database and joins its transactions (a mautrix bridge hands
+// whatsmeow a child of its own database; so do most bots), the plugin
+//
+//   - commits each write and its write-through to whatsmeow's table together:
+//     one commit instead of two, and whatsmeow's table never lags behind;
+//   - reads a contact cold by LID in one statement that follows whatsmeow's
+//     LID map, instead of asking the map first, which also keeps the read
+//     out of whatsmeow's never-evicting LID cache.
+//
+// Whether it does is asked once per account and per whatsmeow store (see
+// sqlstore.SharesTransactions); until the answer is in, and whenever it is
+// no, the plugin writes the two apart, as it would for a store elsewhere.
+
+// joinProbe is the answer for one of whatsmeow's token stores, named by its
+// box in Core.inner: pairing replaces the store, and the answer with it.
+type joinProbe struct {
+	inner *innerTokens
+	joins bool
+}
+
+// probeJoin asks whether whatsmeow's current token store joins the plugin's
+// transactions, and records the answer. A probe that fails (no device row
+// yet, whatsmeow's table elsewhere) answers no.
+func (c *Core) probeJoin(ctx context.Context, acc *accountState) bool {
+	box := c.inner.Load()
+	if box == nil || box.PrivacyTokenStore == nil {
+		return false
+	}
+	joins, err := acc.store.SharesTransactions(ctx, func(ctx context.Context, contact types.JID) ([]byte, error) {
+		token, err := box.GetPrivacyToken(ctx, contact)
+		if token == nil {
+			return nil, err
+		}
+		return token.Token, err
+	})
+	if errors.Is(err, sqlstore.ErrProbeInTransaction) {
+		return false // asked again by the next write outside it
+	} else if err != nil {
+		c.log.Debug().Err(err).Msg("Could not tell whether whatsmeow's token store shares the plugin's database; writing to it apart")
+	}
+	acc.join.Store(&joinProbe{inner: box, joins: joins})
+	c.log.Debug().Bool("joins", joins).Msg("Asked whether whatsmeow's token store joins the plugin's transactions")
+	return joins
+}
+
+// joinsWhatsmeow is the recorded answer for whatsmeow's current token store,
+// or false while none is: reads never wait for the probe.
+func (c *Core) joinsWhatsmeow(acc *accountState) bool {
+	probe := acc.join.Load()
+	return probe != nil && probe.inner == c.inner.Load() && probe.joins
+}
+
+// writeJoined runs write, which returns the token writes whatsmeow's store
+// must get too, and that write-through: in one transaction when whatsmeow's
+// store joins the plugin's, else one after the other. Anything failing in
+// the joined transaction rolls it back whole, and the two then run apart,
+// where a failed write-through is logged and never fails the plugin's
+// write. write must be safe to run twice; joined tells it which way it
+// runs (apart, a step that fails after others committed is the step's own
+// failure, not the whole write's).
+//
+// A write that arrives inside a transaction already running (whatsmeow's,
+// say) runs apart, in it: a failure there cannot be rolled back alone.
+func (c *Core) writeJoined(ctx context.Context, acc *accountState, write func(ctx context.Context, joined bool) ([]sqlstore.TokenWrite, error)) ([]sqlstore.TokenWrite, error) {
+	joins := false
+	if !acc.store.InTransaction(ctx) {
+		joins = c.joinsWhatsmeow(acc)
+		if probe := acc.join.Load(); probe == nil || probe.inner != c.inner.Load() {
+			joins = c.probeJoin(ctx, acc)
+		}
+	}
+	if joins {
+		var through []sqlstore.TokenWrite
+		err := acc.store.InTxn(ctx, func(ctx context.Context) error {
+			var err error
+			if through, err = write(ctx, true); err != nil {
+				return err
+			}
+			return c.putInner(ctx, through)
+		})
+		if err == nil {
+			c.clearWarned("write-through")
+			return through, nil
+		}
+		c.log.Debug().Err(err).Msg("The write joined with whatsmeow's rolled back; writing the two apart")
+	}
+	through, err := write(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	c.writeThrough(ctx, through)
+	return through, nil
+}
+
+// lookupByLID is the cold read of a contact by LID when whatsmeow's tables
+// share the plugin's database: its rows under the LID and under the phone
+// number whatsmeow's LID map pairs with it, and that phone number, in one
+// statement. ok is false when the plugin must resolve and read apart.
+func (c *Core) lookupByLID(ctx context.Context, acc *accountState, lid types.JID) (pn types.JID, rows []*sqlstore.Entry, ok bool) {
+	if !c.joinsWhatsmeow(acc) {
+		return types.EmptyJID, nil, false
+	}
+	pn, rows, err := acc.store.GetByLID(ctx, lid)
+	if err != nil {
+		// lookup reads again the usual way, and reports its own failure.
+		c.log.Debug().Err(err).Stringer("contact", lid).Msg("Failed to read a contact by LID in one statement")
+		return types.EmptyJID, nil, false
+	}
+	// As resolve does: a mapping that pairs a contact with our own account
+	// is ignored, and so are the rows under our own number.
+	if own := c.own(); !pn.IsEmpty() && own.Is(pn) != own.Is(lid) {
+		kept := rows[:0]
+		for _, row := range rows {
+			if row.Contact.ToNonAD() != pn {
+				kept = append(kept, row)
+			}
+		}
+		pn, rows = types.EmptyJID, kept
+	}
+	return pn, rows, true
+}

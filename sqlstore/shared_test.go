@@ -1,0 +1,136 @@
+package sqlstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"go.mau.fi/util/dbutil"
+	wsqlstore "go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/tctoken/tctoken/internal/dbtest"
+	"github.com/tctoken/tctoken/sqlstore"
+)
+
+// readThrough reads the probe contact through whatsmeow's own token store.
+func readThrough(store *wsqlstore.SQLStore) func(ctx context.Context, contact types.JID) ([]byte, error) {
+	return func(ctx context.Context, contact types.JID) ([]byte, error) {
+		token, err := store.GetPrivacyToken(ctx, contact)
+		if token == nil {
+			return nil, err
+		}
+		return token.Token, err
+	}
+}
+
+// whatsmeow's store on a child of the plugin's database (as mautrix bridges
+// build it) joins the plugin's transactions; one on a pool of its own, on
+// the very same database, does not. The probe leaves nothing behind.
+func TestSharesTransactions(t *testing.T) {
+	for _, driver := range []string{dbtest.DriverSQLite, dbtest.DriverPostgres} {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			var uri string
+			if driver == dbtest.DriverSQLite {
+				uri = dbtest.SQLiteURI(t)
+			} else {
+				uri = dbtest.PostgresURI(t)
+			}
+			db := dbtest.Open(t, driver, uri)
+			s := newContainer(t, db).ForAccount(ourJID)
+			child := wsqlstore.NewSQLStore(dbtest.WhatsmeowContainer(t, db), ourJID)
+			if shared, err := s.SharesTransactions(ctx, readThrough(child)); err != nil || !shared {
+				t.Fatalf("whatsmeow on a child of the plugin's database: shared=%v, %v; want true", shared, err)
+			}
+			apart := wsqlstore.NewSQLStore(wsqlstore.NewWithWrappedDB(dbtest.Open(t, driver, uri), nil), ourJID)
+			if shared, err := s.SharesTransactions(ctx, readThrough(apart)); err != nil || shared {
+				t.Fatalf("whatsmeow on a pool of its own: shared=%v, %v; want false", shared, err)
+			}
+			// Inside a transaction already running (whatsmeow's, say) the
+			// probe's rollback would not be its own: it refuses, and the
+			// outer commit keeps nothing of it.
+			err := db.DoTxn(ctx, nil, func(ctx context.Context) error {
+				if !s.InTransaction(ctx) {
+					t.Error("InTransaction is false inside DoTxn")
+				}
+				shared, err := s.SharesTransactions(ctx, readThrough(child))
+				if shared || !errors.Is(err, sqlstore.ErrProbeInTransaction) {
+					t.Errorf("inside a transaction: shared=%v, %v; want ErrProbeInTransaction", shared, err)
+				}
+				return nil
+			})
+			if err != nil || s.InTransaction(ctx) {
+				t.Fatalf("outer transaction: %v; InTransaction outside it: %v", err, s.InTransaction(ctx))
+			}
+			var rows int
+			if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM whatsmeow_privacy_tokens`).Scan(&rows); err != nil || rows != 0 {
+				t.Fatalf("whatsmeow's table holds %d rows after the probes (%v); want 0", rows, err)
+			}
+		})
+	}
+}
+
+// Without whatsmeow's table in the plugin's database the probe says no.
+func TestSharesTransactionsWithoutWhatsmeowTables(t *testing.T) {
+	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
+		s := newContainer(t, db).ForAccount(ourJID)
+		shared, err := s.SharesTransactions(context.Background(), func(context.Context, types.JID) ([]byte, error) {
+			t.Fatal("the probe read through the other store without a probe row")
+			return nil, nil
+		})
+		if shared || err == nil {
+			t.Fatalf("shared=%v, err=%v; want false and the failed probe write", shared, err)
+		}
+	})
+}
+
+// GetByLID reads the rows under the LID and under the phone number
+// whatsmeow's LID map pairs with it, and names that number, in one statement.
+func TestGetByLID(t *testing.T) {
+	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
+		ctx := context.Background()
+		whatsmeow := dbtest.WhatsmeowContainer(t, db)
+		s := newContainer(t, db).ForAccount(ourJID)
+		other := newContainer(t, db).ForAccount(otherJID)
+
+		// Nothing stored, no mapping.
+		if pn, rows, err := s.GetByLID(ctx, aliceLID); err != nil || !pn.IsEmpty() || len(rows) != 0 {
+			t.Fatalf("empty: %v, %v, %v", pn, rows, err)
+		}
+		// A mapping, nothing stored: the number comes back anyway.
+		if err := whatsmeow.LIDMap.PutLIDMapping(ctx, aliceLID, alicePN); err != nil {
+			t.Fatal(err)
+		}
+		if pn, rows, err := s.GetByLID(ctx, aliceLID); err != nil || pn != alicePN || len(rows) != 0 {
+			t.Fatalf("mapping only: %v, %v, %v; want %v and no rows", pn, rows, err, alicePN)
+		}
+		// Rows under both keys, and another account's, which never shows.
+		put(t, s, sqlstore.TokenWrite{Contact: aliceLID, Token: []byte("lid-token"), TokenTS: 2000},
+			sqlstore.TokenWrite{Contact: alicePN, Token: []byte("pn-token"), TokenTS: 1000})
+		put(t, other, sqlstore.TokenWrite{Contact: aliceLID, Token: []byte("other-account"), TokenTS: 3000})
+		pn, rows, err := s.GetByLID(ctx, types.JID{User: aliceLID.User, Device: 4, Server: types.HiddenUserServer})
+		if err != nil || pn != alicePN || len(rows) != 2 {
+			t.Fatalf("both rows: %v, %d rows, %v; want %v and 2 rows", pn, len(rows), err, alicePN)
+		}
+		for _, row := range rows {
+			switch row.Contact {
+			case aliceLID:
+				assertEntry(t, row, sqlstore.Entry{Contact: aliceLID, Token: []byte("lid-token"), TokenTS: 2000})
+			case alicePN:
+				assertEntry(t, row, sqlstore.Entry{Contact: alicePN, Token: []byte("pn-token"), TokenTS: 1000})
+			default:
+				t.Fatalf("unexpected row %v", row.Contact)
+			}
+			if bytes.Equal(row.Token, []byte("other-account")) {
+				t.Fatal("another account's row came back")
+			}
+		}
+		// A contact with no mapping: only the LID row.
+		put(t, s, sqlstore.TokenWrite{Contact: carolLID, Token: []byte("carol"), TokenTS: 1500})
+		if pn, rows, err := s.GetByLID(ctx, carolLID); err != nil || !pn.IsEmpty() || len(rows) != 1 || rows[0].Contact != carolLID {
+			t.Fatalf("unmapped: %v, %v, %v", pn, rows, err)
+		}
+	})
+}

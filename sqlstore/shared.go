@@ -106,39 +106,49 @@ const getEntriesByLIDQuery = `
 // whatsmeow's tables (see SharesTransactions).
 func (s *Store) GetByLID(ctx context.Context, lid types.JID) (pn types.JID, entries []*Entry, err error) {
 	lid = lid.ToNonAD()
-	type byLIDRow struct {
-		pn    sql.NullString
-		entry *Entry
+	rows, err := s.db.Query(ctx, getEntriesByLIDQuery, s.ourJIDArg, lid.String(), lid.User)
+	if err == nil {
+		pn, entries, err = scanEntriesByLID(rows)
 	}
-	scan := func(row dbutil.Scannable) (byLIDRow, error) {
-		var r byLIDRow
-		var contact sql.NullString
-		var token []byte
-		var tokenTS, senderTS sql.NullInt64
-		if err := row.Scan(&r.pn, &contact, &token, &tokenTS, &senderTS); err != nil {
-			return r, err
-		}
-		if !contact.Valid {
-			return r, nil // nothing stored: the row only names the phone number
-		}
-		jid, err := types.ParseJID(contact.String)
-		if err != nil {
-			return r, fmt.Errorf("invalid contact %q in database: %w", contact.String, err)
-		}
-		r.entry = &Entry{Contact: jid, Token: token, TokenTS: tokenTS.Int64, SenderTS: senderTS.Int64}
-		return r, nil
-	}
-	rows, err := dbutil.ConvertRowFn[byLIDRow](scan).NewRowIter(s.db.Query(ctx, getEntriesByLIDQuery, s.ourJID, lid.String(), lid.User)).AsList()
 	if err != nil {
 		return types.EmptyJID, nil, fmt.Errorf("tctoken: failed to get token of %s and its phone number: %w", lid, err)
 	}
-	for _, r := range rows {
-		if r.pn.Valid && r.pn.String != "" {
-			pn = types.NewJID(r.pn.String, types.DefaultUserServer)
-		}
-		if r.entry != nil {
-			entries = append(entries, r.entry)
-		}
-	}
 	return pn, entries, nil
+}
+
+// scanEntriesByLID scans GetByLID's rows itself, as GetMany does: it is the
+// cold read of every send to a LID.
+func scanEntriesByLID(rows dbutil.Rows) (pn types.JID, entries []*Entry, err error) {
+	defer func() {
+		if closeErr := rows.Close(); err == nil {
+			err = closeErr
+		}
+	}()
+	for rows.Next() {
+		// One allocation for the entry and its scan targets, which escape
+		// through Scan anyway.
+		scan := &struct {
+			entry             Entry
+			pn, contact       sql.NullString
+			tokenTS, senderTS sql.NullInt64
+		}{}
+		if err = rows.Scan(&scan.pn, &scan.contact, &scan.entry.Token, &scan.tokenTS, &scan.senderTS); err != nil {
+			return types.EmptyJID, nil, err
+		}
+		if scan.pn.Valid && scan.pn.String != "" {
+			pn = types.NewJID(scan.pn.String, types.DefaultUserServer)
+		}
+		if !scan.contact.Valid {
+			continue // nothing stored: the row only names the phone number
+		}
+		jid, err := types.ParseJID(scan.contact.String)
+		if err != nil {
+			return types.EmptyJID, nil, fmt.Errorf("invalid contact %q in database: %w", scan.contact.String, err)
+		}
+		scan.entry.Contact = jid
+		scan.entry.TokenTS = scan.tokenTS.Int64
+		scan.entry.SenderTS = scan.senderTS.Int64
+		entries = append(entries, &scan.entry)
+	}
+	return pn, entries, rows.Err()
 }

@@ -77,6 +77,14 @@ func BenchmarkDecide(b *testing.B) {
 			Decide(in)
 		}
 	})
+	// Addressed by phone number, the LID known: the PN is judged eligible
+	// (not a bot, not the PSA account, not us) on every send.
+	in.To = types.NewJID("15551234567", types.DefaultUserServer)
+	b.Run("tctoken-pn", func(b *testing.B) {
+		for b.Loop() {
+			Decide(in)
+		}
+	})
 	in.Token = nil
 	b.Run("cstoken", func(b *testing.B) {
 		for b.Loop() {

@@ -32,10 +32,6 @@ type pinned struct {
 	decision Decision
 }
 
-func withPin(ctx context.Context, p *pinned) context.Context {
-	return context.WithValue(ctx, pinKey{}, p)
-}
-
 // GetPrivacyToken returns the token to attach for user, or nil. Only tokens
 // valid now are returned. When Plugin.SendMessage pinned a decision for this
 // recipient, that decision wins, so that a cstoken send never also carries a

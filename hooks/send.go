@@ -136,7 +136,7 @@ func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Messag
 }
 
 // sendContext is the context of one send: the caller's, with the decision
-// pinned for the interposer (what withPin gives), and detached, the same
+// pinned for the interposer (under pinKey), and detached, the same
 // without the caller's cancellation (context.WithoutCancel) for the work
 // after the send. One allocation per send instead of three.
 type sendContext struct {

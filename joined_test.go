@@ -58,7 +58,6 @@ func TestJoinedWriteThrough(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
 		w.srv.SetMessageRule(wamock.RequireToken())
-		w.waitLog(1, "Asked whether whatsmeow's token store joins the plugin's transactions", `"joins":true`)
 		alice := w.srv.AddContact(wamock.ContactOptions{})
 		bob := w.srv.AddContact(wamock.ContactOptions{})
 
@@ -66,6 +65,9 @@ func TestJoinedWriteThrough(t *testing.T) {
 		if got := w.whatsmeowToken(alice.LID()); got != "alice-token" {
 			t.Fatalf("whatsmeow's row for alice: %q, want alice-token", got)
 		}
+		// By the first write at the latest the plugin knows that whatsmeow's
+		// store joins its transactions.
+		w.waitLog(1, "Asked whether whatsmeow's token store joins the plugin's transactions", `"joins":true`)
 
 		lift := refuseWhatsmeowWrites(t, w)
 		w.receiveToken(bob.LID(), "bob-token")

@@ -3,7 +3,9 @@ package hooks
 import (
 	"context"
 	"errors"
+	"time"
 
+	wsqlstore "go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/tctoken/tctoken/sqlstore"
@@ -28,7 +30,16 @@ import (
 type joinProbe struct {
 	inner *innerTokens
 	joins bool
+	// retryAt is set when the probe failed rather than answered (the
+	// database busy, say): the next write after it asks again.
+	retryAt time.Time
 }
+
+// probeTimeout bounds one probe: it must never hold a write for long.
+const probeTimeout = 3 * time.Second
+
+// probeRetry is how long a failed probe's "no" stands.
+const probeRetry = time.Minute
 
 // probeJoin asks whether whatsmeow's current token store joins the plugin's
 // transactions, and records the answer. A probe that fails (no device row
@@ -38,6 +49,8 @@ func (c *Core) probeJoin(ctx context.Context, acc *accountState) bool {
 	if box == nil || box.PrivacyTokenStore == nil {
 		return false
 	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
 	joins, err := acc.store.SharesTransactions(ctx, func(ctx context.Context, contact types.JID) ([]byte, error) {
 		token, err := box.GetPrivacyToken(ctx, contact)
 		if token == nil {
@@ -45,12 +58,14 @@ func (c *Core) probeJoin(ctx context.Context, acc *accountState) bool {
 		}
 		return token.Token, err
 	})
+	probe := &joinProbe{inner: box, joins: joins}
 	if errors.Is(err, sqlstore.ErrProbeInTransaction) {
 		return false // asked again by the next write outside it
 	} else if err != nil {
-		c.log.Debug().Err(err).Msg("Could not tell whether whatsmeow's token store shares the plugin's database; writing to it apart")
+		probe.retryAt = c.now().Add(probeRetry)
+		c.log.Debug().Err(err).Msg("Could not tell whether whatsmeow's token store shares the plugin's database; writing to it apart for now")
 	}
-	acc.join.Store(&joinProbe{inner: box, joins: joins})
+	acc.join.Store(probe)
 	c.log.Debug().Bool("joins", joins).Msg("Asked whether whatsmeow's token store joins the plugin's transactions")
 	return joins
 }
@@ -77,7 +92,8 @@ func (c *Core) writeJoined(ctx context.Context, acc *accountState, write func(ct
 	joins := false
 	if !acc.store.InTransaction(ctx) {
 		joins = c.joinsWhatsmeow(acc)
-		if probe := acc.join.Load(); probe == nil || probe.inner != c.inner.Load() {
+		if probe := acc.join.Load(); probe == nil || probe.inner != c.inner.Load() ||
+			(!probe.retryAt.IsZero() && c.now().After(probe.retryAt)) {
 			joins = c.probeJoin(ctx, acc)
 		}
 	}
@@ -87,6 +103,11 @@ func (c *Core) writeJoined(ctx context.Context, acc *accountState, write func(ct
 			var err error
 			if through, err = write(ctx, true); err != nil {
 				return err
+			}
+			through = lastPerContact(through)
+			if _, ok := c.innerStore().(*wsqlstore.SQLStore); ok {
+				// whatsmeow's own SQL store: its statement, run faster.
+				return acc.store.PutWhatsmeowTokens(ctx, through...)
 			}
 			return c.putInner(ctx, through)
 		})
@@ -100,8 +121,29 @@ func (c *Core) writeJoined(ctx context.Context, acc *accountState, write func(ct
 	if err != nil {
 		return nil, err
 	}
+	through = lastPerContact(through)
 	c.writeThrough(ctx, through)
 	return through, nil
+}
+
+// lastPerContact keeps the last of several writes for one contact (a
+// history mend after the token write it corrects): one statement may not
+// write a row twice.
+func lastPerContact(writes []sqlstore.TokenWrite) []sqlstore.TokenWrite {
+	last := make(map[types.JID]int, len(writes))
+	for i, write := range writes {
+		last[write.Contact.ToNonAD()] = i
+	}
+	if len(last) == len(writes) {
+		return writes
+	}
+	kept := make([]sqlstore.TokenWrite, 0, len(last))
+	for i, write := range writes {
+		if last[write.Contact.ToNonAD()] == i {
+			kept = append(kept, write)
+		}
+	}
+	return kept
 }
 
 // lookupByLID is the cold read of a contact by LID when whatsmeow's tables

@@ -5,6 +5,7 @@
 package sqlstore
 
 import (
+	"sync/atomic"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -25,6 +26,9 @@ import (
 type Container struct {
 	db  *dbutil.Database
 	now func() time.Time
+	// whatsmeowShape is which of whatsmeow's token tables the database
+	// holds, once known (see whatsmeowTableShape).
+	whatsmeowShape atomic.Int32
 }
 
 // New wraps db, typically the same *dbutil.Database whatsmeow's sqlstore uses.

@@ -152,3 +152,103 @@ func scanEntriesByLID(rows dbutil.Rows) (pn types.JID, entries []*Entry, err err
 	}
 	return pn, entries, rows.Err()
 }
+
+// The write-through in whatsmeow's own words. Inside a joined transaction
+// the plugin writes whatsmeow's token table with the statement whatsmeow's
+// SQL store itself runs (store/sqlstore/store.go, putPrivacyTokens), for the
+// table whatsmeow 2025-12 has or for the newer one with sender_timestamp,
+// but with the rows as arrays on PostgreSQL and in SQLite's own placeholders:
+// whatsmeow's multi-row VALUES list cost more than the plugin's own write of
+// the same thousand rows. Any other table is left to whatsmeow's store.
+const (
+	whatsmeowShapeUnknown int32 = iota
+	whatsmeowShape202512        // our_jid, their_jid, token, timestamp
+	whatsmeowShapeSender        // and sender_timestamp (whatsmeow 33cfac51)
+)
+
+const (
+	// whatsmeow 2025-12: the newest write wins.
+	putWhatsmeowTokensQuery = `
+		INSERT INTO whatsmeow_privacy_tokens (our_jid, their_jid, token, timestamp)
+		%s
+		ON CONFLICT (our_jid, their_jid) DO UPDATE SET token=excluded.token, timestamp=excluded.timestamp
+	`
+	// whatsmeow 33cfac51: never older, and the sender timestamp (none here)
+	// kept.
+	putWhatsmeowTokensSenderQuery = `
+		INSERT INTO whatsmeow_privacy_tokens (our_jid, their_jid, token, timestamp, sender_timestamp)
+		%s
+		ON CONFLICT (our_jid, their_jid) DO UPDATE SET
+			token=excluded.token,
+			timestamp=excluded.timestamp,
+			sender_timestamp=COALESCE(excluded.sender_timestamp, whatsmeow_privacy_tokens.sender_timestamp)
+		WHERE excluded.timestamp >= whatsmeow_privacy_tokens.timestamp
+	`
+	unnestWhatsmeowTokensSource = `
+		SELECT $1, u.their_jid, decode(u.token, 'hex'), u.token_ts%s
+		FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(their_jid, token, token_ts)
+	`
+)
+
+// whatsmeowTableShape says which of whatsmeow's token tables the database
+// holds, asking once.
+func (s *Store) whatsmeowTableShape(ctx context.Context) (int32, error) {
+	if shape := s.c.whatsmeowShape.Load(); shape != whatsmeowShapeUnknown {
+		return shape, nil
+	}
+	hasSender, err := s.db.ColumnExists(ctx, WhatsmeowTokensTable, "sender_timestamp")
+	if err != nil {
+		return whatsmeowShapeUnknown, fmt.Errorf("tctoken: look up the columns of %s: %w", WhatsmeowTokensTable, err)
+	}
+	shape := whatsmeowShape202512
+	if hasSender {
+		shape = whatsmeowShapeSender
+	}
+	s.c.whatsmeowShape.Store(shape)
+	return shape, nil
+}
+
+// PutWhatsmeowTokens writes tokens into whatsmeow's own token table of this
+// account as whatsmeow's SQL store would, in one statement. Only for a
+// database that holds whatsmeow's tables (see SharesTransactions); the
+// caller has already settled one write per contact.
+func (s *Store) PutWhatsmeowTokens(ctx context.Context, writes ...TokenWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	shape, err := s.whatsmeowTableShape(ctx)
+	if err != nil {
+		return err
+	}
+	query, sender := putWhatsmeowTokensQuery, ""
+	if shape == whatsmeowShapeSender {
+		query, sender = putWhatsmeowTokensSenderQuery, ", CAST(NULL AS BIGINT)"
+	}
+	for start := 0; start < len(writes); start += putTokensChunk {
+		chunk := writes[start:min(start+putTokensChunk, len(writes))]
+		var args []any
+		if s.db.Dialect == dbutil.Postgres {
+			keys, tokens, stamps := make([]string, len(chunk)), make([][]byte, len(chunk)), make([]int64, len(chunk))
+			for i, w := range chunk {
+				keys[i], tokens[i], stamps[i] = contactKey(w.Contact), w.Token, w.TokenTS
+			}
+			args = []any{s.ourJID, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(stamps)}
+			_, err = s.db.Exec(ctx, fmt.Sprintf(query, fmt.Sprintf(unnestWhatsmeowTokensSource, sender)), args...)
+		} else {
+			args = make([]any, 1, 1+3*len(chunk))
+			args[0] = s.ourJID
+			for _, w := range chunk {
+				args = append(args, contactKey(w.Contact), secret(w.Token), w.TokenTS)
+			}
+			_, err = s.db.Exec(ctx, fmt.Sprintf(query, "VALUES "+s.tuples(len(chunk), 3, 2, sender)), args...)
+		}
+		if err != nil {
+			keys := make([]string, len(chunk))
+			for i, w := range chunk {
+				keys[i] = contactKey(w.Contact)
+			}
+			return fmt.Errorf("tctoken: failed to write the tokens from %s into %s for %s: %w", nameContacts(keys), WhatsmeowTokensTable, s.ourJID, err)
+		}
+	}
+	return nil
+}

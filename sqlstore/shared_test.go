@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"go.mau.fi/util/dbutil"
+	"go.mau.fi/whatsmeow/store"
 	wsqlstore "go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 
@@ -131,6 +135,93 @@ func TestGetByLID(t *testing.T) {
 		put(t, s, sqlstore.TokenWrite{Contact: carolLID, Token: []byte("carol"), TokenTS: 1500})
 		if pn, rows, err := s.GetByLID(ctx, carolLID); err != nil || !pn.IsEmpty() || len(rows) != 1 || rows[0].Contact != carolLID {
 			t.Fatalf("unmapped: %v, %v, %v", pn, rows, err)
+		}
+	})
+}
+
+// Tokens of any bytes, and contacts whose keys need escaping in an array
+// literal, go in and come back as they were, in one batch.
+func TestPutTokensAnyBytes(t *testing.T) {
+	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
+		s := newContainer(t, db).ForAccount(ourJID)
+		odd := types.NewJID(`odd"user\name`, types.HiddenUserServer)
+		binary := []byte{0x00, 0xff, '"', '\\', '{', '}', ',', 0x80}
+		changed := put(t, s, sqlstore.TokenWrite{Contact: odd, Token: binary, TokenTS: 1000},
+			sqlstore.TokenWrite{Contact: aliceLID, Token: []byte("plain"), TokenTS: 1000})
+		assertChanged(t, changed, true, true)
+		assertEntry(t, get(t, s, odd), sqlstore.Entry{Contact: odd, Token: binary, TokenTS: 1000})
+		if err := s.PutSenderTimestamps(context.Background(), sqlstore.SenderWrite{Contact: odd, TS: 900}); err != nil {
+			t.Fatal(err)
+		}
+		assertEntry(t, get(t, s, odd), sqlstore.Entry{Contact: odd, Token: binary, TokenTS: 1000, SenderTS: 900})
+	})
+}
+
+// The plugin's write into whatsmeow's token table does what whatsmeow's own
+// store does with the same writes, on whichever whatsmeow the suite runs
+// (2025-12's table, or the newer one with sender_timestamp): the same
+// sequence through each, for two accounts, leaves the same rows.
+func TestPutWhatsmeowTokensMatchesWhatsmeow(t *testing.T) {
+	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
+		ctx := context.Background()
+		whatsmeow := wsqlstore.NewSQLStore(dbtest.WhatsmeowContainer(t, db), otherJID)
+		ours := newContainer(t, db).ForAccount(ourJID)
+		hasSender, err := db.ColumnExists(ctx, "whatsmeow_privacy_tokens", "sender_timestamp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		odd := types.NewJID("7", types.HiddenUserServer)
+		steps := [][]sqlstore.TokenWrite{
+			{{Contact: aliceLID, Token: []byte("a1"), TokenTS: 1000}, {Contact: bobPN, Token: []byte{0, 0xff}, TokenTS: 1000}},
+			{{Contact: aliceLID, Token: []byte("a2"), TokenTS: 2000}},
+			{{Contact: aliceLID, Token: []byte("a-older"), TokenTS: 1500}}, // a history mend moves back
+			{{Contact: bobPN, Token: []byte{0, 0xff}, TokenTS: 1000}, {Contact: odd, Token: []byte("o"), TokenTS: 5}},
+		}
+		for i, step := range steps {
+			if i == 1 && hasSender {
+				// The newer whatsmeow's own issuance recorded a sender
+				// timestamp on alice's row: a token write keeps it.
+				for _, account := range []types.JID{ourJID, otherJID} {
+					if _, err := db.Exec(ctx, `UPDATE whatsmeow_privacy_tokens SET sender_timestamp=900 WHERE our_jid=$1 AND their_jid=$2`, account.String(), aliceLID.String()); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := ours.PutWhatsmeowTokens(ctx, step...); err != nil {
+				t.Fatalf("step %d, the plugin's write: %v", i, err)
+			}
+			tokens := make([]store.PrivacyToken, len(step))
+			for j, w := range step {
+				tokens[j] = store.PrivacyToken{User: w.Contact, Token: w.Token, Timestamp: time.Unix(w.TokenTS, 0)}
+			}
+			if err := whatsmeow.PutPrivacyTokens(ctx, tokens...); err != nil {
+				t.Fatalf("step %d, whatsmeow's write: %v", i, err)
+			}
+		}
+		rows := func(account types.JID) string {
+			sender := "0"
+			if hasSender {
+				sender = "COALESCE(sender_timestamp, -1)"
+			}
+			res, err := db.Query(ctx, `SELECT their_jid, token, timestamp, `+sender+` FROM whatsmeow_privacy_tokens WHERE our_jid=$1 ORDER BY their_jid`, account.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Close()
+			var out []string
+			for res.Next() {
+				var contact string
+				var token []byte
+				var ts, senderTS int64
+				if err := res.Scan(&contact, &token, &ts, &senderTS); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, fmt.Sprintf("%s %x %d %d", contact, token, ts, senderTS))
+			}
+			return strings.Join(out, "; ")
+		}
+		if got, want := rows(ourJID), rows(otherJID); got != want || want == "" {
+			t.Fatalf("the plugin's writes left\n  %s\nwhatsmeow's own left\n  %s", got, want)
 		}
 	})
 }

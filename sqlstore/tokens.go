@@ -47,12 +47,13 @@ const (
 	// our sender timestamp as their token timestamp: that is whatsmeow
 	// 2025-12's history-sync write, and the monotonic rule alone would let
 	// it replace the real (older) token timestamp.
-	// putTokensQuery is filled in by PutTokens with one ($1, $n, $n+1, $n+2,
-	// $2) tuple per row. RETURNING names the rows the statement inserted or
+	// putTokensQuery is filled in by PutTokens with its rows: a VALUES list
+	// of one ($1, $n, $n+1, $n+2, $2) tuple per row, or on PostgreSQL
+	// unnestTokensSource (see pgarray.go). RETURNING names the rows the statement inserted or
 	// updated, so one statement per batch still says which writes applied.
 	putTokensQuery = `
 		INSERT INTO tctoken_tokens (our_jid, their_jid, token, token_ts, updated_at)
-		VALUES %s
+		%s
 		ON CONFLICT (our_jid, their_jid) DO UPDATE
 			SET token=excluded.token, token_ts=excluded.token_ts, updated_at=excluded.updated_at
 			WHERE (tctoken_tokens.token IS NULL
@@ -77,7 +78,7 @@ const (
 	// contact who never sent us one.
 	putSenderTimestampsQuery = `
 		INSERT INTO tctoken_tokens (our_jid, their_jid, sender_ts, updated_at)
-		VALUES %s
+		%s
 		ON CONFLICT (our_jid, their_jid) DO UPDATE
 			SET sender_ts=excluded.sender_ts, updated_at=excluded.updated_at
 			WHERE tctoken_tokens.sender_ts IS NULL OR excluded.sender_ts > tctoken_tokens.sender_ts
@@ -176,13 +177,25 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
 		for start := 0; start < len(order); start += putTokensChunk {
 			keys := order[start:min(start+putTokensChunk, len(order))]
-			args := make([]any, 2, 2+3*len(keys))
-			args[0], args[1] = s.ourJID, now
-			for _, key := range keys {
-				w := writes[winner[key]]
-				args = append(args, key, secret(w.Token), w.TokenTS)
+			var query string
+			var args []any
+			if s.db.Dialect == dbutil.Postgres {
+				tokens, stamps := make([][]byte, len(keys)), make([]int64, len(keys))
+				for i, key := range keys {
+					w := writes[winner[key]]
+					tokens[i], stamps[i] = w.Token, w.TokenTS
+				}
+				query = fmt.Sprintf(putTokensQuery, unnestTokensSource)
+				args = []any{s.ourJID, now, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(stamps)}
+			} else {
+				args = make([]any, 2, 2+3*len(keys))
+				args[0], args[1] = s.ourJID, now
+				for _, key := range keys {
+					w := writes[winner[key]]
+					args = append(args, key, secret(w.Token), w.TokenTS)
+				}
+				query = fmt.Sprintf(putTokensQuery, "VALUES "+s.tuples(len(keys), 3, 3, ", $2"))
 			}
-			query := fmt.Sprintf(putTokensQuery, s.tuples(len(keys), 3, 3, ", $2"))
 			applied, err := dbutil.ConvertRowFn[string](scanString).NewRowIter(s.db.Query(ctx, query, args...)).AsList()
 			if err != nil {
 				// One statement holds the whole chunk: name its contacts.
@@ -329,12 +342,24 @@ func (s *Store) PutSenderTimestamps(ctx context.Context, writes ...SenderWrite) 
 	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
 		for start := 0; start < len(order); start += putTokensChunk {
 			keys := order[start:min(start+putTokensChunk, len(order))]
-			args := make([]any, 2, 2+2*len(keys))
-			args[0], args[1] = s.ourJID, now
-			for _, key := range keys {
-				args = append(args, key, newest[key])
+			var query string
+			var args []any
+			if s.db.Dialect == dbutil.Postgres {
+				stamps := make([]int64, len(keys))
+				for i, key := range keys {
+					stamps[i] = newest[key]
+				}
+				query = fmt.Sprintf(putSenderTimestampsQuery, unnestSenderTimestampsSource)
+				args = []any{s.ourJID, now, pgTextArray(keys), pgInt64Array(stamps)}
+			} else {
+				args = make([]any, 2, 2+2*len(keys))
+				args[0], args[1] = s.ourJID, now
+				for _, key := range keys {
+					args = append(args, key, newest[key])
+				}
+				query = fmt.Sprintf(putSenderTimestampsQuery, "VALUES "+s.tuples(len(keys), 2, 3, ", $2"))
 			}
-			if _, err := s.db.Exec(ctx, fmt.Sprintf(putSenderTimestampsQuery, s.tuples(len(keys), 2, 3, ", $2")), args...); err != nil {
+			if _, err := s.db.Exec(ctx, query, args...); err != nil {
 				return fmt.Errorf("failed to store the sender timestamps of %s: %w", nameContacts(keys), err)
 			}
 		}

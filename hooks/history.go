@@ -116,6 +116,26 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	// write-through of all of them), else a constant number of them.
 	defer c.wrote(keys...)
 	writes := c.tokenWrites(ctx, "history sync", tokens)
+	// A conversation's sender timestamp goes in the same statement as its
+	// token: one write per row instead of two. The rest (no token, or one
+	// rejected) are written on their own.
+	senderCount := len(senderTimes)
+	if len(writes) > 0 && len(senderTimes) > 0 {
+		senderOf := make(map[types.JID]int64, len(senderTimes))
+		for _, st := range senderTimes {
+			senderOf[st.Contact] = max(senderOf[st.Contact], st.TS)
+		}
+		for i := range writes {
+			if ts, ok := senderOf[writes[i].Contact]; ok {
+				writes[i].SenderTS = ts
+				delete(senderOf, writes[i].Contact)
+			}
+		}
+		senderTimes = senderTimes[:0]
+		for contact, ts := range senderOf {
+			senderTimes = append(senderTimes, sqlstore.SenderWrite{Contact: contact, TS: ts})
+		}
+	}
 	if len(writes) > 0 && c.beforeTokenWrite != nil {
 		c.beforeTokenWrite("history sync")
 	}
@@ -171,6 +191,6 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	if len(writes) > 0 {
 		c.storedTokens("history sync", result)
 	}
-	c.log.Debug().Int("tokens", len(tokens)).Int("sender_timestamps", len(senderTimes)).Int("mended", len(mended)).
+	c.log.Debug().Int("tokens", len(tokens)).Int("sender_timestamps", senderCount).Int("mended", len(mended)).
 		Msg("Stored history-sync privacy tokens")
 }

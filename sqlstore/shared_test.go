@@ -225,3 +225,38 @@ func TestPutWhatsmeowTokensMatchesWhatsmeow(t *testing.T) {
 		}
 	})
 }
+
+// A token write that carries our sender timestamp too: each part follows
+// its own rule (the token only if newer, the sender timestamp only
+// forward), in one statement, and the token part reports whether it
+// applied.
+func TestPutTokensWithSender(t *testing.T) {
+	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
+		s := newContainer(t, db).ForAccount(ourJID)
+		write := func(token string, ts, sender int64) sqlstore.TokenWrite {
+			return sqlstore.TokenWrite{Contact: aliceLID, Token: []byte(token), TokenTS: ts, SenderTS: sender}
+		}
+		want := func(token string, ts, sender int64) sqlstore.Entry {
+			return sqlstore.Entry{Contact: aliceLID, Token: []byte(token), TokenTS: ts, SenderTS: sender}
+		}
+		assertChanged(t, put(t, s, write("t1", 1000, 900)), true)
+		assertEntry(t, get(t, s, aliceLID), want("t1", 1000, 900))
+		// An older token with a newer sender timestamp: only the latter.
+		assertChanged(t, put(t, s, write("t0", 500, 950)), false)
+		assertEntry(t, get(t, s, aliceLID), want("t1", 1000, 950))
+		// A newer token with an older sender timestamp: only the former.
+		assertChanged(t, put(t, s, write("t2", 2000, 100)), true)
+		assertEntry(t, get(t, s, aliceLID), want("t2", 2000, 950))
+		// The same again changes nothing.
+		assertChanged(t, put(t, s, write("t2", 2000, 950)), false)
+		// Our sender timestamp as the token's timestamp for the same bytes
+		// (whatsmeow 2025-12's history write) is still refused.
+		assertChanged(t, put(t, s, write("t2", 950, 0), sqlstore.TokenWrite{Contact: bobPN, Token: []byte("b"), TokenTS: 10, SenderTS: 20}), false, true)
+		assertEntry(t, get(t, s, aliceLID), want("t2", 2000, 950))
+		assertEntry(t, get(t, s, bobPN), sqlstore.Entry{Contact: bobPN, Token: []byte("b"), TokenTS: 10, SenderTS: 20})
+		// Several writes for one contact in a batch: the newest token, the
+		// newest sender timestamp.
+		assertChanged(t, put(t, s, write("t3", 3000, 960), write("t4", 4000, 0), write("t-old", 10, 990)), false, true, false)
+		assertEntry(t, get(t, s, aliceLID), want("t4", 4000, 990))
+	})
+}

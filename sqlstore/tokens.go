@@ -31,6 +31,10 @@ type TokenWrite struct {
 	Contact types.JID
 	Token   []byte
 	TokenTS int64
+	// SenderTS, when not zero, also records when we issued our token to the
+	// contact (a history sync carries both), in the same statement; it only
+	// ever moves forward, whether or not the token is taken.
+	SenderTS int64
 }
 
 const (
@@ -56,14 +60,36 @@ const (
 		%s
 		ON CONFLICT (our_jid, their_jid) DO UPDATE
 			SET token=excluded.token, token_ts=excluded.token_ts, updated_at=excluded.updated_at
-			WHERE (tctoken_tokens.token IS NULL
+			WHERE ` + tokenWins + `
+		RETURNING their_jid
+	`
+	tokenWins = `(tctoken_tokens.token IS NULL
 				OR tctoken_tokens.token_ts IS NULL
 				OR excluded.token_ts > tctoken_tokens.token_ts
 				OR (excluded.token_ts = tctoken_tokens.token_ts AND excluded.token <> tctoken_tokens.token))
 			AND NOT (tctoken_tokens.token IS NOT NULL
 				AND excluded.token = tctoken_tokens.token
-				AND excluded.token_ts = COALESCE(tctoken_tokens.sender_ts, -1))
-		RETURNING their_jid
+				AND excluded.token_ts = COALESCE(tctoken_tokens.sender_ts, -1))`
+	senderWins = `(excluded.sender_ts IS NOT NULL
+			AND (tctoken_tokens.sender_ts IS NULL OR excluded.sender_ts > tctoken_tokens.sender_ts))`
+	// putTokensWithSenderQuery is putTokensQuery for writes that also carry
+	// our sender timestamp: one statement where a token write and a sender
+	// write would update each row twice (on PostgreSQL, a thousand-row
+	// history blob's sender write alone cost more than whatsmeow's whole
+	// write). Each part follows its own rule against the row as it was.
+	// RETURNING gives the token timestamp the row holds now: the token part
+	// applied when that is the write's (where it already was, the row held
+	// the same token, so nothing is lost by saying so).
+	putTokensWithSenderQuery = `
+		INSERT INTO tctoken_tokens (our_jid, their_jid, token, token_ts, sender_ts, updated_at)
+		%s
+		ON CONFLICT (our_jid, their_jid) DO UPDATE SET
+			token = CASE WHEN ` + tokenWins + ` THEN excluded.token ELSE tctoken_tokens.token END,
+			token_ts = CASE WHEN ` + tokenWins + ` THEN excluded.token_ts ELSE tctoken_tokens.token_ts END,
+			sender_ts = CASE WHEN ` + senderWins + ` THEN excluded.sender_ts ELSE tctoken_tokens.sender_ts END,
+			updated_at = excluded.updated_at
+		WHERE (` + tokenWins + `) OR ` + senderWins + `
+		RETURNING their_jid, token_ts
 	`
 	// whatsmeow 2025-12 stores history-sync tokens with the sender timestamp
 	// in place of the token timestamp. The monotonic guard above would then
@@ -159,9 +185,11 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 	if len(writes) == 0 {
 		return nil, nil
 	}
-	// winner: contact key -> index of the write that goes to the database.
+	// winner: contact key -> index of the write that goes to the database;
+	// sender: the newest sender timestamp of the contact's writes.
 	winner := make(map[string]int, len(writes))
 	order := make([]string, 0, len(writes))
+	var sender map[string]int64
 	for i, w := range writes {
 		key := contactKey(w.Contact)
 		prev, seen := winner[key]
@@ -171,6 +199,15 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 		} else if w.TokenTS >= writes[prev].TokenTS {
 			winner[key] = i
 		}
+		if w.SenderTS > 0 {
+			if sender == nil {
+				sender = make(map[string]int64)
+			}
+			sender[key] = max(sender[key], w.SenderTS)
+		}
+	}
+	if sender != nil {
+		return s.putTokensWithSender(ctx, writes, order, winner, sender)
 	}
 	changed := make([]bool, len(writes))
 	now := s.now()
@@ -205,6 +242,67 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 				if i, ok := winner[key]; ok {
 					changed[i] = true
 				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tctoken: failed to store %d token(s) for %s: %w", len(writes), s.ourJID, err)
+	}
+	return changed, nil
+}
+
+// putTokensWithSender is PutTokens for writes that carry our sender
+// timestamp too (see putTokensWithSenderQuery).
+func (s *Store) putTokensWithSender(ctx context.Context, writes []TokenWrite, order []string, winner map[string]int, sender map[string]int64) ([]bool, error) {
+	changed := make([]bool, len(writes))
+	now := s.now()
+	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
+		for start := 0; start < len(order); start += putTokensChunk {
+			keys := order[start:min(start+putTokensChunk, len(order))]
+			var query string
+			var args []any
+			if s.db.Dialect == dbutil.Postgres {
+				tokens, stamps, senders := make([][]byte, len(keys)), make([]int64, len(keys)), make([]int64, len(keys))
+				for i, key := range keys {
+					w := writes[winner[key]]
+					tokens[i], stamps[i], senders[i] = w.Token, w.TokenTS, sender[key]
+				}
+				query = fmt.Sprintf(putTokensWithSenderQuery, unnestTokensWithSenderSource)
+				args = []any{s.ourJID, now, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(stamps), pgInt64Array(senders)}
+			} else {
+				args = make([]any, 2, 2+4*len(keys))
+				args[0], args[1] = s.ourJID, now
+				for _, key := range keys {
+					w := writes[winner[key]]
+					var senderTS any
+					if ts := sender[key]; ts > 0 {
+						senderTS = ts
+					}
+					args = append(args, key, secret(w.Token), w.TokenTS, senderTS)
+				}
+				query = fmt.Sprintf(putTokensWithSenderQuery, "VALUES "+s.tuples(len(keys), 4, 3, ", $2"))
+			}
+			rows, err := s.db.Query(ctx, query, args...)
+			if err != nil {
+				return fmt.Errorf("failed to store the tokens and sender timestamps from %s: %w", nameContacts(keys), err)
+			}
+			err = func() error {
+				defer rows.Close()
+				for rows.Next() {
+					var key string
+					var tokenTS sql.NullInt64
+					if err := rows.Scan(&key, &tokenTS); err != nil {
+						return err
+					}
+					if i, ok := winner[key]; ok && tokenTS.Valid && tokenTS.Int64 == writes[i].TokenTS {
+						changed[i] = true
+					}
+				}
+				return rows.Err()
+			}()
+			if err != nil {
+				return fmt.Errorf("failed to store the tokens and sender timestamps from %s: %w", nameContacts(keys), err)
 			}
 		}
 		return nil

@@ -5,13 +5,13 @@
 package sqlstore
 
 import (
-	"sync/atomic"
 	"context"
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 

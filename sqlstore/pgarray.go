@@ -21,10 +21,6 @@ import (
 // account, $2 the write time, $3.. the arrays.
 const (
 	unnestTokensSource = `
-		SELECT $1, u.their_jid, decode(u.token, 'hex'), u.token_ts, $2
-		FROM unnest($3::text[], $4::text[], $5::bigint[]) AS u(their_jid, token, token_ts)
-	`
-	unnestTokensWithSenderSource = `
 		SELECT $1, u.their_jid, decode(u.token, 'hex'), u.token_ts, NULLIF(u.sender_ts, 0), $2
 		FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[]) AS u(their_jid, token, token_ts, sender_ts)
 	`

@@ -38,31 +38,17 @@ type TokenWrite struct {
 }
 
 const (
-	// A token write applies when the row has no token yet, when it is newer,
-	// or when it has the same timestamp but other bytes (with nothing better
-	// to go on, the later write wins). An older one never overwrites: notifications and
-	// history syncs arrive in any order. The same bytes with a newer
-	// timestamp go through the same path and so only refresh the timestamp.
-	// sender_ts is not in the SET list, so a received token never disturbs
-	// our own issuing schedule. The WHERE also makes an exact duplicate a
-	// no-op, so the affected row count says whether anything changed.
+	// tokenWins: a token write applies when the row has no token yet, when
+	// it is newer, or when it has the same timestamp but other bytes (with
+	// nothing better to go on, the later write wins). An older one never
+	// overwrites: notifications and history syncs arrive in any order. The
+	// same bytes with a newer timestamp only refresh the timestamp, and an
+	// exact duplicate is a no-op.
 	//
 	// The last condition refuses the stored token's own bytes re-filed with
 	// our sender timestamp as their token timestamp: that is whatsmeow
 	// 2025-12's history-sync write, and the monotonic rule alone would let
 	// it replace the real (older) token timestamp.
-	// putTokensQuery is filled in by PutTokens with its rows: a VALUES list
-	// of one ($1, $n, $n+1, $n+2, $2) tuple per row, or on PostgreSQL
-	// unnestTokensSource (see pgarray.go). RETURNING names the rows the statement inserted or
-	// updated, so one statement per batch still says which writes applied.
-	putTokensQuery = `
-		INSERT INTO tctoken_tokens (our_jid, their_jid, token, token_ts, updated_at)
-		%s
-		ON CONFLICT (our_jid, their_jid) DO UPDATE
-			SET token=excluded.token, token_ts=excluded.token_ts, updated_at=excluded.updated_at
-			WHERE ` + tokenWins + `
-		RETURNING their_jid
-	`
 	tokenWins = `(tctoken_tokens.token IS NULL
 				OR tctoken_tokens.token_ts IS NULL
 				OR excluded.token_ts > tctoken_tokens.token_ts
@@ -70,17 +56,22 @@ const (
 			AND NOT (tctoken_tokens.token IS NOT NULL
 				AND excluded.token = tctoken_tokens.token
 				AND excluded.token_ts = COALESCE(tctoken_tokens.sender_ts, -1))`
+	// senderWins: our sender timestamp only moves forward; a write without
+	// one (NULL) never touches it, so a received token never disturbs our
+	// own issuing schedule.
 	senderWins = `(excluded.sender_ts IS NOT NULL
 			AND (tctoken_tokens.sender_ts IS NULL OR excluded.sender_ts > tctoken_tokens.sender_ts))`
-	// putTokensWithSenderQuery is putTokensQuery for writes that also carry
-	// our sender timestamp: one statement where a token write and a sender
-	// write would update each row twice (on PostgreSQL, a thousand-row
-	// history blob's sender write alone cost more than whatsmeow's whole
-	// write). Each part follows its own rule against the row as it was.
-	// RETURNING gives the token timestamp the row holds now: the token part
-	// applied when that is the write's (where it already was, the row held
-	// the same token, so nothing is lost by saying so).
-	putTokensWithSenderQuery = `
+	// putTokensQuery is filled in by PutTokens with its rows: a VALUES list
+	// of one ($1, $n, $n+1, $n+2, $n+3, $2) tuple per row, or on PostgreSQL
+	// unnestTokensSource (see pgarray.go). A write that carries our sender
+	// timestamp too (a history sync) sets both in one statement, where a
+	// token write and a sender write would update each row twice (on
+	// PostgreSQL, a thousand-row history blob's separate sender write alone
+	// cost more than whatsmeow's whole write). Each part follows its own rule
+	// against the row as it was. RETURNING gives the token timestamp the row
+	// holds now: the token part applied when that is the write's (when it
+	// already was, the row held the same token, so saying so loses nothing).
+	putTokensQuery = `
 		INSERT INTO tctoken_tokens (our_jid, their_jid, token, token_ts, sender_ts, updated_at)
 		%s
 		ON CONFLICT (our_jid, their_jid) DO UPDATE SET
@@ -189,7 +180,7 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 	// sender: the newest sender timestamp of the contact's writes.
 	winner := make(map[string]int, len(writes))
 	order := make([]string, 0, len(writes))
-	var sender map[string]int64
+	sender := make(map[string]int64)
 	for i, w := range writes {
 		key := contactKey(w.Contact)
 		prev, seen := winner[key]
@@ -200,61 +191,16 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 			winner[key] = i
 		}
 		if w.SenderTS > 0 {
-			if sender == nil {
-				sender = make(map[string]int64)
-			}
 			sender[key] = max(sender[key], w.SenderTS)
 		}
 	}
-	if sender != nil {
-		return s.putTokensWithSender(ctx, writes, order, winner, sender)
-	}
-	changed := make([]bool, len(writes))
-	now := s.now()
-	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
-		for start := 0; start < len(order); start += putTokensChunk {
-			keys := order[start:min(start+putTokensChunk, len(order))]
-			var query string
-			var args []any
-			if s.db.Dialect == dbutil.Postgres {
-				tokens, stamps := make([][]byte, len(keys)), make([]int64, len(keys))
-				for i, key := range keys {
-					w := writes[winner[key]]
-					tokens[i], stamps[i] = w.Token, w.TokenTS
-				}
-				query = fmt.Sprintf(putTokensQuery, unnestTokensSource)
-				args = []any{s.ourJID, now, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(stamps)}
-			} else {
-				args = make([]any, 2, 2+3*len(keys))
-				args[0], args[1] = s.ourJID, now
-				for _, key := range keys {
-					w := writes[winner[key]]
-					args = append(args, key, secret(w.Token), w.TokenTS)
-				}
-				query = fmt.Sprintf(putTokensQuery, "VALUES "+s.tuples(len(keys), 3, 3, ", $2"))
-			}
-			applied, err := dbutil.ConvertRowFn[string](scanString).NewRowIter(s.db.Query(ctx, query, args...)).AsList()
-			if err != nil {
-				// One statement holds the whole chunk: name its contacts.
-				return fmt.Errorf("failed to store the tokens from %s: %w", nameContacts(keys), err)
-			}
-			for _, key := range applied {
-				if i, ok := winner[key]; ok {
-					changed[i] = true
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("tctoken: failed to store %d token(s) for %s: %w", len(writes), s.ourJID, err)
-	}
-	return changed, nil
+	return s.putTokens(ctx, writes, order, winner, sender)
 }
 
-// putTokensWithSender is PutTokens for writes that carry our sender
-// timestamp too (see putTokensWithSenderQuery).
-func (s *Store) putTokensWithSender(ctx context.Context, writes []TokenWrite, order []string, winner map[string]int, sender map[string]int64) ([]bool, error) {
+// putTokens writes the settled batch: for each contact in order, the write
+// winner names and the newest sender timestamp (none if missing), in
+// multi-row statements of putTokensChunk rows.
+func (s *Store) putTokens(ctx context.Context, writes []TokenWrite, order []string, winner map[string]int, sender map[string]int64) ([]bool, error) {
 	changed := make([]bool, len(writes))
 	now := s.now()
 	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
@@ -268,7 +214,7 @@ func (s *Store) putTokensWithSender(ctx context.Context, writes []TokenWrite, or
 					w := writes[winner[key]]
 					tokens[i], stamps[i], senders[i] = w.Token, w.TokenTS, sender[key]
 				}
-				query = fmt.Sprintf(putTokensWithSenderQuery, unnestTokensWithSenderSource)
+				query = fmt.Sprintf(putTokensQuery, unnestTokensSource)
 				args = []any{s.ourJID, now, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(stamps), pgInt64Array(senders)}
 			} else {
 				args = make([]any, 2, 2+4*len(keys))
@@ -281,7 +227,7 @@ func (s *Store) putTokensWithSender(ctx context.Context, writes []TokenWrite, or
 					}
 					args = append(args, key, secret(w.Token), w.TokenTS, senderTS)
 				}
-				query = fmt.Sprintf(putTokensWithSenderQuery, "VALUES "+s.tuples(len(keys), 4, 3, ", $2"))
+				query = fmt.Sprintf(putTokensQuery, "VALUES "+s.tuples(len(keys), 4, 3, ", $2"))
 			}
 			rows, err := s.db.Query(ctx, query, args...)
 			if err != nil {
@@ -332,12 +278,6 @@ func nameContacts(keys []string) string {
 		return strings.Join(keys, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(keys[:shown], ", "), len(keys)-shown)
-}
-
-func scanString(row dbutil.Scannable) (string, error) {
-	var value string
-	err := row.Scan(&value)
-	return value, err
 }
 
 // MendHistoryTimestamp corrects the timestamp of a token that whatsmeow filed

@@ -70,11 +70,21 @@ func (c *Core) probeJoin(ctx context.Context, acc *accountState) bool {
 	return joins
 }
 
-// joinsWhatsmeow is the recorded answer for whatsmeow's current token store,
-// or false while none is: reads never wait for the probe.
-func (c *Core) joinsWhatsmeow(acc *accountState) bool {
+// joinAnswer is the recorded answer for whatsmeow's current token store,
+// or nil when there is none yet, or a failed probe is due to be retried.
+func (c *Core) joinAnswer(acc *accountState) *joinProbe {
 	probe := acc.join.Load()
-	return probe != nil && probe.inner == c.inner.Load() && probe.joins
+	if probe == nil || probe.inner != c.inner.Load() || (!probe.retryAt.IsZero() && c.now().After(probe.retryAt)) {
+		return nil
+	}
+	return probe
+}
+
+// joinsWhatsmeow is the recorded answer, or false while there is none:
+// reads never wait for the probe.
+func (c *Core) joinsWhatsmeow(acc *accountState) bool {
+	probe := c.joinAnswer(acc)
+	return probe != nil && probe.joins
 }
 
 // writeJoined runs write, which returns the token writes whatsmeow's store
@@ -91,9 +101,9 @@ func (c *Core) joinsWhatsmeow(acc *accountState) bool {
 func (c *Core) writeJoined(ctx context.Context, acc *accountState, write func(ctx context.Context, joined bool) ([]sqlstore.TokenWrite, error)) ([]sqlstore.TokenWrite, error) {
 	joins := false
 	if !acc.store.InTransaction(ctx) {
-		joins = c.joinsWhatsmeow(acc)
-		if probe := acc.join.Load(); probe == nil || probe.inner != c.inner.Load() ||
-			(!probe.retryAt.IsZero() && c.now().After(probe.retryAt)) {
+		if probe := c.joinAnswer(acc); probe != nil {
+			joins = probe.joins
+		} else {
 			joins = c.probeJoin(ctx, acc)
 		}
 	}

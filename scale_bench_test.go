@@ -48,12 +48,7 @@ type scaleWorld struct {
 
 func newScaleWorld(b *testing.B, dialect string) *scaleWorld {
 	b.Helper()
-	var db *dbutil.Database
-	if dialect == "sqlite" {
-		db = dbtest.SQLite(b)
-	} else {
-		db = dbtest.Postgres(b)
-	}
+	db := benchDB(b, dialect)
 	ctx := context.Background()
 	srv := wamock.NewServer(b)
 	device, err := srv.NewDevice(ctx, dbtest.WhatsmeowContainer(b, db))

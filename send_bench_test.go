@@ -108,12 +108,7 @@ type sendSide struct {
 
 func newSendWorld(b *testing.B, dialect string) *sendWorld {
 	b.Helper()
-	var db *dbutil.Database
-	if dialect == "sqlite" {
-		db = dbtest.SQLite(b)
-	} else {
-		db = dbtest.Postgres(b)
-	}
+	db := benchDB(b, dialect)
 	w := &sendWorld{ctx: context.Background(), db: db, container: dbtest.WhatsmeowContainer(b, db), now: time.Now()}
 	if err := tcsqlstore.New(db).Upgrade(w.ctx); err != nil {
 		b.Fatal(err)

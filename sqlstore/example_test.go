@@ -16,10 +16,10 @@ import (
 	"github.com/tctoken/tctoken/sqlstore"
 )
 
-// exampleDatabase opens a fresh SQLite database with whatsmeow's tables,
-// as a bridge's database holds them: whatsmeow's container on a child of
-// the bridge's database.
-func exampleDatabase() (db *dbutil.Database, whatsmeow *wsqlstore.Container, cleanup func()) {
+// exampleDatabase opens a fresh SQLite database with whatsmeow's tables and
+// the plugin's, as a bridge's database holds them: whatsmeow's container on
+// a child of the bridge's database.
+func exampleDatabase() (plugin *sqlstore.Container, whatsmeow *wsqlstore.Container, cleanup func()) {
 	dir, err := os.MkdirTemp("", "tctoken-example")
 	if err != nil {
 		panic(err)
@@ -28,14 +28,19 @@ func exampleDatabase() (db *dbutil.Database, whatsmeow *wsqlstore.Container, cle
 	if err != nil {
 		panic(err)
 	}
-	if db, err = dbutil.NewWithDB(raw, "sqlite3"); err != nil {
+	db, err := dbutil.NewWithDB(raw, "sqlite3")
+	if err != nil {
 		panic(err)
 	}
 	whatsmeow = wsqlstore.NewWithWrappedDB(db.Child("whatsmeow_version", wupgrades.Table, nil), nil)
 	if err = whatsmeow.Upgrade(context.Background()); err != nil {
 		panic(err)
 	}
-	return db, whatsmeow, func() { _ = raw.Close(); _ = os.RemoveAll(dir) }
+	plugin = sqlstore.New(db)
+	if err = plugin.Upgrade(context.Background()); err != nil {
+		panic(err)
+	}
+	return plugin, whatsmeow, func() { _ = raw.Close(); _ = os.RemoveAll(dir) }
 }
 
 // SharesTransactions tells whether whatsmeow's token store runs in the
@@ -43,12 +48,8 @@ func exampleDatabase() (db *dbutil.Database, whatsmeow *wsqlstore.Container, cle
 // whatsmeow's. Nothing of the probe stays behind.
 func ExampleStore_SharesTransactions() {
 	ctx := context.Background()
-	db, whatsmeow, cleanup := exampleDatabase()
+	plugin, whatsmeow, cleanup := exampleDatabase()
 	defer cleanup()
-	plugin := sqlstore.New(db)
-	if err := plugin.Upgrade(ctx); err != nil {
-		panic(err)
-	}
 	account := types.NewADJID("15550000001", 0, 1)
 	store := plugin.ForAccount(account)
 	theirs := wsqlstore.NewSQLStore(whatsmeow, account)
@@ -68,12 +69,8 @@ func ExampleStore_SharesTransactions() {
 // whatsmeow's LID map pairs with it, in one statement.
 func ExampleStore_GetByLID() {
 	ctx := context.Background()
-	db, whatsmeow, cleanup := exampleDatabase()
+	plugin, whatsmeow, cleanup := exampleDatabase()
 	defer cleanup()
-	plugin := sqlstore.New(db)
-	if err := plugin.Upgrade(ctx); err != nil {
-		panic(err)
-	}
 	store := plugin.ForAccount(types.NewADJID("15550000001", 0, 1))
 	lid := types.NewJID("200000000000001", types.HiddenUserServer)
 	pn := types.NewJID("15551230001", types.DefaultUserServer)

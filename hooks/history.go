@@ -61,8 +61,11 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	}
 	own := c.own()
 	now := c.nowUnix()
-	var convs []*waHistorySync.Conversation
-	var chats []types.JID
+	// Sized for the whole blob up front: a blob of thousands of
+	// conversations otherwise regrows each slice a dozen times.
+	n := len(data.GetConversations())
+	convs := make([]*waHistorySync.Conversation, 0, n)
+	chats := make([]types.JID, 0, n)
 	for _, conv := range data.GetConversations() {
 		chat, err := types.ParseJID(conv.GetID())
 		if err != nil || Ineligible(chat, own) != "" {
@@ -73,10 +76,10 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	}
 	// One LID lookup for the whole blob; the mappings above are in by now.
 	chatKeys := c.storageKeys(ctx, chats)
-	var tokens []ReceivedToken
-	var keys []types.JID
-	var mends []sqlstore.HistoryMend
-	var senderTimes []sqlstore.SenderWrite
+	tokens := make([]ReceivedToken, 0, len(convs))
+	keys := make([]types.JID, 0, 2*len(convs))
+	mends := make([]sqlstore.HistoryMend, 0, len(convs))
+	senderTimes := make([]sqlstore.SenderWrite, 0, len(convs))
 	for i, conv := range convs {
 		chat, key := chats[i], chatKeys[i]
 		if Ineligible(key, own) != "" {

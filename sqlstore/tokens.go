@@ -161,12 +161,14 @@ func (s *Store) tuples(count, width, first int, tail string) string {
 // would settle them one after the other: the newest (the later one on a tie)
 // is written, the others report false.
 //
-// An empty token or a missing contact fails the whole batch before anything
-// is written.
+// An empty token, a missing contact or one CheckContact refuses fails the
+// whole batch before anything is written (callers check each write first).
 func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, error) {
 	for i, w := range writes {
 		if w.Contact.IsEmpty() {
 			return nil, fmt.Errorf("tctoken: token write #%d has no contact", i)
+		} else if err := CheckContact(w.Contact); err != nil {
+			return nil, fmt.Errorf("tctoken: refusing token write #%d: %w", i, err)
 		} else if len(w.Token) == 0 {
 			return nil, fmt.Errorf("tctoken: refusing to store an empty token from %s", contactKey(w.Contact))
 		} else if w.TokenTS < 0 {
@@ -360,6 +362,8 @@ func (s *Store) PutSenderTimestamps(ctx context.Context, writes ...SenderWrite) 
 	for i, w := range writes {
 		if w.Contact.IsEmpty() {
 			return fmt.Errorf("tctoken: sender timestamp #%d has no contact", i)
+		} else if err := CheckContact(w.Contact); err != nil {
+			return fmt.Errorf("tctoken: refusing sender timestamp #%d: %w", i, err)
 		} else if w.TS < 0 {
 			return fmt.Errorf("tctoken: refusing to store negative sender timestamp %d for %s", w.TS, contactKey(w.Contact))
 		} else if w.TS == 0 {

@@ -109,6 +109,9 @@ func findAppStateSalt(md protoreflect.MessageDescriptor) (nestedBytesField, stri
 	if problem != nil {
 		return nestedBytesField{outer: outer, inner: inner}, Disabled, problem
 	}
+	if inner.fd == nil {
+		return nestedBytesField{outer: outer, inner: inner}, fmt.Sprintf("%s.%d", outerName, NCTSaltActionSaltField), nil
+	}
 	return nestedBytesField{outer: outer, inner: inner}, outerName + "." + string(inner.fd.Name()), nil
 }
 

@@ -34,7 +34,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	if data == nil {
 		return
 	}
-	if salt, ok := UnknownBytesField(data, historySyncNCTSaltField); ok {
+	if salt, ok := c.compat.HistorySalt(data); ok {
 		c.applyHistorySalt(ctx, salt)
 	}
 	acc, err := c.acct(ctx)

@@ -42,8 +42,8 @@ func (s *TokenStore) GetPrivacyToken(ctx context.Context, user types.JID) (*stor
 	if c.closed.Load() {
 		return c.innerStore().GetPrivacyToken(ctx, user)
 	}
-	if n := c.native(); n != nil {
-		return c.nativeGet(ctx, user, n), nil
+	if c.compat.Native() {
+		return c.nativeGet(ctx, user), nil
 	}
 	user = user.ToNonAD()
 	if pin, ok := ctx.Value(pinKey{}).(*pinned); ok && (user == pin.lid || user == pin.pn) {
@@ -77,7 +77,7 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 		return err
 	}
 	var incoming []ReceivedToken
-	if c.native() != nil {
+	if c.compat.Native() {
 		incoming = c.nativePut(ctx, acc, tokens)
 	} else {
 		incoming = make([]ReceivedToken, len(tokens))

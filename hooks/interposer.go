@@ -3,6 +3,7 @@ package hooks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -11,6 +12,10 @@ import (
 
 	"github.com/tctoken/tctoken/sqlstore"
 )
+
+// errOnlyInWhatsmeow marks a token write that failed in the plugin's tables
+// but reached whatsmeow's own store.
+var errOnlyInWhatsmeow = errors.New("held by whatsmeow's own store only")
 
 // maxFutureSkew is how far ahead of our clock a token timestamp may be. A
 // token from far in the future would win every monotonic comparison forever.
@@ -74,7 +79,10 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 	}
 	acc, err := c.acct(ctx)
 	if err != nil {
-		return err
+		// Without the account's state (its database failing at bind),
+		// whatsmeow's own store still takes the tokens, as it would alone;
+		// the pass over whatsmeow's table at the next bind takes them over.
+		return c.innerStore().PutPrivacyTokens(ctx, tokens...)
 	}
 	var incoming []ReceivedToken
 	if c.native() != nil {
@@ -90,7 +98,11 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 	}
 	// whatsmeow logs the error it gets back on every attempt; the plugin's
 	// own log says it once per outage, with what it does about it.
-	if err = c.storeTokens(ctx, acc, "whatsmeow", incoming); err != nil {
+	if err = c.storeTokens(ctx, acc, "whatsmeow", incoming); errors.Is(err, errOnlyInWhatsmeow) {
+		// Stored as whatsmeow alone would have: nothing for it to retry.
+		c.warnOnce("token-store", err, "Failed to store privacy tokens in the plugin's tables; whatsmeow's own store holds them, and sends carry them")
+		return nil
+	} else if err != nil {
 		c.warnOnce("token-store", err, "Failed to store privacy tokens; sends keep the last known ones")
 		return err
 	}
@@ -125,9 +137,18 @@ func (c *Core) storeTokensApplied(ctx context.Context, acc *accountState, source
 	})
 	if err != nil {
 		c.metrics.dbError("put_tokens")
-		// The batch rolled back: nothing changed, and the cache (the last
-		// known tokens) stays as it was.
-		return nil, fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
+		err = fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
+		// The batch rolled back in the plugin's tables. whatsmeow's own
+		// store takes the tokens regardless, as it would without the
+		// plugin; the cache carries them to the next send, and the next
+		// pass over whatsmeow's table (at the next connect) takes them
+		// over.
+		if innerErr := c.putInner(ctx, lastPerContact(writes)); innerErr != nil {
+			return nil, fmt.Errorf("%w; whatsmeow's own store failed too: %w", err, innerErr)
+		}
+		acc.behind.Store(true)
+		c.wroteTokens(writes)
+		return nil, fmt.Errorf("%w (%w)", err, errOnlyInWhatsmeow)
 	}
 	c.storedTokens(source, result)
 	return result.through, nil
@@ -136,11 +157,19 @@ func (c *Core) storeTokensApplied(ctx context.Context, acc *accountState, source
 // tokenWrites validates received tokens and keys each under its LID when
 // known. A rejected token is logged, never written.
 func (c *Core) tokenWrites(ctx context.Context, source string, tokens []ReceivedToken) []sqlstore.TokenWrite {
+	return c.checkedTokenWrites(ctx, tokens, func(err error) {
+		c.log.Warn().Err(err).Str("source", source).Msg("Rejected a privacy token")
+	})
+}
+
+// checkedTokenWrites is tokenWrites that hands each rejection to reject
+// instead of logging it: the checks every path that stores a token makes.
+func (c *Core) checkedTokenWrites(ctx context.Context, tokens []ReceivedToken, reject func(err error)) []sqlstore.TokenWrite {
 	valid := make([]ReceivedToken, 0, len(tokens))
 	jids := make([]types.JID, 0, len(tokens))
 	for _, token := range tokens {
 		if err := c.checkToken(token.JID, token.Token, token.Timestamp); err != nil {
-			c.log.Warn().Err(err).Str("source", source).Msg("Rejected a privacy token")
+			reject(err)
 			continue
 		}
 		valid = append(valid, token)
@@ -157,7 +186,7 @@ func (c *Core) tokenWrites(ctx context.Context, source string, tokens []Received
 		// number mapped to our own LID (by a hostile history blob) would
 		// file the token under our own account.
 		if why := Ineligible(keys[i], own); why != "" {
-			c.log.Warn().Stringer("contact", token.JID).Str("source", source).Msg("Rejected a privacy token: the contact maps to " + why)
+			reject(fmt.Errorf("token from %s: the contact maps to %s", token.JID, why))
 			continue
 		}
 		ts := c.correctHistoryTimestamp(keys[i], token.Token, token.Timestamp)

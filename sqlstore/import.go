@@ -5,16 +5,29 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
+
+	"go.mau.fi/util/dbutil"
 )
 
 // WhatsmeowTokensTable is whatsmeow's own privacy token table, in the same
 // database as the plugin's.
 const WhatsmeowTokensTable = "whatsmeow_privacy_tokens"
 
-// ImportBatchSize is how many of whatsmeow's rows one import transaction
-// copies: small enough that SQLite's single write lock, which sends wait on,
-// is never held for long.
+// whatsmeowDevicesTable holds whatsmeow's devices: a database that has our
+// device there is the one whatsmeow's store runs on.
+const whatsmeowDevicesTable = "whatsmeow_device"
+
+// ImportBatchSize is how many of whatsmeow's rows one import batch reads:
+// small enough that the write of what it found, which holds SQLite's single
+// write lock that sends wait on, is never long.
 const ImportBatchSize = 2000
+
+// ErrWhatsmeowNotVisible is ImportWhatsmeowTokens' answer when the plugin's
+// database does not hold whatsmeow's token table for this account (the
+// plugin's tables were put in a database of their own). Nothing is recorded
+// then: only whatsmeow's own store can answer for its tokens.
+var ErrWhatsmeowNotVisible = errors.New("tctoken: whatsmeow's token table is not in the plugin's database")
 
 const (
 	getImportQuery = `SELECT imported_at, row_count FROM tctoken_imports WHERE our_jid=$1`
@@ -22,41 +35,76 @@ const (
 		INSERT INTO tctoken_imports (our_jid, imported_at, row_count) VALUES ($1, $2, $3)
 		ON CONFLICT (our_jid) DO UPDATE SET imported_at=excluded.imported_at, row_count=excluded.row_count
 	`
-	// The key ImportBatchSize rows past the last one imported: the upper
-	// bound of the next batch. No row means the next batch is the last.
+	// Our device in whatsmeow's device table: the database is whatsmeow's.
+	getWhatsmeowDeviceQuery = `SELECT 1 FROM whatsmeow_device WHERE jid=$1`
+	// The last key of the next batch: at most ImportBatchSize keys read from
+	// the primary key, which holds them, so no row is read. NULL when no key
+	// is left. The batch itself is then the closed range (after, upper].
 	importBoundQuery = `
-		SELECT their_jid FROM whatsmeow_privacy_tokens
-		WHERE our_jid=$1 AND their_jid > $2 ORDER BY their_jid LIMIT 1 OFFSET $3
+		SELECT MAX(their_jid) FROM (
+			SELECT their_jid FROM whatsmeow_privacy_tokens
+			WHERE our_jid=$1 AND their_jid > $2 ORDER BY their_jid LIMIT $3
+		) batch
 	`
-	// One batch, merged: a token the plugin already holds wins (see
-	// importNewerCondition), and the sender timestamp only moves forward. whatsmeow 2025-12 has no sender timestamp column (%s is then
-	// NULL); the newer whatsmeow writes 0 for "none". The WHERE in the
-	// SELECT also settles SQLite's INSERT ... SELECT ... ON CONFLICT parse.
-	// Tokens already expired ($5 is the receiver cutoff) stay behind: they
-	// would only be pruned again.
+	// One batch: whatsmeow's rows in the key range ($2, $3] that hold more
+	// than the plugin does for that contact. The plugin keys a token under
+	// the contact's LID where whatsmeow may have filed it under the phone
+	// number, so the plugin's row under the LID that whatsmeow's LID map
+	// pairs with the phone number counts too (%[2]s). A row is taken when
+	//   - its token is valid at the receiver cutoff ($4), and no row of the
+	//     plugin's holds a token as new, or the same bytes (the same bytes
+	//     with a newer timestamp are whatsmeow 2025-12's history-sync write,
+	//     our sender timestamp filed as the token's: the plugin's own
+	//     timestamp is the right one); or
+	//   - its sender timestamp (the newer whatsmeow's; %[1]s) is newer than
+	//     any of the plugin's rows.
+	// The plugin's rows are looked up one by one by key in scalar
+	// subqueries, which neither database turns into a join: joined,
+	// PostgreSQL hashed the plugin's whole table for every batch. It only
+	// reads: rows the plugin already holds cost no write, so a pass over a
+	// million of them takes no write lock.
 	importBatchQuery = `
-		INSERT INTO tctoken_tokens (our_jid, their_jid, token, token_ts, sender_ts, updated_at)
-		SELECT our_jid, their_jid, token, timestamp, %s, $4 FROM whatsmeow_privacy_tokens
-		WHERE our_jid=$1 AND their_jid > $2 AND ($3 = '' OR their_jid <= $3)
-			AND token IS NOT NULL AND length(token) > 0 AND timestamp >= $5
-		ON CONFLICT (our_jid, their_jid) DO UPDATE SET
-			token = CASE WHEN ` + importNewerCondition + ` THEN excluded.token ELSE tctoken_tokens.token END,
-			token_ts = CASE WHEN ` + importNewerCondition + ` THEN excluded.token_ts ELSE tctoken_tokens.token_ts END,
-			sender_ts = CASE WHEN excluded.sender_ts IS NOT NULL
-					AND (tctoken_tokens.sender_ts IS NULL OR excluded.sender_ts > tctoken_tokens.sender_ts)
-				THEN excluded.sender_ts ELSE tctoken_tokens.sender_ts END,
-			updated_at = excluded.updated_at
+		SELECT w.their_jid, w.token, w.timestamp, %[1]s
+		FROM whatsmeow_privacy_tokens w
+		WHERE w.our_jid=$1 AND w.their_jid > $2 AND w.their_jid <= $3
+			AND ((w.timestamp >= $4 AND (
+					SELECT 1 FROM tctoken_tokens p WHERE p.our_jid=$1 AND p.their_jid IN (w.their_jid, %[2]s)
+						AND p.token IS NOT NULL AND (p.token_ts >= w.timestamp OR p.token = w.token)
+					LIMIT 1
+				) IS NULL)
+				OR (%[1]s > 0 AND (
+					SELECT 1 FROM tctoken_tokens p WHERE p.our_jid=$1 AND p.their_jid IN (w.their_jid, %[2]s)
+						AND p.sender_ts >= %[1]s
+					LIMIT 1
+				) IS NULL))
 	`
-	// A token the plugin already holds wins, whatever the timestamps. The
-	// import runs once, on the account's first bind, so the plugin's rows
-	// then are only those written since: every one of them went through the
-	// plugin first, and was written through to whatsmeow's table, which
-	// holds the same or, caught mid-correction (a history-sync mend written
-	// through a moment later), a misfiled newer timestamp.
-	importNewerCondition = `tctoken_tokens.token IS NULL`
-	importSenderColumn   = `NULLIF(sender_timestamp, 0)`
-	importNoSender       = `CAST(NULL AS BIGINT)`
+	// The LID whatsmeow's LID map pairs with the phone number of w, as the
+	// plugin keys it; NULL for a LID, or a number without one.
+	importPairedLID = `(SELECT m.lid || '@lid' FROM whatsmeow_lid_map m WHERE m.pn=replace(w.their_jid, '@s.whatsapp.net', ''))`
+	// whatsmeow 2025-12 has no sender timestamp column; the newer whatsmeow
+	// writes 0 for "none".
+	importSenderColumn = `COALESCE(w.sender_timestamp, 0)`
+	importNoSender     = `0`
 )
+
+// WhatsmeowToken is one row of whatsmeow's token table that holds more than
+// the plugin's rows: a token, a sender timestamp, or both. Nothing in it has
+// been checked; Contact is whatsmeow's key as stored.
+type WhatsmeowToken struct {
+	Contact  string
+	Token    []byte
+	TokenTS  int64
+	SenderTS int64
+}
+
+// ImportResult is what one pass over whatsmeow's token table did.
+type ImportResult struct {
+	// Rows is how many of whatsmeow's rows held more than the plugin's and
+	// were handed to the batch writer.
+	Rows int64
+	// Batches is how many key ranges were read.
+	Batches int
+}
 
 // Imported reports whether whatsmeow's tokens were already imported for this
 // account.
@@ -71,55 +119,123 @@ func (s *Store) Imported(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// ImportWhatsmeowTokens copies this account's rows from whatsmeow's own token
-// table into the plugin's, in batches of ImportBatchSize, each its own
-// transaction, and then records that the import ran. A token the plugin
-// already holds is kept, and sender timestamps only move forward, so running
-// it again changes nothing that matters. Tokens older than recvCutoff (expired on
-// the receiver side) are not copied. afterBatch (may be nil) runs after each
-// committed batch. A database without whatsmeow's table imports nothing and
-// is recorded as imported. It returns how many rows were merged.
-func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, afterBatch func()) (int64, error) {
+// SeesWhatsmeow reports whether the plugin's database holds whatsmeow's
+// token table for this account: the table, and our device in whatsmeow's
+// device table beside it. A database of the plugin's own holds neither.
+func (s *Store) SeesWhatsmeow(ctx context.Context) (bool, error) {
+	for _, table := range []string{WhatsmeowTokensTable, whatsmeowDevicesTable} {
+		exists, err := s.db.TableExists(ctx, table)
+		if err != nil {
+			return false, fmt.Errorf("tctoken: failed to look for %s for %s: %w", table, s.ourJID, err)
+		} else if !exists {
+			return false, nil
+		}
+	}
+	var one int
+	err := s.db.QueryRow(ctx, getWhatsmeowDeviceQuery, s.ourJID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("tctoken: failed to look for the device %s in %s: %w", s.ourJID, whatsmeowDevicesTable, err)
+	}
+	return true, nil
+}
+
+// ImportWhatsmeowTokens goes over this account's rows in whatsmeow's own
+// token table, in key ranges of ImportBatchSize, and hands write the rows
+// that hold more than the plugin's (see importBatchQuery), one batch at a
+// time; then it records that the pass ran. write checks and stores them
+// (the store has no say in what a valid token is). Tokens expired at
+// recvCutoff are not handed over unless their sender timestamp is newer.
+//
+// Reading a batch takes no lock a send waits on; write does, on SQLite, for
+// as long as it writes. So after a batch that found rows, on SQLite, the
+// pass pauses three times as long as the batch took (as Prune does, and for
+// the same reason: a send waiting in SQLite's busy handler retries in the
+// pause), and otherwise as long as the batch took, so that a pass over a
+// million rows does not take the CPU that sends need on a small machine.
+//
+// A database that does not hold whatsmeow's table for the account (see
+// SeesWhatsmeow) returns ErrWhatsmeowNotVisible and records nothing.
+func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, write func(ctx context.Context, rows []WhatsmeowToken) error) (ImportResult, error) {
+	var result ImportResult
 	recvCutoff = max(recvCutoff, 0)
-	exists, err := s.db.TableExists(ctx, WhatsmeowTokensTable)
+	if visible, err := s.SeesWhatsmeow(ctx); err != nil {
+		return result, err
+	} else if !visible {
+		return result, fmt.Errorf("%w (account %s)", ErrWhatsmeowNotVisible, s.ourJID)
+	}
+	sender := importNoSender
+	if shape, err := s.whatsmeowTableShape(ctx); err != nil {
+		return result, fmt.Errorf("tctoken: failed to inspect %s while importing for %s: %w", WhatsmeowTokensTable, s.ourJID, err)
+	} else if shape == whatsmeowShapeSender {
+		sender = importSenderColumn
+	}
+	query := fmt.Sprintf(importBatchQuery, sender, importPairedLID)
+	after := ""
+	for {
+		start := time.Now()
+		var upper sql.NullString
+		if err := s.db.QueryRow(ctx, importBoundQuery, s.ourJID, after, ImportBatchSize).Scan(&upper); err != nil {
+			return result, fmt.Errorf("tctoken: failed to page whatsmeow's tokens of %s after %q: %w", s.ourJID, after, err)
+		} else if !upper.Valid {
+			break
+		}
+		rows, err := s.readImportBatch(ctx, query, after, upper.String, recvCutoff)
+		if err != nil {
+			return result, fmt.Errorf("tctoken: failed to read whatsmeow's tokens of %s in (%q, %q]: %w", s.ourJID, after, upper.String, err)
+		}
+		result.Batches++
+		if len(rows) > 0 {
+			if err := write(ctx, rows); err != nil {
+				return result, fmt.Errorf("tctoken: failed to import whatsmeow's tokens of %s in (%q, %q]: %w", s.ourJID, after, upper.String, err)
+			}
+			result.Rows += int64(len(rows))
+		}
+		after = upper.String
+		if err := s.pauseAfterBatch(ctx, time.Since(start), len(rows) > 0); err != nil {
+			return result, fmt.Errorf("tctoken: import for %s interrupted: %w", s.ourJID, err)
+		}
+	}
+	if _, err := s.db.Exec(ctx, putImportQuery, s.ourJID, s.now(), result.Rows); err != nil {
+		return result, fmt.Errorf("tctoken: failed to record the import for %s: %w", s.ourJID, err)
+	}
+	return result, nil
+}
+
+// readImportBatch reads one key range of whatsmeow's rows (see
+// importBatchQuery).
+func (s *Store) readImportBatch(ctx context.Context, query, after, upper string, recvCutoff int64) ([]WhatsmeowToken, error) {
+	rows, err := s.db.Query(ctx, query, s.ourJID, after, upper, recvCutoff)
 	if err != nil {
-		return 0, fmt.Errorf("tctoken: failed to look for %s while importing for %s: %w", WhatsmeowTokensTable, s.ourJID, err)
+		return nil, err
 	}
-	var total int64
-	if exists {
-		sender := importNoSender
-		if has, err := s.db.ColumnExists(ctx, WhatsmeowTokensTable, "sender_timestamp"); err != nil {
-			return 0, fmt.Errorf("tctoken: failed to inspect %s while importing for %s: %w", WhatsmeowTokensTable, s.ourJID, err)
-		} else if has {
-			sender = importSenderColumn
-		}
-		query := fmt.Sprintf(importBatchQuery, sender)
-		after := ""
-		for {
-			var upper string
-			err := s.db.QueryRow(ctx, importBoundQuery, s.ourJID, after, ImportBatchSize-1).Scan(&upper)
-			if errors.Is(err, sql.ErrNoRows) {
-				upper = ""
-			} else if err != nil {
-				return total, fmt.Errorf("tctoken: failed to page whatsmeow's tokens of %s after %q: %w", s.ourJID, after, err)
-			}
-			res, err := s.db.Exec(ctx, query, s.ourJID, after, upper, s.now(), recvCutoff)
-			if err != nil {
-				return total, fmt.Errorf("tctoken: failed to import whatsmeow's tokens of %s after %q: %w", s.ourJID, after, err)
-			}
-			n, _ := res.RowsAffected()
-			total += n
-			if afterBatch != nil {
-				afterBatch()
-			}
-			if upper == "" {
-				break
-			}
-			after = upper
-		}
+	return dbutil.ConvertRowFn[WhatsmeowToken](scanWhatsmeowToken).NewRowIter(rows, nil).AsList()
+}
+
+func scanWhatsmeowToken(row dbutil.Scannable) (WhatsmeowToken, error) {
+	var token WhatsmeowToken
+	err := row.Scan(&token.Contact, &token.Token, &token.TokenTS, &token.SenderTS)
+	return token, err
+}
+
+// importMinPause is the shortest pause after an import batch that wrote,
+// on SQLite.
+const importMinPause = 2 * time.Millisecond
+
+// pauseAfterBatch waits between two import batches; see
+// ImportWhatsmeowTokens.
+func (s *Store) pauseAfterBatch(ctx context.Context, took time.Duration, wrote bool) error {
+	wait := took
+	if wrote && s.db.Dialect == dbutil.SQLite {
+		wait = max(3*took, importMinPause)
 	}
-	if _, err := s.db.Exec(ctx, putImportQuery, s.ourJID, s.now(), total); err != nil {
-		return total, fmt.Errorf("tctoken: failed to record the import for %s: %w", s.ourJID, err)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
 	}
-	return total, nil
 }

@@ -149,9 +149,9 @@ func (s *Store) SeesWhatsmeow(ctx context.Context) (bool, error) {
 // recvCutoff are not handed over unless their sender timestamp is newer.
 //
 // Reading a batch takes no lock a send waits on; write does, on SQLite, for
-// as long as it writes. So after a batch that found rows, on SQLite, the
-// pass pauses three times as long as the batch took (as Prune does, and for
-// the same reason: a send waiting in SQLite's busy handler retries in the
+// as long as it writes. So after a batch that wrote, on SQLite, the pass
+// pauses three times as long as the write took (as Prune does, and for the
+// same reason: a send waiting in SQLite's busy handler retries in the
 // pause), and otherwise as long as the batch took, so that a pass over a
 // million rows does not take the CPU that sends need on a small machine.
 //
@@ -175,25 +175,36 @@ func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, wri
 	after := ""
 	for {
 		start := time.Now()
+		var rows []WhatsmeowToken
 		var upper sql.NullString
-		if err := s.db.QueryRow(ctx, importBoundQuery, s.ourJID, after, ImportBatchSize).Scan(&upper); err != nil {
-			return result, fmt.Errorf("tctoken: failed to page whatsmeow's tokens of %s after %q: %w", s.ourJID, after, err)
+		err := s.importReadTxn(ctx, func(ctx context.Context) (err error) {
+			if err = s.db.QueryRow(ctx, importBoundQuery, s.ourJID, after, ImportBatchSize).Scan(&upper); err != nil {
+				return fmt.Errorf("page after %q: %w", after, err)
+			} else if !upper.Valid {
+				return nil
+			}
+			if rows, err = s.readImportBatch(ctx, query, after, upper.String, recvCutoff); err != nil {
+				return fmt.Errorf("read (%q, %q]: %w", after, upper.String, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return result, fmt.Errorf("tctoken: failed to read whatsmeow's tokens of %s: %w", s.ourJID, err)
 		} else if !upper.Valid {
 			break
 		}
-		rows, err := s.readImportBatch(ctx, query, after, upper.String, recvCutoff)
-		if err != nil {
-			return result, fmt.Errorf("tctoken: failed to read whatsmeow's tokens of %s in (%q, %q]: %w", s.ourJID, after, upper.String, err)
-		}
 		result.Batches++
+		var wrote time.Duration
 		if len(rows) > 0 {
+			writeStart := time.Now()
 			if err := write(ctx, rows); err != nil {
 				return result, fmt.Errorf("tctoken: failed to import whatsmeow's tokens of %s in (%q, %q]: %w", s.ourJID, after, upper.String, err)
 			}
+			wrote = time.Since(writeStart)
 			result.Rows += int64(len(rows))
 		}
 		after = upper.String
-		if err := s.pauseAfterBatch(ctx, time.Since(start), len(rows) > 0); err != nil {
+		if err := s.pauseAfterBatch(ctx, time.Since(start)-wrote, wrote); err != nil {
 			return result, fmt.Errorf("tctoken: import for %s interrupted: %w", s.ourJID, err)
 		}
 	}
@@ -219,16 +230,46 @@ func scanWhatsmeowToken(row dbutil.Scannable) (WhatsmeowToken, error) {
 	return token, err
 }
 
+// importPlanSettings pins, for one batch's read transaction on PostgreSQL,
+// the plan that reads whatsmeow's key range and the plugin's rows by index.
+// Right after a bridge filled them (a history sync, the first import),
+// before autovacuum has analysed the tables, the planner guessed a few rows
+// per account, and read and sorted every key past the batch's lower bound
+// to find its upper one, for every batch.
+const importPlanSettings = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+	set_config('enable_sort', 'off', true)`
+
+// importReadTxn runs one batch's reads: on PostgreSQL in a transaction
+// that pins their plan (see importPlanSettings), on SQLite as they are.
+func (s *Store) importReadTxn(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.db.Dialect != dbutil.Postgres {
+		return fn(ctx)
+	}
+	return s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		if _, err := s.db.Exec(ctx, importPlanSettings); err != nil {
+			return fmt.Errorf("planner settings: %w", err)
+		}
+		return fn(ctx)
+	})
+}
+
 // importMinPause is the shortest pause after an import batch that wrote,
 // on SQLite.
 const importMinPause = 2 * time.Millisecond
 
-// pauseAfterBatch waits between two import batches; see
-// ImportWhatsmeowTokens.
-func (s *Store) pauseAfterBatch(ctx context.Context, took time.Duration, wrote bool) error {
-	wait := took
-	if wrote && s.db.Dialect == dbutil.SQLite {
-		wait = max(3*took, importMinPause)
+// pauseAfterBatch waits between two import batches, after one that spent
+// read reading and wrote writing (zero when it found nothing to write); see
+// ImportWhatsmeowTokens. On SQLite, after a write, it also checkpoints the
+// WAL, where that costs the import rather than the next send's commit (as
+// Prune does).
+func (s *Store) pauseAfterBatch(ctx context.Context, read, wrote time.Duration) error {
+	wait := read + wrote
+	if wrote > 0 && s.db.Dialect == dbutil.SQLite {
+		start := time.Now()
+		if _, err := s.db.Exec(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		wait = max(3*wrote, importMinPause) - time.Since(start)
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()

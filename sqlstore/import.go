@@ -150,9 +150,11 @@ func (s *Store) SeesWhatsmeow(ctx context.Context) (bool, error) {
 //
 // Reading a batch takes no lock a send waits on; write does, on SQLite, for
 // as long as it writes. So after a batch that wrote, on SQLite, the pass
-// pauses three times as long as the write took (as Prune does, and for the
-// same reason: a send waiting in SQLite's busy handler retries in the
-// pause), and otherwise as long as the batch took, so that a pass over a
+// pauses as long as the write took (as Prune does, and for the same reason:
+// a send waiting in SQLite's busy handler retries in the pause; a prune's
+// statements are short, and it pauses three times as long, but a write of
+// 2,000 rows would then make the first import of a million rows take over
+// 15 s), and otherwise as long as the batch took, so that a pass over a
 // million rows does not take the CPU that sends need on a small machine.
 //
 // A database that does not hold whatsmeow's table for the account (see
@@ -269,7 +271,7 @@ func (s *Store) pauseAfterBatch(ctx context.Context, read, wrote time.Duration) 
 		if _, err := s.db.Exec(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
-		wait = max(3*wrote, importMinPause) - time.Since(start)
+		wait = max(wrote, importMinPause) - time.Since(start)
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()

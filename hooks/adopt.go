@@ -61,8 +61,8 @@ func (c *Core) runImport(ctx context.Context, acc *accountState) {
 	start := time.Now()
 	cutoff := acc.policy.Load().Timing.ReceiverCutoff(c.nowUnix())
 	var rejects importRejects
-	result, err := acc.store.ImportWhatsmeowTokens(ctx, cutoff, func(ctx context.Context, rows []sqlstore.WhatsmeowToken) error {
-		return c.importBatch(ctx, acc, rows, rejects.add)
+	result, err := acc.store.ImportWhatsmeowTokens(ctx, cutoff, func(ctx context.Context, batch sqlstore.ImportBatch) error {
+		return c.importBatch(ctx, acc, batch, rejects.add)
 	})
 	if rejects.count > 0 {
 		c.log.Warn().Err(rejects.first).Int("rows", rejects.count).
@@ -104,74 +104,71 @@ func (r *importRejects) add(err error) {
 
 // importBatch stores one batch of whatsmeow's rows in the plugin's tables,
 // in one transaction: each token under the checks every other path makes
-// (size, timestamp not in the future, a contact that can issue tokens), keyed
-// under the LID when known, and written monotonically; sender timestamps only
-// move forward. Tokens expired at the receiver cutoff are left behind. It is
-// the one write an import makes, batch after batch.
-func (c *Core) importBatch(ctx context.Context, acc *accountState, rows []sqlstore.WhatsmeowToken, reject func(error)) error {
+// (size, a timestamp not in the future, a contact that can hold a token),
+// keyed under the LID when known, and written monotonically; sender
+// timestamps only move forward. Tokens expired at the receiver cutoff are
+// left behind. It is the one write an import makes, batch after batch.
+//
+// The rows that are their own key and pass go in the database-side copy of
+// the batch (batch.Copy); the others, and all of them when there is no copy
+// (a row a read found, see adoptRow), are written from here.
+func (c *Core) importBatch(ctx context.Context, acc *accountState, batch sqlstore.ImportBatch, reject func(error)) error {
 	now := c.nowUnix()
 	cutoff := acc.policy.Load().Timing.ReceiverCutoff(now)
-	tokens := make([]ReceivedToken, 0, len(rows))
-	var senderJIDs []types.JID
-	var senderTS []int64
-	for _, row := range rows {
+	rows := make([]sqlstore.WhatsmeowToken, 0, len(batch.Rows))
+	jids := make([]types.JID, 0, len(batch.Rows))
+	var except []string
+	for _, row := range batch.Rows {
 		jid, err := types.ParseJID(row.Contact)
+		if err == nil && row.TokenTS >= cutoff {
+			err = c.checkToken(jid, row.Token, row.TokenTS)
+		}
 		if err != nil {
 			reject(fmt.Errorf("whatsmeow's row for %q: %w", row.Contact, err))
+			except = append(except, row.Contact)
 			continue
 		}
-		if row.TokenTS >= cutoff {
-			tokens = append(tokens, ReceivedToken{JID: jid, Token: row.Token, Timestamp: row.TokenTS})
+		rows, jids = append(rows, row), append(jids, jid)
+	}
+	keys := c.storageKeys(ctx, jids)
+	own := c.own()
+	copied := batch.Copyable()
+	var writes []sqlstore.TokenWrite
+	var senders []sqlstore.SenderWrite
+	for i, row := range rows {
+		// The contact is checked above; its key must pass too (see
+		// tokenWrites).
+		if why := Ineligible(keys[i], own); why != "" {
+			reject(fmt.Errorf("whatsmeow's row for %s: the contact maps to %s", jids[i], why))
+			except = append(except, row.Contact)
+			continue
 		}
-		if row.SenderTS > 0 && row.SenderTS <= now+maxFutureSkew {
-			senderJIDs, senderTS = append(senderJIDs, jid), append(senderTS, row.SenderTS)
+		valid := row.TokenTS >= cutoff
+		if copied && valid && keys[i].String() == row.Contact {
+			continue
+		}
+		except = append(except, row.Contact)
+		if valid {
+			writes = append(writes, sqlstore.TokenWrite{Contact: keys[i], Token: row.Token, TokenTS: row.TokenTS, SenderTS: row.SenderTS})
+		} else if row.SenderTS > 0 && row.SenderTS <= now+maxFutureSkew {
+			senders = append(senders, sqlstore.SenderWrite{Contact: keys[i], TS: row.SenderTS})
 		}
 	}
-	writes := c.checkedTokenWrites(ctx, tokens, reject)
-	senders := c.senderWrites(ctx, senderJIDs, senderTS)
-	if len(writes) == 0 && len(senders) == 0 {
-		return nil
-	}
-	keys := make([]types.JID, 0, len(writes)+len(senders))
 	err := acc.store.InTxn(ctx, func(ctx context.Context) error {
-		applied, err := acc.store.PutTokens(ctx, writes...)
-		if err != nil {
-			return err
-		}
-		for i, write := range writes {
-			if applied[i] {
-				keys = append(keys, write.Contact)
+		if copied && len(except) < len(batch.Rows) {
+			if err := batch.Copy(ctx, sqlstore.TokenChecks{LatestTS: now + maxFutureSkew, MaxSize: MaxTokenSize}, except...); err != nil {
+				return err
 			}
 		}
-		if err = acc.store.PutSenderTimestamps(ctx, senders...); err != nil {
+		if _, err := acc.store.PutTokens(ctx, writes...); err != nil {
 			return err
 		}
-		for _, sender := range senders {
-			keys = append(keys, sender.Contact)
-		}
-		return nil
+		return acc.store.PutSenderTimestamps(ctx, senders...)
 	})
 	// Committed or not, what the cache holds for these contacts is read
 	// again on its next use.
 	c.wrote(keys...)
 	return err
-}
-
-// senderWrites keys sender timestamps of whatsmeow's rows as tokens are
-// keyed, and leaves out those of contacts that cannot hold one.
-func (c *Core) senderWrites(ctx context.Context, jids []types.JID, stamps []int64) []sqlstore.SenderWrite {
-	if len(jids) == 0 {
-		return nil
-	}
-	keys := c.storageKeys(ctx, jids)
-	own := c.own()
-	writes := make([]sqlstore.SenderWrite, 0, len(keys))
-	for i, key := range keys {
-		if Ineligible(jids[i], own) == "" && Ineligible(key, own) == "" {
-			writes = append(writes, sqlstore.SenderWrite{Contact: key, TS: stamps[i]})
-		}
-	}
-	return writes
 }
 
 // innerRow reads whatsmeow's own store for a contact while this bind's
@@ -221,8 +218,8 @@ func (c *Core) adoptRow(acc *accountState, row *sqlstore.Entry) {
 	}
 	c.goBackground(func(ctx context.Context) {
 		defer c.adopting.Delete(key)
-		rows := []sqlstore.WhatsmeowToken{{Contact: key.String(), Token: row.Token, TokenTS: row.TokenTS}}
-		err := c.importBatch(ctx, acc, rows, func(err error) {
+		batch := sqlstore.ImportBatch{Rows: []sqlstore.WhatsmeowToken{{Contact: key.String(), Token: row.Token, TokenTS: row.TokenTS}}}
+		err := c.importBatch(ctx, acc, batch, func(err error) {
 			c.log.Debug().Err(err).Msg("Did not take over whatsmeow's row for a contact")
 		})
 		if err != nil {

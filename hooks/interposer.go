@@ -157,19 +157,11 @@ func (c *Core) storeTokensApplied(ctx context.Context, acc *accountState, source
 // tokenWrites validates received tokens and keys each under its LID when
 // known. A rejected token is logged, never written.
 func (c *Core) tokenWrites(ctx context.Context, source string, tokens []ReceivedToken) []sqlstore.TokenWrite {
-	return c.checkedTokenWrites(ctx, tokens, func(err error) {
-		c.log.Warn().Err(err).Str("source", source).Msg("Rejected a privacy token")
-	})
-}
-
-// checkedTokenWrites is tokenWrites that hands each rejection to reject
-// instead of logging it: the checks every path that stores a token makes.
-func (c *Core) checkedTokenWrites(ctx context.Context, tokens []ReceivedToken, reject func(err error)) []sqlstore.TokenWrite {
 	valid := make([]ReceivedToken, 0, len(tokens))
 	jids := make([]types.JID, 0, len(tokens))
 	for _, token := range tokens {
 		if err := c.checkToken(token.JID, token.Token, token.Timestamp); err != nil {
-			reject(err)
+			c.log.Warn().Err(err).Str("source", source).Msg("Rejected a privacy token")
 			continue
 		}
 		valid = append(valid, token)
@@ -186,7 +178,7 @@ func (c *Core) checkedTokenWrites(ctx context.Context, tokens []ReceivedToken, r
 		// number mapped to our own LID (by a hostile history blob) would
 		// file the token under our own account.
 		if why := Ineligible(keys[i], own); why != "" {
-			reject(fmt.Errorf("token from %s: the contact maps to %s", token.JID, why))
+			c.log.Warn().Stringer("contact", token.JID).Str("source", source).Msg("Rejected a privacy token: the contact maps to " + why)
 			continue
 		}
 		ts := c.correctHistoryTimestamp(keys[i], token.Token, token.Timestamp)

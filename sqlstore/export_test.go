@@ -9,8 +9,8 @@ import (
 )
 
 // ImportPlans returns the database's plans for the import's two statements
-// on the key range (after, upper], as the import runs them: "bound" and
-// "batch".
+// on the key range (after, upper], as the import runs them: "bound",
+// "batch" and "copy".
 func (s *Store) ImportPlans(ctx context.Context, after, upper string) (map[string]string, error) {
 	plans := make(map[string]string, 2)
 	for name, q := range map[string]struct {
@@ -19,6 +19,7 @@ func (s *Store) ImportPlans(ctx context.Context, after, upper string) (map[strin
 	}{
 		"bound": {importBoundQuery, []any{s.ourJID, after, ImportBatchSize}},
 		"batch": {fmt.Sprintf(importBatchQuery, importSenderColumn, importPairedLID), []any{s.ourJID, after, upper, 0}},
+		"copy":  {fmt.Sprintf(importCopyQuery, importSenderColumn, importPairedLID, ""), []any{s.ourJID, after, upper, 0, 1 << 40, 1024, 0}},
 	} {
 		var plan string
 		err := s.importReadTxn(ctx, func(ctx context.Context) (err error) {

@@ -45,24 +45,11 @@ func whatsmeowTables(t testing.TB, db *dbutil.Database, withSenderColumn bool) {
 }
 
 // importInto is the batch writer a test hands ImportWhatsmeowTokens: it
-// stores each row as it came, and counts the batches.
-func importInto(t testing.TB, s *sqlstore.Store, batches *int) func(ctx context.Context, rows []sqlstore.WhatsmeowToken) error {
-	return func(ctx context.Context, rows []sqlstore.WhatsmeowToken) error {
+// copies each batch whole, and counts the batches.
+func importInto(t testing.TB, s *sqlstore.Store, batches *int) func(ctx context.Context, batch sqlstore.ImportBatch) error {
+	return func(ctx context.Context, batch sqlstore.ImportBatch) error {
 		*batches++
-		var writes []sqlstore.TokenWrite
-		var senders []sqlstore.SenderWrite
-		for _, row := range rows {
-			jid, err := types.ParseJID(row.Contact)
-			if err != nil {
-				t.Fatalf("row for %q: %v", row.Contact, err)
-			}
-			writes = append(writes, sqlstore.TokenWrite{Contact: jid, Token: row.Token, TokenTS: row.TokenTS})
-			senders = append(senders, sqlstore.SenderWrite{Contact: jid, TS: row.SenderTS})
-		}
-		if _, err := s.PutTokens(ctx, writes...); err != nil {
-			return err
-		}
-		return s.PutSenderTimestamps(ctx, senders...)
+		return batch.Copy(ctx, sqlstore.TokenChecks{LatestTS: clockUnix + 86400, MaxSize: 1024})
 	}
 }
 
@@ -185,7 +172,7 @@ func TestImportWithoutWhatsmeowTables(t *testing.T) {
 	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
 		ctx := context.Background()
 		s := newContainer(t, db).ForAccount(ourJID)
-		write := func(context.Context, []sqlstore.WhatsmeowToken) error {
+		write := func(context.Context, sqlstore.ImportBatch) error {
 			t.Fatal("nothing to hand over")
 			return nil
 		}
@@ -255,11 +242,13 @@ func TestImportBatchPlan(t *testing.T) {
 			ranged = regexp.MustCompile(`SEARCH w USING (INDEX \S+|PRIMARY KEY) \(our_jid=\? AND their_jid>\? AND their_jid<\?\)`)
 			scan = regexp.MustCompile(`(^|\n)\s*SCAN `)
 		}
-		if !ranged.MatchString(plans["batch"]) {
-			t.Fatalf("the batch does not read one key range bounded on both sides:\n%s", plans["batch"])
-		}
-		if scan.MatchString(plans["batch"]) {
-			t.Fatalf("the batch scans a table whole:\n%s", plans["batch"])
+		for _, name := range []string{"batch", "copy"} {
+			if !ranged.MatchString(plans[name]) {
+				t.Fatalf("the %s does not read one key range bounded on both sides:\n%s", name, plans[name])
+			}
+			if scan.MatchString(plans[name]) {
+				t.Fatalf("the %s scans a table whole:\n%s", name, plans[name])
+			}
 		}
 		// The bound reads at most a batch of keys from the index, no row.
 		var bounded *regexp.Regexp

@@ -9,6 +9,8 @@ import (
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/tctoken/tctoken/sqlstore"
 )
 
 // nativeTokens is what a whatsmeow that attaches tokens, computes cstokens
@@ -147,7 +149,8 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 	own := c.own()
 	for _, token := range tokens {
 		senderTS := senderTimestampOf(token)
-		if senderTS > 0 && senderTS <= time.Now().Unix()+maxFutureSkew {
+		// A JID the database cannot hold is refused with its token below.
+		if senderTS > 0 && senderTS <= time.Now().Unix()+maxFutureSkew && sqlstore.CheckContact(token.User) == nil {
 			key, _, _ := c.resolve(ctx, token.User)
 			if Ineligible(key, own) != "" {
 				// Our own account (a history mapping can pair a contact's

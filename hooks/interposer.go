@@ -244,6 +244,11 @@ func (c *Core) storedTokens(source string, result tokenWriteResult) {
 // checkToken rejects what no real server sends. The error names the contact
 // and what was wrong, never the bytes.
 func (c *Core) checkToken(contact types.JID, token []byte, ts int64) error {
+	// Before anything reads or writes the database with it: on
+	// PostgreSQL such a JID fails the statement, and with it the batch.
+	if err := sqlstore.CheckContact(contact); err != nil {
+		return fmt.Errorf("token from a contact that cannot be stored: %w", err)
+	}
 	// With our own account known: a token "from" us is never stored.
 	if why := Ineligible(contact, c.own()); why != "" {
 		return fmt.Errorf("token from %s (%s), which cannot issue tokens", contact, why)

@@ -120,7 +120,7 @@ func (c *Core) importBatch(ctx context.Context, acc *accountState, batch sqlstor
 	var except []string
 	for _, row := range batch.Rows {
 		jid, err := types.ParseJID(row.Contact)
-		if err == nil && row.TokenTS >= cutoff {
+		if err == nil && row.TokenNewer {
 			err = c.checkToken(jid, row.Token, row.TokenTS)
 		}
 		if err != nil {
@@ -143,7 +143,7 @@ func (c *Core) importBatch(ctx context.Context, acc *accountState, batch sqlstor
 			except = append(except, row.Contact)
 			continue
 		}
-		valid := row.TokenTS >= cutoff
+		valid := row.TokenNewer && row.TokenTS >= cutoff
 		if copied && valid && keys[i].String() == row.Contact {
 			continue
 		}
@@ -218,7 +218,7 @@ func (c *Core) adoptRow(acc *accountState, row *sqlstore.Entry) {
 	}
 	c.goBackground(func(ctx context.Context) {
 		defer c.adopting.Delete(key)
-		batch := sqlstore.ImportBatch{Rows: []sqlstore.WhatsmeowToken{{Contact: key.String(), Token: row.Token, TokenTS: row.TokenTS}}}
+		batch := sqlstore.ImportBatch{Rows: []sqlstore.WhatsmeowToken{{Contact: key.String(), Token: row.Token, TokenTS: row.TokenTS, TokenNewer: true}}}
 		err := c.importBatch(ctx, acc, batch, func(err error) {
 			c.log.Debug().Err(err).Msg("Did not take over whatsmeow's row for a contact")
 		})

@@ -64,11 +64,16 @@ const (
 	// PostgreSQL hashed the plugin's whole table for every batch. It only
 	// reads: rows the plugin already holds cost no write, so a pass over a
 	// million of them takes no write lock.
+	// The last column says which: whether the token is taken.
 	importBatchQuery = `
-		SELECT w.their_jid, w.token, w.timestamp, %[1]s
-		FROM whatsmeow_privacy_tokens w
-		WHERE w.our_jid=$1 AND w.their_jid > $2 AND w.their_jid <= $3
-			AND ((w.timestamp >= $4 AND ` + importTokenNewer + `) OR ` + importSenderNewer + `)
+		SELECT their_jid, token, timestamp, sender, token_newer FROM (
+			SELECT w.their_jid, w.token, w.timestamp, %[1]s AS sender,
+				CASE WHEN w.timestamp >= $4 AND ` + importTokenNewer + ` THEN 1 ELSE 0 END AS token_newer,
+				CASE WHEN ` + importSenderNewer + ` THEN 1 ELSE 0 END AS sender_newer
+			FROM whatsmeow_privacy_tokens w
+			WHERE w.our_jid=$1 AND w.their_jid > $2 AND w.their_jid <= $3
+		) batch
+		WHERE token_newer = 1 OR sender_newer = 1
 	`
 	importTokenNewer = `(
 			SELECT 1 FROM tctoken_tokens p WHERE p.our_jid=$1 AND p.their_jid IN (w.their_jid, %[2]s)
@@ -88,13 +93,16 @@ const (
 	// SQLite. It repeats the read's conditions, and the checks on a token's
 	// shape ($5 the latest timestamp allowed, $6 the longest token), so a
 	// row that changed since the read is written only if it still passes
-	// them; the rule of PutTokens decides against the plugin's row.
+	// them; the rule of PutTokens decides against the plugin's row. The
+	// unary plus keeps the timestamp conditions off the newer whatsmeow's
+	// index on (our_jid, timestamp): with it, the copy read every valid
+	// token of the account instead of the batch's key range.
 	importCopyQuery = `
 		INSERT INTO tctoken_tokens (our_jid, their_jid, token, token_ts, sender_ts, updated_at)
 		SELECT w.our_jid, w.their_jid, w.token, w.timestamp, NULLIF(%[1]s, 0), $7
 		FROM whatsmeow_privacy_tokens w
 		WHERE w.our_jid=$1 AND w.their_jid > $2 AND w.their_jid <= $3
-			AND w.timestamp >= $4 AND w.timestamp > 0 AND w.timestamp <= $5
+			AND +w.timestamp >= $4 AND +w.timestamp > 0 AND +w.timestamp <= $5
 			AND length(w.token) > 0 AND length(w.token) <= $6
 			AND ` + importTokenNewer + `%[3]s
 		ON CONFLICT (our_jid, their_jid) DO UPDATE SET
@@ -121,6 +129,9 @@ type WhatsmeowToken struct {
 	Token    []byte
 	TokenTS  int64
 	SenderTS int64
+	// TokenNewer: the token is valid at the cutoff and newer than the
+	// plugin's; otherwise only the sender timestamp is.
+	TokenNewer bool
 }
 
 // ImportBatch is one key range of whatsmeow's rows, as ImportWhatsmeowTokens
@@ -302,7 +313,7 @@ func (s *Store) readImportBatch(ctx context.Context, query, after, upper string,
 
 func scanWhatsmeowToken(row dbutil.Scannable) (WhatsmeowToken, error) {
 	var token WhatsmeowToken
-	err := row.Scan(&token.Contact, &token.Token, &token.TokenTS, &token.SenderTS)
+	err := row.Scan(&token.Contact, &token.Token, &token.TokenTS, &token.SenderTS, &token.TokenNewer)
 	return token, err
 }
 

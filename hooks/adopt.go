@@ -150,7 +150,9 @@ func (c *Core) importBatch(ctx context.Context, acc *accountState, batch sqlstor
 		except = append(except, row.Contact)
 		if valid {
 			writes = append(writes, sqlstore.TokenWrite{Contact: keys[i], Token: row.Token, TokenTS: row.TokenTS, SenderTS: row.SenderTS})
-		} else if row.SenderTS > 0 && row.SenderTS <= now+maxFutureSkew {
+		} else if row.SenderTS > now+maxFutureSkew {
+			reject(fmt.Errorf("whatsmeow's row for %s has a sender timestamp %d in the future", jids[i], row.SenderTS))
+		} else if row.SenderTS > 0 {
 			senders = append(senders, sqlstore.SenderWrite{Contact: keys[i], TS: row.SenderTS})
 		}
 	}

@@ -50,8 +50,8 @@ const (
 	// One batch: whatsmeow's rows in the key range ($2, $3] that hold more
 	// than the plugin does for that contact. The plugin keys a token under
 	// the contact's LID where whatsmeow may have filed it under the phone
-	// number, so the plugin's row under the LID that whatsmeow's LID map
-	// pairs with the phone number counts too (%[2]s). A row is taken when
+	// number, and the other way round, so the plugin's row under the other
+	// key whatsmeow's LID map pairs with it counts too (%[2]s). A row is taken when
 	//   - its token is valid at the receiver cutoff ($4), and no row of the
 	//     plugin's holds a token as new, or the same bytes (the same bytes
 	//     with a newer timestamp are whatsmeow 2025-12's history-sync write,
@@ -112,9 +112,12 @@ const (
 			updated_at = excluded.updated_at
 		WHERE (` + tokenWins + `) OR ` + senderWins + `
 	`
-	// The LID whatsmeow's LID map pairs with the phone number of w, as the
-	// plugin keys it; NULL for a LID, or a number without one.
-	importPairedLID = `(SELECT m.lid || '@lid' FROM whatsmeow_lid_map m WHERE m.pn=replace(w.their_jid, '@s.whatsapp.net', ''))`
+	// The other key of w's contact in whatsmeow's LID map: the LID paired
+	// with a phone number (the plugin keys a token under it), or the phone
+	// number paired with a LID (a token that arrived before the LID was
+	// known stays under it); NULL when the map has none.
+	importPairedLID = `COALESCE((SELECT m.lid || '@lid' FROM whatsmeow_lid_map m WHERE m.pn=replace(w.their_jid, '@s.whatsapp.net', '')),
+		(SELECT m.pn || '@s.whatsapp.net' FROM whatsmeow_lid_map m WHERE m.lid=replace(w.their_jid, '@lid', '')))`
 	// whatsmeow 2025-12 has no sender timestamp column; the newer whatsmeow
 	// writes 0 for "none".
 	importSenderColumn = `COALESCE(w.sender_timestamp, 0)`

@@ -56,7 +56,9 @@ func TestPluginTablesOutage(t *testing.T) {
 			t.Fatal("a prune without its table must fail")
 		}
 		w.pushToken(alice.LID(), alice.LID(), []byte("alice-new"), w.clock.Now())
-		w.waitLog(1, "whatsmeow's own store holds them")
+		eventually(t, "whatsmeow's store holds alice-new", func() bool {
+			return string(storedToken(t, db, "whatsmeow_privacy_tokens", *w.device.ID, alice.LID())) == "alice-new"
+		})
 		for i := range 5 {
 			if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-new" {
 				t.Fatalf("send %d during the outage: tctoken %q, want alice-new from whatsmeow's store", i, got)
@@ -110,6 +112,9 @@ func TestInjectedStoreFault(t *testing.T) {
 		w.clock.Advance(time.Minute)
 		w.pushToken(alice.LID(), alice.LID(), []byte("alice-during"), w.clock.Now())
 		w.waitLog(1, `"level":"warn"`, "injected: the database refuses writes")
+		eventually(t, "whatsmeow's store holds alice-during", func() bool {
+			return string(storedToken(t, db, "whatsmeow_privacy_tokens", *w.device.ID, alice.LID())) == "alice-during"
+		})
 		for i := range 3 {
 			if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-during" {
 				t.Fatalf("send %d with writes failing: tctoken %q, want alice-during, which whatsmeow's store took", i, got)

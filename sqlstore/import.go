@@ -286,7 +286,8 @@ func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, wri
 	return result, nil
 }
 
-// copyImportBatch runs importCopyQuery on the key range (lower, upper].
+// copyImportBatch runs importCopyQuery on the key range (lower, upper], in
+// the transaction ctx holds (the batch writer's).
 func (s *Store) copyImportBatch(ctx context.Context, sender, lower, upper string, recvCutoff int64, check TokenChecks, except []string) error {
 	args := []any{s.ourJID, lower, upper, recvCutoff, check.LatestTS, check.MaxSize, s.now()}
 	notIn := ""
@@ -297,6 +298,13 @@ func (s *Store) copyImportBatch(ctx context.Context, sender, lower, upper string
 			marks[i] = fmt.Sprintf("$%d", len(args))
 		}
 		notIn = " AND w.their_jid NOT IN (" + strings.Join(marks, ", ") + ")"
+	}
+	if s.db.Dialect == dbutil.Postgres {
+		// In the writer's transaction: pinned for the rest of it, as the
+		// reads are (see importPlanSettings).
+		if _, err := s.db.Exec(ctx, importPlanSettings); err != nil {
+			return fmt.Errorf("planner settings: %w", err)
+		}
 	}
 	if _, err := s.db.Exec(ctx, fmt.Sprintf(importCopyQuery, sender, importPairedLID, notIn), args...); err != nil {
 		return fmt.Errorf("copy (%q, %q]: %w", lower, upper, err)

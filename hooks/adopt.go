@@ -55,8 +55,10 @@ func (c *Core) startImport(acc *accountState) {
 func (c *Core) runImport(ctx context.Context, acc *accountState) {
 	acc.bulkMu.Lock()
 	defer acc.bulkMu.Unlock()
-	// A write to whatsmeow's store alone from now on sets it again, and
+	// Reads ask whatsmeow's store too until this pass has finished. A
+	// write to whatsmeow's store alone from now on sets behind again, and
 	// the next connect runs another pass.
+	acc.imported.Store(false)
 	acc.behind.Store(false)
 	start := time.Now()
 	cutoff := acc.policy.Load().Timing.ReceiverCutoff(c.nowUnix())
@@ -175,10 +177,11 @@ func (c *Core) importBatch(ctx context.Context, acc *accountState, batch sqlstor
 
 // innerRow reads whatsmeow's own store for a contact while this bind's
 // import has not finished (for good, when whatsmeow's table is not in the
-// plugin's database), as one more row to merge. A failure only logs: the
-// plugin's own rows still decide.
+// plugin's database), or a token went to whatsmeow's store alone since, as
+// one more row to merge. A failure only logs: the plugin's own rows still
+// decide.
 func (c *Core) innerRow(ctx context.Context, acc *accountState, key types.JID) *sqlstore.Entry {
-	if acc.imported.Load() {
+	if acc.imported.Load() && !acc.behind.Load() {
 		return nil
 	}
 	return c.whatsmeowRow(ctx, key)

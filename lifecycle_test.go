@@ -7,6 +7,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/rs/zerolog"
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow"
 	waBinary "go.mau.fi/whatsmeow/binary"
@@ -108,4 +109,53 @@ func TestDiscardedClientIsCollected(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("a discarded client with the plugin enabled is still reachable")
+}
+
+// enableAgain enables a new plugin on the world's client after its plugin
+// was closed, as a bridge that takes the plugin out and puts it back without
+// a restart does.
+func (w *world) enableAgain() {
+	w.t.Helper()
+	w.plugin.Close()
+	log := zerolog.New(zerolog.MultiLevelWriter(w.logs, zerolog.NewTestWriter(w.t))).Level(zerolog.DebugLevel)
+	opts := append([]tctoken.Option{tctoken.WithLogger(log), tctoken.WithClock(w.clock.Now)}, w.opts...)
+	plugin, err := tctoken.Enable(w.ctx, w.cli, w.db, opts...)
+	if err != nil {
+		w.t.Fatalf("Enable again: %v", err)
+	}
+	w.plugin = plugin
+	cli := w.cli
+	w.t.Cleanup(func() { w.stop(plugin, cli) })
+}
+
+// logout is Client.Logout, which in whatsmeow 2025-12 emits no LoggedOut
+// event: the plugin learns of it through the device container. It returns
+// the account that logged out.
+func (w *world) logout() types.JID {
+	w.t.Helper()
+	account := *w.device.ID
+	// Logout disconnects: let the client finish sending first, as
+	// whatsmeow 2025-12 races (under -race) with a frame in flight.
+	w.srv.WaitIdle(w.deviceNum, time.Second)
+	if err := w.cli.Logout(w.ctx); err != nil {
+		w.t.Fatalf("logout: %v", err)
+	}
+	return account
+}
+
+// TestLogoutAfterReEnable: the plugin closed and enabled again on the same
+// client still hears Client.Logout, and deletes the account's rows.
+func TestLogoutAfterReEnable(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db).connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		w.receiveToken(alice.LID(), "alice-token")
+		w.enableAgain()
+		bob := w.srv.AddContact(wamock.ContactOptions{})
+		w.receiveToken(bob.LID(), "bob-token")
+		account := w.logout()
+		if n := countRows(t, db, account); n != 0 {
+			t.Fatalf("%d rows of the logged-out account left in the plugin's tables", n)
+		}
+	})
 }

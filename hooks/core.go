@@ -324,7 +324,23 @@ func (c *Core) interpose() {
 		st.AppState = watch
 	}
 	c.attachSaltStore()
-	if _, ok := st.Container.(*LogoutWatch); !ok && st.Container != nil {
-		st.Container = &LogoutWatch{DeviceContainer: st.Container, core: c}
+	c.watchLogout()
+}
+
+// watchLogout puts a LogoutWatch of this core in front of the device's
+// container. A watch left there by a plugin closed on the same client is
+// replaced, not kept: it belongs to the closed core, which ignores the
+// logout, and the account's rows would stay.
+func (c *Core) watchLogout() {
+	st := c.cli.Store
+	inner := st.Container
+	if current, ok := inner.(*LogoutWatch); ok {
+		if current.core == c {
+			return
+		}
+		inner = current.DeviceContainer
+	}
+	if inner != nil {
+		st.Container = &LogoutWatch{DeviceContainer: inner, core: c}
 	}
 }

@@ -159,3 +159,49 @@ func TestLogoutAfterReEnable(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseInsidePluginEventHandler: a bridge closes the plugin from its
+// handler of the plugin's own SendDiagnosed event. Close must not wait for
+// the goroutine that dispatched the event (which runs that handler): it
+// returns before its grace runs out, with no "still running" warning, and
+// whatsmeow's dispatch goes on.
+func TestCloseInsidePluginEventHandler(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db, tctoken.WithRecovery(tctoken.Recovery{})).connect()
+		bob := w.srv.AddContact(wamock.ContactOptions{})
+		carol := w.srv.AddContact(wamock.ContactOptions{})
+		w.srv.SetMessageRule(wamock.RequireToken())
+		closed := make(chan time.Duration, 1)
+		receipts := make(chan types.JID, 16)
+		w.cli.AddEventHandler(func(evt any) {
+			switch evt := evt.(type) {
+			case *tctoken.SendDiagnosed:
+				start := time.Now()
+				w.plugin.Close()
+				closed <- time.Since(start)
+			case *events.Receipt:
+				receipts <- evt.Chat
+			}
+		})
+		if _, err := w.plugin.SendMessage(w.ctx, bob.LID(), text("hi")); err == nil {
+			t.Fatal("the server must refuse the message with 463")
+		}
+		// A deadline below Close's grace (5 s): a Close that waited for
+		// its own caller only returns after the grace, twice.
+		select {
+		case <-closed:
+		case <-time.After(4 * time.Second):
+			t.Fatal("Close inside the plugin's own event handler waited for itself")
+		}
+		if n := w.logLines("still running after Close"); n != 0 {
+			t.Fatalf("Close logged %d false \"still running\" warnings", n)
+		}
+		// whatsmeow's dispatch is not stuck behind the pending removal.
+		w.pushReceipt(carol.LID(), "3EB0CLOSE3")
+		for chat := range receipts {
+			if chat == carol.LID() {
+				break
+			}
+		}
+	})
+}

@@ -16,8 +16,10 @@ import (
 
 // accountState is everything bound to one logged-in device.
 type accountState struct {
-	jid    types.JID
-	store  AccountStore
+	jid   types.JID
+	store AccountStore // every write inside fence
+	// fence keeps the account's writers out of a logout's deletion.
+	fence  *accountFence
 	salt   atomic.Pointer[[]byte]
 	saltMu sync.Mutex // one salt change at a time: database, then memory
 	ownLID atomic.Pointer[types.JID]
@@ -55,7 +57,8 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	if current := c.account.Load(); current != nil && current.jid == jid {
 		return nil
 	}
-	acc := &accountState{jid: jid, store: c.accountStore(jid)}
+	acc := &accountState{jid: jid, fence: newAccountFence()}
+	acc.store = fencedStore{AccountStore: c.accountStore(jid), fence: acc.fence}
 	if lid := c.cli.Store.GetLID().ToNonAD(); !lid.IsEmpty() {
 		acc.ownLID.Store(&lid)
 	}

@@ -42,7 +42,7 @@ func (h *writeHold) hold() (held bool) {
 
 // heldStore holds the first write of one kind: "import" (after the
 // import's first batch), "tokens" (a token write) or "sender" (an
-// issuance's sender timestamp).
+// issuance's sender timestamp), and closes done when it returned.
 type heldStore struct {
 	tctoken.AccountStore
 	kind string
@@ -62,9 +62,11 @@ func (s heldStore) ImportWhatsmeowTokens(ctx context.Context, cutoff int64, afte
 	})
 }
 
+// PutTokens holds a token write; the test closes done when the writer (a
+// whole transaction, maybe) has ended.
 func (s heldStore) PutTokens(ctx context.Context, writes ...sqlstore.TokenWrite) ([]bool, error) {
-	if s.kind == "tokens" && s.h.hold() {
-		defer close(s.h.done)
+	if s.kind == "tokens" {
+		s.h.hold()
 	}
 	return s.AccountStore.PutTokens(ctx, writes...)
 }
@@ -168,7 +170,10 @@ func TestLogoutDuringHistorySync(t *testing.T) {
 				TcTokenTimestamp: proto.Uint64(uint64(now - 3600)), TcTokenSenderTimestamp: proto.Uint64(uint64(now - 60)),
 			}},
 		}
-		go w.plugin.HandleHistorySync(w.ctx, blob)
+		go func() {
+			defer close(h.done)
+			w.plugin.HandleHistorySync(w.ctx, blob)
+		}()
 		w.logoutDuring(h)
 	})
 }

@@ -90,25 +90,67 @@ func TestCloseReturnsWhileIssuanceHangs(t *testing.T) {
 }
 
 // TestDiscardedClientIsCollected: a client the bridge drops, with the
-// plugin enabled and never closed, is garbage: no global keeps it.
+// plugin enabled and never closed, is garbage: no global keeps it, and
+// neither does the plugin's issuance worker once it has run.
 func TestDiscardedClientIsCollected(t *testing.T) {
-	db := dbtest.SQLite(t)
-	container := dbtest.WhatsmeowContainer(t, db)
-	ref := func() weak.Pointer[whatsmeow.Client] {
-		cli := whatsmeow.NewClient(container.NewDevice(), nil)
-		if _, err := tctoken.Enable(context.Background(), cli, db); err != nil {
-			t.Fatal(err)
-		}
-		return weak.Make(cli)
-	}()
-	for range 10 {
+	t.Run("never connected", func(t *testing.T) {
+		db := dbtest.SQLite(t)
+		container := dbtest.WhatsmeowContainer(t, db)
+		requireCollected(t, func() *whatsmeow.Client {
+			cli := whatsmeow.NewClient(container.NewDevice(), nil)
+			if _, err := tctoken.Enable(context.Background(), cli, db); err != nil {
+				t.Fatal(err)
+			}
+			return cli
+		})
+	})
+	t.Run("after an issuance", func(t *testing.T) {
+		ctx := context.Background()
+		srv := wamock.NewServer(t)
+		db := dbtest.SQLite(t)
+		container := dbtest.WhatsmeowContainer(t, db)
+		alice := srv.AddContact(wamock.ContactOptions{})
+		requireCollected(t, func() *whatsmeow.Client {
+			device, err := srv.NewDevice(ctx, container)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cli := srv.NewClient(device, nil)
+			plugin, err := tctoken.Enable(ctx, cli, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.ConnectAndWait(t, cli)
+			// The server's ack queues the issuance, which starts the worker.
+			mark := srv.Mark()
+			if _, err := plugin.SendMessage(ctx, alice.LID(), text("hi")); err != nil {
+				t.Fatal(err)
+			}
+			srv.WaitForSince(t, mark, "the privacy IQ", wamock.IsIQ("privacy", "set"), 10*time.Second)
+			srv.WaitIdle(device.ID.Device, time.Second)
+			cli.Disconnect()
+			return cli
+		})
+	})
+}
+
+// requireCollected builds a client, drops it and requires that the garbage
+// collector reclaims it within a deadline (background work may still be
+// ending when the builder returns).
+func requireCollected(t *testing.T, build func() *whatsmeow.Client) {
+	t.Helper()
+	ref := func() weak.Pointer[whatsmeow.Client] { return weak.Make(build()) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
 		runtime.GC()
 		if ref.Value() == nil {
 			return
 		}
+		if time.Now().After(deadline) {
+			t.Fatal("a discarded client with the plugin enabled is still reachable")
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("a discarded client with the plugin enabled is still reachable")
 }
 
 // enableAgain enables a new plugin on the world's client after its plugin

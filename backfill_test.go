@@ -1,6 +1,9 @@
 package tctoken_test
 
 import (
+	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 
 	"github.com/tctoken/tctoken"
 	"github.com/tctoken/tctoken/hooks"
+	"github.com/tctoken/tctoken/internal/dbtest"
 	"github.com/tctoken/tctoken/sqlstore"
 	"github.com/tctoken/tctoken/wamock"
 )
@@ -134,4 +138,86 @@ func TestSaltBackfillOncePerInterval(t *testing.T) {
 			t.Fatal("no salt to find")
 		}
 	})
+}
+
+// slowBackfillStore holds the salt backfill's first step, once armed: a
+// backfill that takes long (its fetches of regular_high, say).
+type slowBackfillStore struct {
+	tctoken.AccountStore
+	armed *atomic.Bool
+	h     *writeHold
+}
+
+func (s slowBackfillStore) GetSaltBackfill(ctx context.Context) (*sqlstore.SaltBackfill, error) {
+	if s.armed.Load() {
+		s.h.hold()
+	}
+	return s.AccountStore.GetSaltBackfill(ctx)
+}
+
+// TestSendNotBehindSlowBackfill: the connect's salt backfill is under way
+// and slow when a send is refused with 463 for want of the salt. The
+// recovery's own backfill does not wait for the one under way, so the send
+// returns its diagnosis at once.
+func TestSendNotBehindSlowBackfill(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		var armed atomic.Bool
+		h := newWriteHold()
+		w := newWorld(t, db, tctoken.WithSaltBackfillInterval(time.Hour),
+			tctoken.WithRecovery(tctoken.Recovery{BackfillSalt: true}),
+			tctoken.WithStoreWrapper(func(s tctoken.AccountStore) tctoken.AccountStore {
+				return slowBackfillStore{AccountStore: s, armed: &armed, h: h}
+			})).connect()
+		t.Cleanup(func() { close(h.release) })
+		w.shareKeysAndSync()
+		armed.Store(true)
+		w.reconnect()
+		select {
+		case <-h.reached:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the connect's backfill never started")
+		}
+		bob := w.srv.AddContact(wamock.ContactOptions{})
+		w.srv.SetMessageRule(wamock.RequireToken())
+		sent := make(chan error, 1)
+		go func() {
+			_, err := w.plugin.SendMessage(w.ctx, bob.LID(), text("hi"))
+			sent <- err
+		}()
+		select {
+		case err := <-sent:
+			var sendErr *tctoken.SendError
+			if !errors.As(err, &sendErr) || sendErr.Diagnosis != tctoken.DiagnosisNoSalt {
+				t.Fatalf("want a 463 diagnosed no_salt, got %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the refused send waited behind the backfill under way")
+		}
+	})
+}
+
+// TestSaltBackfillFetchesBounded: a server that answers every fetch of
+// regular_high with "more patches follow" and none gets a bounded number
+// of fetches from the backfill, which then records a failed attempt.
+func TestSaltBackfillFetchesBounded(t *testing.T) {
+	w := newWorld(t, dbtest.SQLite(t), tctoken.WithSaltBackfillInterval(time.Hour)).connect()
+	w.shareKeysAndSync()
+	var fetches atomic.Int64
+	w.srv.SetIQHandler("w:sync:app:state", func(iq *waBinary.Node) *waBinary.Node {
+		if !isAppStateFetch(iq) {
+			return nil
+		}
+		fetches.Add(1)
+		return wamock.ResultIQ(iq, waBinary.Node{Tag: "sync", Content: []waBinary.Node{{Tag: "collection", Attrs: waBinary.Attrs{
+			"name": string(appstate.WAPatchRegularHigh), "version": 1, "has_more_patches": true,
+		}}}})
+	})
+	w.reconnect()
+	// A deadline, not a measure: an unbounded loop never records an attempt.
+	eventuallyWithin(t, 30*time.Second, "the backfill to give up", func() bool {
+		return w.logLines("Salt backfill attempted", `"result":"failed"`) > 0
+	})
+	if n := fetches.Load(); n < 2 || n > 100 {
+		t.Fatalf("%d fetches of regular_high by one backfill", n)
+	}
 }

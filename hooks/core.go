@@ -80,7 +80,7 @@ type Core struct {
 	reissued *lru.Cache[reissueKey, struct{}]
 	// backfillEvery is how long a salt backfill attempt is remembered.
 	backfillEvery time.Duration
-	backfillMu    sync.Mutex
+	backfilling   atomic.Bool // a salt backfill is under way
 
 	account   atomic.Pointer[accountState]
 	loggedOut atomic.Bool  // set on LoggedOut, cleared by the next PairSuccess

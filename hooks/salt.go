@@ -32,6 +32,9 @@ const (
 	// rescanDelay lets whatsmeow finish applying a batch of patches before
 	// the plugin reads the same patches again.
 	rescanDelay = 200 * time.Millisecond
+	// rescanMaxFetches bounds one re-read of regular_high: a server that
+	// always says more patches follow must not keep it fetching forever.
+	rescanMaxFetches = 64
 )
 
 // UnknownBytesField finds a length-delimited field by number, whether this
@@ -230,7 +233,12 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult 
 		removalsBefore = c.appState.removals.Load()
 	}
 	var last *appstate.Mutation
-	for {
+	for fetches := 0; ; fetches++ {
+		if fetches == rescanMaxFetches {
+			c.log.Warn().Uint64("from_version", fromVersion).Uint64("to_version", state.Version).Int("fetches", fetches).
+				Msg("Stopped re-reading regular_high for the NCT salt: the server kept reporting more patches")
+			return rescanFailed
+		}
 		list, err := c.cli.DangerousInternals().FetchAppStatePatches(ctx, appstate.WAPatchRegularHigh, state.Version, snapshot)
 		if err != nil {
 			c.log.Warn().Err(err).Uint64("from_version", state.Version).Msg("Failed to re-read regular_high for the NCT salt")

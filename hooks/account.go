@@ -22,9 +22,12 @@ type accountState struct {
 	fence  *accountFence
 	salt   atomic.Pointer[[]byte]
 	saltMu sync.Mutex // one salt change at a time: database, then memory
-	ownLID atomic.Pointer[types.JID]
-	policy atomic.Pointer[Policy]
-	props  atomic.Pointer[sqlstore.PropsSnapshot]
+	// saltSeq is the order (Core.saltSeq) of the last app-state salt
+	// change applied, under saltMu.
+	saltSeq uint64
+	ownLID  atomic.Pointer[types.JID]
+	policy  atomic.Pointer[Policy]
+	props   atomic.Pointer[sqlstore.PropsSnapshot]
 	// nextPropsFetch (unix seconds) and refreshID live for the process:
 	// every connect fetches anyway.
 	nextPropsFetch atomic.Int64

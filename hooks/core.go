@@ -81,6 +81,9 @@ type Core struct {
 	// backfillEvery is how long a salt backfill attempt is remembered.
 	backfillEvery time.Duration
 	backfilling   atomic.Bool // a salt backfill is under way
+	// saltSeq numbers app-state salt changes in the order the plugin
+	// learned of them (whatsmeow's event order), so that they apply in it.
+	saltSeq atomic.Uint64
 
 	account   atomic.Pointer[accountState]
 	loggedOut atomic.Bool  // set on LoggedOut, cleared by the next PairSuccess
@@ -120,6 +123,9 @@ type Core struct {
 	// check and the database write of every token batch, so that tests can
 	// force the interleavings of whatsmeow's write and the history handler.
 	beforeTokenWrite func(source string)
+	// beforeSaltChange, when set by a test, runs before an app-state salt
+	// change takes the salt lock, so that tests can order two of them.
+	beforeSaltChange func(salt []byte)
 }
 
 // cstokenEntry is a computed cstoken and the salt it was computed with.

@@ -56,8 +56,8 @@ func (c *Core) handleEvent(rawEvt any) {
 		c.goBackground(func(ctx context.Context) { c.handleHistorySync(ctx, data) })
 	case *events.AppState:
 		if len(evt.Index) > 0 && evt.Index[0] == IndexNCTSalt {
-			value := evt.SyncActionValue
-			c.goBackground(func(ctx context.Context) { c.applyAppStateSalt(ctx, value) })
+			value, seq := evt.SyncActionValue, c.saltSeq.Add(1)
+			c.goBackground(func(ctx context.Context) { c.applyAppStateSalt(ctx, value, seq) })
 		}
 	case *events.AppStateSyncComplete:
 		// Also with EmitAppStateEventsOnFullSync: only the re-read sees

@@ -101,6 +101,7 @@ type Core struct {
 	issuer     issuance // the queue, the backoff and the in-flight set
 	history    *lru.Cache[types.JID, historyFact]
 	subscribed *lru.Cache[types.JID, types.JID]
+	presence   presenceQueue // presence updates waiting to be recorded
 	// First-contact LID lookups (lidlookup.go): one in flight per number,
 	// and numbers without a LID remembered for a while.
 	lidLookups  singleflight.Group

@@ -49,8 +49,7 @@ func (c *Core) handleEvent(rawEvt any) {
 	case *events.Receipt:
 		c.handleReceipt(evt)
 	case *events.Presence:
-		from := evt.From
-		c.goBackground(func(context.Context) { c.markSubscribed(from) })
+		c.notePresence(evt.From)
 	case *events.HistorySync:
 		data := evt.Data
 		c.goBackground(func(ctx context.Context) { c.handleHistorySync(ctx, data) })

@@ -15,6 +15,7 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tctoken/tctoken/internal/compat"
 	"github.com/tctoken/tctoken/sqlstore"
 )
 
@@ -61,10 +62,10 @@ type Config struct {
 // event handlers and the background work.
 type Core struct {
 	cli *whatsmeow.Client
-	// nativeTokens is whatsmeow's own token machinery, nil on whatsmeow
-	// 2025-12 (see native).
-	nativeTokens nativeTokens
-	container    *sqlstore.Container
+	// compat is what this whatsmeow does by itself, detected at New: every
+	// difference between whatsmeow 2025-12 and the newer one is asked there.
+	compat    *compat.Features
+	container *sqlstore.Container
 	// inner is whatsmeow's own token store, behind the interposer. It is
 	// replaced when pairing gives the device its SQL stores (interpose).
 	inner atomic.Pointer[innerTokens]
@@ -159,17 +160,18 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 		now = time.Now
 	}
 	c := &Core{
-		cli:          cli,
-		nativeTokens: nativeOf(cli),
-		container:    container,
-		log:          cfg.Log,
-		now:          now,
-		defaults:     defaults,
-		overrides:    cfg.PropOverrides,
-		wrapStore:    cfg.WrapStore,
-		recovery:     DefaultRecovery(),
-		metrics:      observer{cfg.Observer},
+		cli:       cli,
+		compat:    compat.Detect(cli),
+		container: container,
+		log:       cfg.Log,
+		now:       now,
+		defaults:  defaults,
+		overrides: cfg.PropOverrides,
+		wrapStore: cfg.WrapStore,
+		recovery:  DefaultRecovery(),
+		metrics:   observer{cfg.Observer},
 	}
+	c.compat.Log(c.log)
 	if cfg.Recovery != nil {
 		c.recovery = *cfg.Recovery
 	}

@@ -65,7 +65,7 @@ func (c *Core) handleEvent(rawEvt any) {
 			c.goBackground(c.rescanSaltSnapshot)
 		}
 	default:
-		if state, ok := readTimelockEvent(rawEvt); ok {
+		if state, ok := c.readTimelockEvent(rawEvt); ok {
 			c.handleTimelockEvent(state)
 		}
 	}
@@ -76,7 +76,7 @@ func (c *Core) handleEvent(rawEvt any) {
 // triggers issuance directly on the server's ack instead.
 func (c *Core) handleReceipt(evt *events.Receipt) {
 	// A whatsmeow that issues after every DM needs no receipt to trigger it.
-	if c.native() != nil {
+	if c.compat.Native() {
 		return
 	}
 	if evt.IsFromMe || evt.IsGroup || evt.Chat.Server == types.BroadcastServer {

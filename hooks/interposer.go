@@ -42,8 +42,8 @@ func (s *TokenStore) GetPrivacyToken(ctx context.Context, user types.JID) (*stor
 	if c.closed.Load() {
 		return c.innerStore().GetPrivacyToken(ctx, user)
 	}
-	if n := c.native(); n != nil {
-		return c.nativeGet(ctx, user, n), nil
+	if c.compat.Native() {
+		return c.nativeGet(ctx, user), nil
 	}
 	user = user.ToNonAD()
 	if pin, ok := ctx.Value(pinKey{}).(*pinned); ok && (user == pin.lid || user == pin.pn) {
@@ -77,7 +77,7 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 		return err
 	}
 	var incoming []ReceivedToken
-	if c.native() != nil {
+	if c.compat.Native() {
 		incoming = c.nativePut(ctx, acc, tokens)
 	} else {
 		incoming = make([]ReceivedToken, len(tokens))
@@ -223,6 +223,11 @@ func (c *Core) storedTokens(source string, result tokenWriteResult) {
 // checkToken rejects what no real server sends. The error names the contact
 // and what was wrong, never the bytes.
 func (c *Core) checkToken(contact types.JID, token []byte, ts int64) error {
+	// Before anything reads or writes the database with it: on
+	// PostgreSQL such a JID fails the statement, and with it the batch.
+	if err := sqlstore.CheckContact(contact); err != nil {
+		return fmt.Errorf("token from a contact that cannot be stored: %w", err)
+	}
 	// With our own account known: a token "from" us is never stored.
 	if why := Ineligible(contact, c.own()); why != "" {
 		return fmt.Errorf("token from %s (%s), which cannot issue tokens", contact, why)

@@ -12,9 +12,6 @@ import (
 	"go.mau.fi/whatsmeow/proto/waSyncAction"
 	"go.mau.fi/whatsmeow/store"
 	waLog "go.mau.fi/whatsmeow/util/log"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/tctoken/tctoken/sqlstore"
 )
@@ -22,13 +19,6 @@ import (
 const (
 	// IndexNCTSalt is the app-state index of the NCT salt mutation.
 	IndexNCTSalt = "nct_salt_sync"
-	// syncActionNCTSaltField is SyncActionValue.nctSaltSyncAction, which
-	// whatsmeow 2025-12's protobufs lack.
-	syncActionNCTSaltField protowire.Number = 80
-	// nctSaltActionSaltField is NctSaltSyncAction.salt.
-	nctSaltActionSaltField protowire.Number = 1
-	// historySyncNCTSaltField is HistorySync.nctSalt.
-	historySyncNCTSaltField protowire.Number = 19
 	// rescanDelay lets whatsmeow finish applying a batch of patches before
 	// the plugin reads the same patches again.
 	rescanDelay = 200 * time.Millisecond
@@ -37,90 +27,13 @@ const (
 	rescanMaxFetches = 64
 )
 
-// UnknownBytesField finds a length-delimited field by number, whether this
-// whatsmeow's protobufs know it or not: whatsmeow 2025-12 lacks the NCT salt
-// fields (they arrive as unknown fields), later versions know them (and
-// then they are absent from the unknown fields). A known message field is
-// returned in its wire form, as an unknown one would be. For unknown
-// fields the last occurrence wins, as in protobuf's own merge rules.
-func UnknownBytesField(msg proto.Message, field protowire.Number) ([]byte, bool) {
-	if msg == nil || !msg.ProtoReflect().IsValid() {
-		return nil, false
-	}
-	if value, found, known := knownBytesField(msg.ProtoReflect(), field); known {
-		return value, found
-	}
-	return findBytesField(msg.ProtoReflect().GetUnknown(), field)
-}
-
-// knownBytesField reads a field the descriptor knows. known is false when
-// the descriptor lacks it, or types it as neither bytes nor a message.
-func knownBytesField(m protoreflect.Message, field protowire.Number) (value []byte, found, known bool) {
-	fd := m.Descriptor().Fields().ByNumber(field)
-	if fd == nil || fd.IsList() || fd.IsMap() {
-		return nil, false, false
-	}
-	switch fd.Kind() {
-	case protoreflect.BytesKind:
-		if !m.Has(fd) {
-			return nil, false, true
-		}
-		return m.Get(fd).Bytes(), true, true
-	case protoreflect.MessageKind:
-		if !m.Has(fd) {
-			return nil, false, true
-		}
-		raw, err := proto.Marshal(m.Get(fd).Message().Interface())
-		if err != nil {
-			return nil, false, true
-		}
-		return raw, true, true
-	}
-	return nil, false, false
-}
-
-func findBytesField(raw []byte, field protowire.Number) (value []byte, found bool) {
-	for len(raw) > 0 {
-		num, typ, n := protowire.ConsumeTag(raw)
-		if n < 0 {
-			return value, found
-		}
-		raw = raw[n:]
-		if num == field && typ == protowire.BytesType {
-			v, m := protowire.ConsumeBytes(raw)
-			if m < 0 {
-				return value, found
-			}
-			value, found = v, true
-			raw = raw[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, raw)
-		if m < 0 {
-			return value, found
-		}
-		raw = raw[m:]
-	}
-	return value, found
-}
-
-// SaltFromSyncAction reads NctSaltSyncAction.salt out of a SyncActionValue.
-func SaltFromSyncAction(value *waSyncAction.SyncActionValue) []byte {
-	action, ok := UnknownBytesField(value, syncActionNCTSaltField)
-	if !ok {
-		return nil
-	}
-	salt, _ := findBytesField(action, nctSaltActionSaltField)
-	return salt
-}
-
 // applyAppStateSalt stores a salt from an app-state SET. App state is the
 // authoritative source and overrides whatever was stored, unless a change
 // learned later (a higher seq, see saltSeq) was applied first.
 func (c *Core) applyAppStateSalt(ctx context.Context, value *waSyncAction.SyncActionValue, seq uint64) {
-	salt := SaltFromSyncAction(value)
+	salt := c.compat.AppStateSalt(value)
 	if len(salt) == 0 {
-		c.log.Warn().Msg("Ignored an nct_salt_sync mutation with no salt")
+		c.log.Warn().Msg("Ignored an nct_salt_sync mutation with no salt the plugin can read")
 		return
 	}
 	if c.beforeSaltChange != nil {

@@ -140,8 +140,8 @@ func (c *Core) importBatch(ctx context.Context, acc *accountState, batch sqlstor
 	for i, row := range rows {
 		// The contact is checked above; its key must pass too (see
 		// tokenWrites).
-		if why := Ineligible(keys[i], own); why != "" {
-			reject(fmt.Errorf("whatsmeow's row for %s: the contact maps to %s", jids[i], why))
+		if own.mapsToOwn(jids[i], keys[i]) {
+			reject(fmt.Errorf("whatsmeow's row for %s: the contact maps to our own account", jids[i]))
 			except = append(except, row.Contact)
 			continue
 		}

@@ -44,6 +44,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	// whatsmeow stores the blob's PN->LID pairs in a goroutine that may not
 	// have run yet; storing them first lets every token below be keyed
 	// under its LID. Writing what whatsmeow writes anyway changes nothing.
+	own := c.own()
 	var mappings []store.LIDMapping
 	for _, mapping := range data.GetPhoneNumberToLidMappings() {
 		pn, errPN := types.ParseJID(mapping.GetPnJID())
@@ -59,7 +60,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 			}
 		}
 		if errPN == nil && errLID == nil && pn.Server == types.DefaultUserServer && lid.Server == types.HiddenUserServer &&
-			!c.own().Is(pn) && !c.own().Is(lid) {
+			!own.Is(pn) && !own.mapsToOwn(pn, lid) {
 			mappings = append(mappings, store.LIDMapping{LID: lid.ToNonAD(), PN: pn.ToNonAD()})
 		}
 	}
@@ -68,7 +69,6 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 			c.log.Warn().Err(err).Int("mappings", len(mappings)).Msg("Failed to store history-sync LID mappings; tokens may be keyed by phone number")
 		}
 	}
-	own := c.own()
 	now := c.nowUnix()
 	// Sized for the whole blob up front: a blob of thousands of
 	// conversations otherwise regrows each slice a dozen times.
@@ -97,8 +97,8 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	senderTimes := make([]sqlstore.SenderWrite, 0, len(convs))
 	for i, conv := range convs {
 		chat, key := chats[i], chatKeys[i]
-		if Ineligible(key, own) != "" {
-			// The chat maps to our own account (a mapping stored earlier).
+		if own.mapsToOwn(chat, key) {
+			// A mapping stored earlier ties the chat to our own account.
 			continue
 		}
 		token, tokenTS, senderTS := conv.GetTcToken(), int64(conv.GetTcTokenTimestamp()), int64(conv.GetTcTokenSenderTimestamp())

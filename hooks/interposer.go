@@ -177,8 +177,8 @@ func (c *Core) tokenWrites(ctx context.Context, source string, tokens []Received
 		// The contact is checked above; its key must pass too: a phone
 		// number mapped to our own LID (by a hostile history blob) would
 		// file the token under our own account.
-		if why := Ineligible(keys[i], own); why != "" {
-			c.log.Warn().Stringer("contact", token.JID).Str("source", source).Msg("Rejected a privacy token: the contact maps to " + why)
+		if own.mapsToOwn(token.JID, keys[i]) {
+			c.log.Warn().Stringer("contact", token.JID).Str("source", source).Msg("Rejected a privacy token: the contact maps to our own account")
 			continue
 		}
 		ts := c.correctHistoryTimestamp(keys[i], token.Token, token.Timestamp)

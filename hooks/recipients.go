@@ -16,6 +16,13 @@ func (o Own) Is(jid types.JID) bool {
 	return (!o.PN.IsEmpty() && jid == o.PN) || (!o.LID.IsEmpty() && jid == o.LID)
 }
 
+// mapsToOwn is the guard against a mapping that ties a contact to our own
+// account: it reports whether exactly one of a and b (a PN and its LID, or a
+// contact and the key its row lives under) is us. A hostile history blob can
+// store such a mapping; followed, it would file someone's token under our
+// own account, or ours under theirs.
+func (o Own) mapsToOwn(a, b types.JID) bool { return o.Is(a) != o.Is(b) }
+
 // psaUser is WhatsApp's official announcement account.
 const psaUser = "0"
 

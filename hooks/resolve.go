@@ -34,10 +34,9 @@ func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.J
 	// A mapping that pairs a contact with our own account (a hostile
 	// history blob can store one) is ignored, both ways: a contact never
 	// resolves to us, nor we to a contact.
-	own := c.own()
-	if isOwn := own.Is(jid); own.Is(lid) != isOwn {
+	if own := c.own(); own.mapsToOwn(jid, lid) {
 		lid = types.EmptyJID
-	} else if own.Is(pn) != isOwn {
+	} else if own.mapsToOwn(jid, pn) {
 		pn = types.EmptyJID
 	}
 	if !lid.IsEmpty() {
@@ -72,7 +71,7 @@ func (c *Core) storageKeys(ctx context.Context, jids []types.JID) []types.JID {
 	own := c.own()
 	for i, key := range keys {
 		// As in resolve: a contact's number never maps to our own LID.
-		if lid := lids[key].ToNonAD(); key.Server == types.DefaultUserServer && !lid.IsEmpty() && own.Is(lid) == own.Is(key) {
+		if lid := lids[key].ToNonAD(); key.Server == types.DefaultUserServer && !lid.IsEmpty() && !own.mapsToOwn(key, lid) {
 			keys[i] = lid
 		}
 	}

@@ -235,7 +235,7 @@ func (c *Core) lookupByLID(ctx context.Context, acc *accountState, lid types.JID
 	}
 	// As resolve does: a mapping that pairs a contact with our own account
 	// is ignored, and so are the rows under our own number.
-	if own := c.own(); !pn.IsEmpty() && own.Is(pn) != own.Is(lid) {
+	if own := c.own(); !pn.IsEmpty() && own.mapsToOwn(lid, pn) {
 		kept := rows[:0]
 		for _, row := range rows {
 			if row.Contact.ToNonAD() != pn {

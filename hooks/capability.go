@@ -75,7 +75,7 @@ func (c *Core) nativeGet(ctx context.Context, user types.JID) *store.PrivacyToke
 	}
 	var attach bool
 	token := v.entry.token
-	if pin, ok := ctx.Value(pinKey{}).(*pinned); ok && (user == pin.lid || user == pin.pn) {
+	if pin := pinFor(ctx, user); pin != nil {
 		attach, token = pin.decision.Attach == AttachTCToken, pin.decision.Token
 	} else {
 		policy := v.acc.policy.Load()

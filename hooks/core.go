@@ -305,7 +305,7 @@ func (c *Core) Contacts(ctx context.Context) ([]types.JID, error) {
 
 // Closed reports whether Close was called: the interposer then passes every
 // call through to whatsmeow's own store.
-func (s *TokenStore) Closed() bool { return s.closed.Load() }
+func (s *TokenStore) Closed() bool { return s.core.closed.Load() }
 
 // innerTokens boxes whatsmeow's own token store, so that it can be swapped
 // atomically whatever its concrete type.
@@ -326,9 +326,9 @@ func (c *Core) innerStore() store.PrivacyTokenStore {
 // as they are.
 func (c *Core) interpose() {
 	st := c.cli.Store
-	if current, ok := st.PrivacyTokens.(*TokenStore); !ok || (*Core)(current) != c {
+	if current, ok := st.PrivacyTokens.(*TokenStore); !ok || current.core != c {
 		c.inner.Store(&innerTokens{st.PrivacyTokens})
-		st.PrivacyTokens = (*TokenStore)(c)
+		st.PrivacyTokens = &TokenStore{core: c}
 	}
 	if current, ok := st.AppState.(*AppStateWatch); !ok || current.core != c {
 		watch := &AppStateWatch{AppStateStore: st.AppState, core: c}

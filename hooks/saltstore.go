@@ -66,7 +66,7 @@ func (s *SaltStore) GetNCTSalt(ctx context.Context) ([]byte, error) {
 	if c.closed.Load() {
 		return s.innerGet(ctx)
 	}
-	if pin, ok := ctx.Value(pinKey{}).(*pinned); ok {
+	if pin := pinOf(ctx); pin != nil {
 		if pin.decision.Attach != AttachCSToken {
 			return nil, nil
 		}

@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"time"
 
 	"go.mau.fi/whatsmeow"
 	waBinary "go.mau.fi/whatsmeow/binary"
@@ -99,8 +98,7 @@ func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Messag
 	if lid.IsEmpty() && pn.IsEmpty() {
 		pn = to.ToNonAD()
 	}
-	sendCtx := &sendContext{Context: ctx, pin: pinned{lid: lid, pn: pn, decision: decision}}
-	sendCtx.detached.parent = sendCtx
+	sendCtx := pinDecision(ctx, lid, pn, decision)
 	ctx = sendCtx
 	// A whatsmeow that attaches tokens itself adds the cstoken from the
 	// plugin's salt store, as the pin decides: adding one here would double it.
@@ -134,31 +132,6 @@ func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Messag
 	}
 	return resp, sent, err
 }
-
-// sendContext is the context of one send: the caller's, with the decision
-// pinned for the interposer (under pinKey), and detached, the same
-// without the caller's cancellation (context.WithoutCancel) for the work
-// after the send. One allocation per send instead of three.
-type sendContext struct {
-	context.Context
-	pin      pinned
-	detached detachedContext
-}
-
-func (s *sendContext) Value(key any) any {
-	if _, ok := key.(pinKey); ok {
-		return &s.pin
-	}
-	return s.Context.Value(key)
-}
-
-// detachedContext is context.WithoutCancel(parent).
-type detachedContext struct{ parent context.Context }
-
-func (detachedContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (detachedContext) Done() <-chan struct{}       { return nil }
-func (detachedContext) Err() error                  { return nil }
-func (d *detachedContext) Value(key any) any        { return d.parent.Value(key) }
 
 func callerAttachedToken(nodes *[]waBinary.Node) bool {
 	if nodes == nil {

@@ -106,7 +106,7 @@ func (c *Core) adoptNativeIssuance(ctx context.Context, v contactView, user type
 		c.log.Warn().Err(err).Stringer("contact", v.key).Msg("Failed to record whatsmeow's own issuance")
 		return stored
 	}
-	c.wroteSenderTimestamp(mapped.Unix(), v.key)
+	c.cacheSenderTimestamp(mapped.Unix(), v.key)
 	c.log.Debug().Stringer("contact", v.key).Int64("t", mapped.Unix()).Msg("Recorded whatsmeow's own issuance")
 	return mapped.Unix()
 }
@@ -152,7 +152,7 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 				Msg("Failed to record sender timestamps whatsmeow wrote")
 			continue
 		}
-		c.wroteSenderTimestamp(ts, keys...)
+		c.cacheSenderTimestamp(ts, keys...)
 	}
 	return incoming
 }

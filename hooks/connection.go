@@ -96,7 +96,7 @@ func (c *Core) Prune(ctx context.Context) (int64, error) {
 	removed, err := acc.store.Prune(ctx, recvCutoff, sendCutoff)
 	c.metrics.pruned(removed, err != nil)
 	if err == nil {
-		c.prunedCache(recvCutoff, sendCutoff)
+		c.cachePrune(recvCutoff, sendCutoff)
 	} else {
 		c.metrics.dbError("prune")
 	}

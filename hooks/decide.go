@@ -83,8 +83,8 @@ type Decision struct {
 	Reason string
 }
 
-// DecisionInput is everything Decide needs. It is gathered by the caller so
-// that Decide does no I/O.
+// DecisionInput is everything decideFrom needs. It is gathered by the caller so
+// that decideFrom does no I/O.
 type DecisionInput struct {
 	To   types.JID // the recipient as the caller gave it
 	Peer bool      // a message to our own devices
@@ -96,32 +96,32 @@ type DecisionInput struct {
 	TokenTS int64
 	Salt    []byte
 	// CSToken, when set, is CSToken(Salt, LID) computed earlier (cached);
-	// Decide computes it otherwise.
+	// decideFrom computes it otherwise.
 	CSToken []byte
 	Policy  Policy
 	Now     int64
 }
 
-// Decide applies the fallback chain: a valid tctoken, else a cstoken over the
+// decideFrom applies the fallback chain: a valid tctoken, else a cstoken over the
 // LID, else nothing. Never both.
-func Decide(in DecisionInput) Decision {
+func decideFrom(in DecisionInput) Decision {
 	var why string
 	if !in.Peer {
 		why = Ineligible(in.To, in.Own)
 	}
-	decision := decide(&in, why)
+	decision := decideJudged(&in, why)
 	if decision.Attach == AttachCSToken && decision.Token == nil {
 		decision.Token = CSToken(in.Salt, in.LID.ToNonAD())
 	}
 	return decision
 }
 
-// decide is Decide with the recipient's eligibility already judged (why is
+// decideJudged is decideFrom with the recipient's eligibility already judged (why is
 // what Ineligible said of in.To), so that a send judges it once. A cstoken
 // decision carries in.CSToken, nil when the caller has not computed it: the
 // caller then computes it (or takes it from its cache), which it does only
 // when the decision is a cstoken. in.Now is read only when in.Token is set.
-func decide(in *DecisionInput, why string) Decision {
+func decideJudged(in *DecisionInput, why string) Decision {
 	if in.Peer {
 		return Decision{Cause: CausePeerMessage, Reason: "peer message"}
 	}

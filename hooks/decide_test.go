@@ -43,7 +43,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, c := range cases {
 		c.in.Own, c.in.Now = own, now
-		got := Decide(c.in)
+		got := decideFrom(c.in)
 		if got.Attach != c.attach || !bytes.Equal(got.Token, c.bytes) || !strings.Contains(got.Reason, c.reason) || got.Cause != c.cause {
 			t.Errorf("%s: got %s %x %s (%q), want %s %x %s (reason containing %q)", c.name, got.Attach, got.Token, got.Cause, got.Reason, c.attach, c.bytes, c.cause, c.reason)
 		}
@@ -74,7 +74,7 @@ func BenchmarkDecide(b *testing.B) {
 		Own: Own{PN: types.NewJID("15550000001", types.DefaultUserServer), LID: types.NewJID("900", types.HiddenUserServer)}}
 	b.Run("tctoken", func(b *testing.B) {
 		for b.Loop() {
-			Decide(in)
+			decideFrom(in)
 		}
 	})
 	// Addressed by phone number, the LID known: the PN is judged eligible
@@ -82,13 +82,13 @@ func BenchmarkDecide(b *testing.B) {
 	in.To = types.NewJID("15551234567", types.DefaultUserServer)
 	b.Run("tctoken-pn", func(b *testing.B) {
 		for b.Loop() {
-			Decide(in)
+			decideFrom(in)
 		}
 	})
 	in.Token = nil
 	b.Run("cstoken", func(b *testing.B) {
 		for b.Loop() {
-			Decide(in)
+			decideFrom(in)
 		}
 	})
 }

@@ -68,7 +68,7 @@ func (t Timing) TokenExpiry(tokenTS int64) int64 {
 // Explain applies the decision and the diagnosis rules to what is known.
 func Explain(in ExplainInput) Explanation {
 	now := in.Now.Unix()
-	decision := Decide(DecisionInput{
+	decision := decideFrom(DecisionInput{
 		To: in.Contact, Own: in.Own, LID: in.LID, Token: in.Token, TokenTS: in.TokenTS,
 		Salt: in.Salt, Policy: in.Policy, Now: now,
 	})

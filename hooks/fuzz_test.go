@@ -244,7 +244,7 @@ func FuzzIssueReply(f *testing.F) {
 		}
 		// What the reply carried goes where an issuance puts it.
 		acc, _ := c.acct(ctx)
-		_ = c.storeTokens(ctx, acc, "issuance reply", received)
+		_ = c.receiveTokens(ctx, acc, "issuance reply", received)
 		checkStored(t, c)
 	})
 }

@@ -90,7 +90,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 		chats = append(chats, chat.ToNonAD())
 	}
 	// One LID lookup for the whole blob; the mappings above are in by now.
-	chatKeys := c.storageKeys(ctx, chats)
+	chatKeys := c.resolveKeys(ctx, chats)
 	tokens := make([]ReceivedToken, 0, len(convs))
 	keys := make([]types.JID, 0, 2*len(convs))
 	mends := make([]sqlstore.HistoryMend, 0, len(convs))
@@ -132,8 +132,8 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	// One transaction for the whole blob when whatsmeow's store shares the
 	// plugin's database (the tokens, the sender timestamps, the mends and the
 	// write-through of all of them), else a constant number of them.
-	defer c.wrote(keys...)
-	writes := c.tokenWrites(ctx, "history sync", tokens)
+	defer c.cacheStale(keys...)
+	writes := c.resolveTokens(ctx, "history sync", tokens)
 	// A conversation's sender timestamp goes in the same statement as its
 	// token: one write per row instead of two. The rest (no token, or one
 	// rejected) are written on their own.
@@ -157,13 +157,13 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	if len(writes) > 0 && c.beforeTokenWrite != nil {
 		c.beforeTokenWrite("history sync")
 	}
-	var result tokenWriteResult
+	var result storeResult
 	var mended []sqlstore.TokenWrite
-	_, err = c.writeJoined(ctx, acc, func(ctx context.Context, joined bool) ([]sqlstore.TokenWrite, error) {
-		result, mended = tokenWriteResult{}, nil
+	_, err = c.storeThrough(ctx, acc, func(ctx context.Context, joined bool) ([]sqlstore.TokenWrite, error) {
+		result, mended = storeResult{}, nil
 		if len(writes) > 0 {
 			var err error
-			if result, err = c.putTokenWrites(ctx, acc, writes); err != nil {
+			if result, err = c.storeWrites(ctx, acc, writes); err != nil {
 				return nil, fmt.Errorf("store %d history-sync privacy tokens (first from %s): %w", len(writes), writes[0].Contact, err)
 			}
 		}
@@ -207,7 +207,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 		return
 	}
 	if len(writes) > 0 {
-		c.storedTokens("history sync", result)
+		c.cacheTokens("history sync", result)
 	}
 	c.log.Debug().Int("tokens", len(tokens)).Int("sender_timestamps", senderCount).Int("mended", len(mended)).
 		Msg("Stored history-sync privacy tokens")

@@ -25,29 +25,22 @@ var errOnlyInWhatsmeow = errors.New("held by whatsmeow's own store only")
 // token from far in the future would win every monotonic comparison forever.
 const maxFutureSkew = 24 * 60 * 60
 
-// storeTokens is how every token a contact issued to us gets stored,
-// whatever brought it: validated, keyed under the LID when known, corrected
-// for whatsmeow's history-sync timestamp, written monotonically in one
-// batch. A contact we are subscribed to gets its presence subscription
-// re-sent with the new token.
-func (c *Core) storeTokens(ctx context.Context, acc *accountState, source string, tokens []ReceivedToken) error {
-	_, err := c.storeTokensApplied(ctx, acc, source, tokens)
-	return err
-}
-
-// storeTokensApplied is storeTokens that also returns the writes that
-// changed a row, with the timestamps they left there.
-func (c *Core) storeTokensApplied(ctx context.Context, acc *accountState, source string, tokens []ReceivedToken) ([]sqlstore.TokenWrite, error) {
-	writes := c.tokenWrites(ctx, source, tokens)
+// receiveTokens is how every token a contact issued to us gets stored,
+// whatever brought it: checked, resolved to the LID when known, corrected
+// for whatsmeow's history-sync timestamp, stored monotonically in one
+// batch, written through to whatsmeow's store and cached. A contact we are
+// subscribed to gets its presence subscription re-sent with the new token.
+func (c *Core) receiveTokens(ctx context.Context, acc *accountState, source string, tokens []ReceivedToken) error {
+	writes := c.resolveTokens(ctx, source, tokens)
 	if len(writes) == 0 {
-		return nil, nil
+		return nil
 	}
 	if c.beforeTokenWrite != nil {
 		c.beforeTokenWrite(source)
 	}
-	var result tokenWriteResult
-	_, err := c.writeJoined(ctx, acc, func(ctx context.Context, _ bool) (through []sqlstore.TokenWrite, err error) {
-		result, err = c.putTokenWrites(ctx, acc, writes)
+	var result storeResult
+	_, err := c.storeThrough(ctx, acc, func(ctx context.Context, _ bool) (through []sqlstore.TokenWrite, err error) {
+		result, err = c.storeWrites(ctx, acc, writes)
 		return result.through, err
 	})
 	if err != nil {
@@ -58,20 +51,21 @@ func (c *Core) storeTokensApplied(ctx context.Context, acc *accountState, source
 		// plugin; the cache carries them to the next send, and the next
 		// pass over whatsmeow's table (at the next connect) takes them
 		// over.
-		if innerErr := c.putInner(ctx, lastPerContact(writes)); innerErr != nil {
-			return nil, fmt.Errorf("%w; whatsmeow's own store failed too: %w", err, innerErr)
+		if innerErr := c.writeThroughInner(ctx, lastPerContact(writes)); innerErr != nil {
+			return fmt.Errorf("%w; whatsmeow's own store failed too: %w", err, innerErr)
 		}
 		acc.behind.Store(true)
-		c.wroteTokens(writes)
-		return nil, fmt.Errorf("%w (%w)", err, errOnlyInWhatsmeow)
+		c.cacheWrites(writes)
+		return fmt.Errorf("%w (%w)", err, errOnlyInWhatsmeow)
 	}
-	c.storedTokens(source, result)
-	return result.through, nil
+	c.cacheTokens(source, result)
+	return nil
 }
 
-// tokenWrites validates received tokens and keys each under its LID when
-// known. A rejected token is logged, never written.
-func (c *Core) tokenWrites(ctx context.Context, source string, tokens []ReceivedToken) []sqlstore.TokenWrite {
+// resolveTokens checks received tokens and resolves each to the key its row
+// lives under (the LID when
+// known). A rejected token is logged, never stored.
+func (c *Core) resolveTokens(ctx context.Context, source string, tokens []ReceivedToken) []sqlstore.TokenWrite {
 	valid := make([]ReceivedToken, 0, len(tokens))
 	jids := make([]types.JID, 0, len(tokens))
 	for _, token := range tokens {
@@ -85,7 +79,7 @@ func (c *Core) tokenWrites(ctx context.Context, source string, tokens []Received
 	if len(valid) == 0 {
 		return nil
 	}
-	keys := c.storageKeys(ctx, jids)
+	keys := c.resolveKeys(ctx, jids)
 	own := c.own()
 	writes := make([]sqlstore.TokenWrite, 0, len(valid))
 	for i, token := range valid {
@@ -102,8 +96,8 @@ func (c *Core) tokenWrites(ctx context.Context, source string, tokens []Received
 	return writes
 }
 
-// tokenWriteResult is what one batch of token writes did.
-type tokenWriteResult struct {
+// storeResult is what one batch of token writes did.
+type storeResult struct {
 	// writes are the writes as they went to the database (a late history
 	// mend corrects a timestamp), applied says which changed a row, and
 	// through are those, for whatsmeow's store and the cache.
@@ -114,13 +108,13 @@ type tokenWriteResult struct {
 	mended []types.JID
 }
 
-// putTokenWrites writes a batch of tokens to the plugin's tables: the
-// database part of storeTokens, safe to run again after a rollback.
-func (c *Core) putTokenWrites(ctx context.Context, acc *accountState, writes []sqlstore.TokenWrite) (tokenWriteResult, error) {
-	result := tokenWriteResult{writes: slices.Clone(writes)}
+// storeWrites writes a batch of tokens to the plugin's tables: the
+// database part of receiveTokens, safe to run again after a rollback.
+func (c *Core) storeWrites(ctx context.Context, acc *accountState, writes []sqlstore.TokenWrite) (storeResult, error) {
+	result := storeResult{writes: slices.Clone(writes)}
 	var err error
 	if result.applied, err = acc.store.PutTokens(ctx, result.writes...); err != nil {
-		return tokenWriteResult{}, err
+		return storeResult{}, err
 	}
 	result.mended = c.mendLateHistoryFacts(ctx, acc, result.writes, result.applied)
 	result.through = make([]sqlstore.TokenWrite, 0, len(result.writes))
@@ -132,15 +126,15 @@ func (c *Core) putTokenWrites(ctx context.Context, acc *accountState, writes []s
 	return result, nil
 }
 
-// storedTokens brings the cache up to date after a batch of token writes
+// cacheTokens brings the cache up to date after a batch of token writes
 // committed, logs them, and re-sends presence subscriptions with the new
 // tokens.
-func (c *Core) storedTokens(source string, result tokenWriteResult) {
-	c.wroteTokens(result.through)
+func (c *Core) cacheTokens(source string, result storeResult) {
+	c.cacheWrites(result.through)
 	if len(result.mended) > 0 {
 		// A mend moves a row's timestamp back, which the in-place update
 		// cannot express: read those again.
-		c.wrote(result.mended...)
+		c.cacheStale(result.mended...)
 	}
 	for i, write := range result.writes {
 		if !result.applied[i] {

@@ -76,7 +76,7 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 	}
 	// whatsmeow logs the error it gets back on every attempt; the plugin's
 	// own log says it once per outage, with what it does about it.
-	if err = c.storeTokens(ctx, acc, "whatsmeow", incoming); errors.Is(err, errOnlyInWhatsmeow) {
+	if err = c.receiveTokens(ctx, acc, "whatsmeow", incoming); errors.Is(err, errOnlyInWhatsmeow) {
 		// Stored as whatsmeow alone would have: nothing for it to retry.
 		c.warnOnce("token-store", err, "Failed to store privacy tokens in the plugin's tables; whatsmeow's own store holds them, and sends carry them")
 		return nil

@@ -131,14 +131,14 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 				}
 				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", errRecordIssuance, len(contacts), contacts[0], err)
 			}
-			c.wroteSenderTimestamp(ts, contacts...)
+			c.cacheSenderTimestamp(ts, contacts...)
 			out.recorded = append(out.recorded, contacts...)
 			for _, key := range contacts {
 				recorded[key] = true
 			}
 		}
 		if len(got) > 0 {
-			if err = c.storeTokens(ctx, acc, "issuance reply", got); err != nil {
+			if err = c.receiveTokens(ctx, acc, "issuance reply", got); err != nil {
 				return out, fmt.Errorf("%w: %w", errRecordIssuance, err)
 			}
 			out.received = append(out.received, got...)

@@ -45,13 +45,13 @@ func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.J
 	return pn, lid, pn
 }
 
-// storageKeys returns, for each JID, the key its row is stored under: a LID
+// resolveKeys returns, for each JID, the key its row is stored under: a LID
 // is its own key, and a PN maps to its LID when whatsmeow knows it, else
 // stays. It asks whatsmeow's LID map once for all the PNs, through the batch
 // call, which caches no negative answers: ingesting a million tokens must
 // not fill whatsmeow's never-evicting cache with "no LID" entries, as one
 // GetLIDForPN (or GetPNForLID) per token did.
-func (c *Core) storageKeys(ctx context.Context, jids []types.JID) []types.JID {
+func (c *Core) resolveKeys(ctx context.Context, jids []types.JID) []types.JID {
 	keys := make([]types.JID, len(jids))
 	var pns []types.JID
 	for i, jid := range jids {

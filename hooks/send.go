@@ -23,7 +23,7 @@ func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, t
 		why = Ineligible(to, in.Own)
 	}
 	if peer || why != "" {
-		return decide(&in, why), types.EmptyJID, types.EmptyJID
+		return decideJudged(&in, why), types.EmptyJID, types.EmptyJID
 	}
 	v, err := c.view(ctx, to)
 	if err != nil {
@@ -31,7 +31,7 @@ func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, t
 		// salt still give a cstoken.
 		_, lid, pn := c.resolve(ctx, to)
 		in.LID, in.Salt, in.Policy = lid, c.Salt(), c.Policy()
-		decision := decide(&in, "")
+		decision := decideJudged(&in, "")
 		if decision.Attach == AttachCSToken {
 			decision.Token = CSToken(in.Salt, lid)
 		}
@@ -45,7 +45,7 @@ func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, t
 	if in.Token = v.entry.token; len(in.Token) > 0 {
 		in.TokenTS, in.Now = v.entry.tokenTS, c.nowUnix()
 	}
-	decision := decide(&in, "")
+	decision := decideJudged(&in, "")
 	if decision.Attach == AttachCSToken {
 		decision.Token = c.cachedCSToken(salt, v.lid)
 	}

@@ -58,13 +58,6 @@ type Explanation struct {
 	Timelock  TimelockState `json:"timelock"`
 }
 
-// TokenExpiry is when a token issued at tokenTS stops being valid: the
-// start of the bucket N buckets after its own.
-func (t Timing) TokenExpiry(tokenTS int64) int64 {
-	d := clampDuration(t.ReceiverDuration)
-	return satMul(Bucket(tokenTS, d)+clampCount(t.ReceiverBuckets, d), d)
-}
-
 // Explain applies the decision and the diagnosis rules to what is known.
 func Explain(in ExplainInput) Explanation {
 	now := in.Now.Unix()
@@ -176,7 +169,7 @@ func ExplainStored(ctx context.Context, container *sqlstore.Container, account, 
 	in := ExplainInput{
 		Contact: jid.ToNonAD(), Key: key, LID: lid, PN: pn, Own: own,
 		Token: entry.token, TokenTS: entry.tokenTS, SenderTS: entry.senderTS,
-		Salt: salt, Policy: ComputePolicy(defaults, values, nil), Timelock: timelockFromStored(timelock), Now: now,
+		Salt: salt, Policy: ComputePolicy(defaults, values, nil), Timelock: TimelockFromStored(timelock), Now: now,
 	}
 	if len(salt) > 0 {
 		in.SaltSource = string(source)

@@ -148,3 +148,10 @@ func (t Timing) IssuanceDue(senderTS, now int64) bool {
 	}
 	return Bucket(now, t.SenderDuration) > Bucket(senderTS, t.SenderDuration)
 }
+
+// TokenExpiry is when a token issued at tokenTS stops being valid: the
+// start of the bucket N buckets after its own.
+func (t Timing) TokenExpiry(tokenTS int64) int64 {
+	d := clampDuration(t.ReceiverDuration)
+	return satMul(Bucket(tokenTS, d)+clampCount(t.ReceiverBuckets, d), d)
+}

@@ -8,38 +8,54 @@ import (
 	"github.com/tctoken/tctoken/sqlstore"
 )
 
-// AccountStore is everything the plugin keeps for one account, as the core
-// uses it: a small interface, as whatsmeow's store/store.go has them, so
-// that a test can put a failing or counting store in front of the SQL one in
-// one line (Config.WrapStore). *sqlstore.Store implements it.
-type AccountStore interface {
-	TokenStorage
-	SaltStorage
-	PropsStorage
-	DiagnosisStorage
-	SharedStorage
-}
+// The plugin's storage of one account, as small interfaces in the style of
+// whatsmeow's store/store.go: each concern asks for the few methods it
+// uses, and AccountStore composes them, so that a test can put a failing
+// or counting store in front of the SQL one in one line (Config.WrapStore).
+// *sqlstore.Store implements them all.
+//
+// Every method that writes must be wrapped by fencedStore (fence.go), or a
+// logout could delete the account's rows while the write brings some back;
+// TestFenceWrapsEveryWrite holds the two lists together.
 
-// TokenStorage holds the contacts' tokens and our sender timestamps.
-type TokenStorage interface {
+// TokenReader reads the contacts' tokens and our sender timestamps.
+type TokenReader interface {
 	GetMany(ctx context.Context, contacts ...types.JID) ([]*sqlstore.Entry, error)
 	Contacts(ctx context.Context) ([]types.JID, error)
+}
+
+// TokenWriter stores the contacts' tokens and our sender timestamps.
+type TokenWriter interface {
 	PutTokens(ctx context.Context, writes ...sqlstore.TokenWrite) ([]bool, error)
 	SetSenderTimestamps(ctx context.Context, ts int64, contacts ...types.JID) error
 	PutSenderTimestamps(ctx context.Context, writes ...sqlstore.SenderWrite) error
+}
+
+// HistoryMender corrects the token timestamps whatsmeow 2025-12 filed from
+// a history sync.
+type HistoryMender interface {
 	MendHistoryTimestamp(ctx context.Context, contact types.JID, token []byte, wrongTS, rightTS int64) (bool, error)
 	MendHistoryTimestamps(ctx context.Context, mends ...sqlstore.HistoryMend) ([]bool, error)
+}
+
+// TokenUpkeep is the work over the whole table: pruning, and the pass that
+// takes over whatsmeow's own table.
+type TokenUpkeep interface {
 	Prune(ctx context.Context, recvCutoff, sendCutoff int64) (int64, error)
 	ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, write func(ctx context.Context, batch sqlstore.ImportBatch) error) (sqlstore.ImportResult, error)
 }
 
-// SharedStorage is what the store can do when whatsmeow's store shares its
-// database (see shared.go): one transaction for both, and a read that
-// follows whatsmeow's LID map.
-type SharedStorage interface {
+// Transactions is what the store can do when whatsmeow's store shares its
+// database (see shared.go): one transaction for both.
+type Transactions interface {
 	InTxn(ctx context.Context, fn func(ctx context.Context) error) error
 	InTransaction(ctx context.Context) bool
 	SharesTransactions(ctx context.Context, read func(ctx context.Context, contact types.JID) ([]byte, error)) (bool, error)
+}
+
+// WhatsmeowTable reads and writes whatsmeow's own token table in the shared
+// database: a read that follows whatsmeow's LID map, and the write-through.
+type WhatsmeowTable interface {
 	GetByLID(ctx context.Context, lid types.JID) (pn types.JID, entries []*sqlstore.Entry, err error)
 	PutWhatsmeowTokens(ctx context.Context, writes ...sqlstore.TokenWrite) error
 }
@@ -59,13 +75,30 @@ type PropsStorage interface {
 	MergeProps(ctx context.Context, snap sqlstore.PropsSnapshot) error
 }
 
-// DiagnosisStorage holds the reach-out timelock and the salt backfill's
-// last attempt.
-type DiagnosisStorage interface {
+// TimelockStorage holds the reach-out timelock.
+type TimelockStorage interface {
 	GetTimelock(ctx context.Context) (*sqlstore.Timelock, error)
 	PutTimelock(ctx context.Context, tl sqlstore.Timelock) error
+}
+
+// BackfillStorage holds the salt backfill's last attempt.
+type BackfillStorage interface {
 	GetSaltBackfill(ctx context.Context) (*sqlstore.SaltBackfill, error)
 	PutSaltBackfill(ctx context.Context, at int64, result string) error
+}
+
+// AccountStore is everything the plugin keeps for one account.
+type AccountStore interface {
+	TokenReader
+	TokenWriter
+	HistoryMender
+	TokenUpkeep
+	Transactions
+	WhatsmeowTable
+	SaltStorage
+	PropsStorage
+	TimelockStorage
+	BackfillStorage
 }
 
 var _ AccountStore = (*sqlstore.Store)(nil)

@@ -22,3 +22,19 @@ func CSToken(salt []byte, lid types.JID) []byte {
 	mac.Write([]byte("@" + types.HiddenUserServer))
 	return mac.Sum(nil)
 }
+
+// cachedCSToken returns the cstoken over lid under salt (the salt in
+// force), from a bounded cache: the HMAC is most of what a first-contact
+// send costs. Entries remember the salt they were computed with, so a salt
+// change needs no purge that a concurrent computation could undo.
+func (c *Core) cachedCSToken(salt *[]byte, lid types.JID) []byte {
+	if salt == nil || lid.IsEmpty() {
+		return nil
+	}
+	if cached, ok := c.cstokens.Get(lid); ok && cached.salt == salt {
+		return cached.token
+	}
+	token := CSToken(*salt, lid)
+	c.cstokens.Add(lid, cstokenEntry{salt: salt, token: token})
+	return token
+}

@@ -1,6 +1,8 @@
 package hooks
 
 import (
+	"context"
+
 	"go.mau.fi/whatsmeow/types"
 )
 
@@ -100,6 +102,49 @@ type DecisionInput struct {
 	CSToken []byte
 	Policy  Policy
 	Now     int64
+}
+
+// Decide gathers what the decision needs (cache, salt, policy) and returns
+// what to attach for a send to `to` now. No I/O once the contact is cached.
+// Any failure degrades to the best decision possible without it.
+//
+// It is on every send's path: the recipient is judged eligible once, the
+// clock is read only for a stored token, and the cstoken is looked up only
+// when it is the decision.
+func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, types.JID, types.JID) {
+	in := DecisionInput{To: to, Peer: peer, Own: c.own()}
+	var why string
+	if !peer {
+		why = Ineligible(to, in.Own)
+	}
+	if peer || why != "" {
+		return decideJudged(&in, why), types.EmptyJID, types.EmptyJID
+	}
+	v, err := c.view(ctx, to)
+	if err != nil {
+		// Decide with what is known without the database: the LID and the
+		// salt still give a cstoken.
+		_, lid, pn := c.resolve(ctx, to)
+		in.LID, in.Salt, in.Policy = lid, c.Salt(), c.Policy()
+		decision := decideJudged(&in, "")
+		if decision.Attach == AttachCSToken {
+			decision.Token = CSToken(in.Salt, lid)
+		}
+		return decision, lid, pn
+	}
+	salt := v.acc.salt.Load()
+	if salt != nil {
+		in.Salt = *salt
+	}
+	in.LID, in.Policy = v.lid, *v.acc.policy.Load()
+	if in.Token = v.entry.token; len(in.Token) > 0 {
+		in.TokenTS, in.Now = v.entry.tokenTS, c.nowUnix()
+	}
+	decision := decideJudged(&in, "")
+	if decision.Attach == AttachCSToken {
+		decision.Token = c.cachedCSToken(salt, v.lid)
+	}
+	return decision, v.lid, v.pn
 }
 
 // decideFrom applies the fallback chain: a valid tctoken, else a cstoken over the

@@ -1,12 +1,14 @@
 package hooks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types"
 )
 
 // ErrorCodeNoToken is the server's ack error for a 1:1 message it refused
@@ -132,4 +134,46 @@ func Classify(decision Decision, timelock TimelockState, now time.Time) Diagnosi
 func Is463(err error) bool {
 	return errors.Is(err, whatsmeow.ErrServerReturnedError) &&
 		strings.HasSuffix(err.Error(), fmt.Sprintf("%s %d", whatsmeow.ErrServerReturnedError, ErrorCodeNoToken))
+}
+
+// refusal is a send the server refused with 463, as diagnosed, and the key
+// the contact's row lives under.
+type refusal struct {
+	SendError
+	key types.JID
+}
+
+// diagnose463 diagnoses a send refused with 463: the pattern that infers a
+// timelock hears of it, and the diagnosis says what the send lacked.
+func (c *Core) diagnose463(ctx context.Context, to types.JID, id types.MessageID, sent sendState, err error) *refusal {
+	key, _, _ := c.resolve(ctx, to)
+	if acc := c.account.Load(); acc != nil {
+		c.notePatternRefusal(ctx, acc, key, sent.decision)
+	}
+	timelock := c.Timelock()
+	diagnosis := Classify(sent.decision, timelock, c.now())
+	c.metrics.refused(diagnosis)
+	return &refusal{key: key, SendError: SendError{Contact: to, MessageID: id, Diagnosis: diagnosis,
+		Attached: sent.decision.Attach, Cause: sent.decision.Cause, Timelock: timelock, Err: err}}
+}
+
+// report463 logs a refused send, tells the bridge through SendDiagnosed,
+// and returns its SendError, or nil when a resend got through. resendErr is
+// the resend's error, if one went out.
+func (c *Core) report463(r *refusal, resendErr error) error {
+	report := r.Recovery
+	c.log.Warn().Stringer("to", r.Contact).Str("message_id", r.MessageID).Stringer("diagnosis", r.Diagnosis).
+		Stringer("attached", r.Attached).Stringer("cause", r.Cause).
+		Bool("timelock", r.Timelock.InForce(c.now())).Time("timelock_ends", r.Timelock.Ends).
+		Bool("reissued", report.Reissued).Bool("resent", report.Resent).
+		Msg("Message refused with 463")
+	c.dispatch(&SendDiagnosed{Contact: r.Contact, MessageID: r.MessageID, Diagnosis: r.Diagnosis, Attached: r.Attached,
+		Cause: r.Cause, Timelock: r.Timelock, Recovery: report})
+	if report.ResendAccepted {
+		return nil
+	}
+	if report.Resent && resendErr != nil && !Is463(resendErr) {
+		r.Err = resendErr
+	}
+	return &r.SendError
 }

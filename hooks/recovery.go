@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.mau.fi/whatsmeow"
-	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 )
 
@@ -100,56 +98,14 @@ type SendDiagnosed struct {
 	Recovery  RecoveryReport
 }
 
-// after463 diagnoses a refused send, runs the recovery the policy allows,
-// tells the bridge, and returns the resend's response when a resend got
-// through, or the SendError.
-func (c *Core) after463(ctx context.Context, to types.JID, message *waE2E.Message, req whatsmeow.SendRequestExtra,
-	resp whatsmeow.SendResponse, sent sendState, sendErr error) (whatsmeow.SendResponse, error) {
-	key, _, _ := c.resolve(ctx, to)
-	acc := c.account.Load()
-	if acc != nil {
-		c.notePatternRefusal(ctx, acc, key, sent.decision)
-	}
-	timelock := c.Timelock()
-	diagnosis := Classify(sent.decision, timelock, c.now())
-	c.metrics.refused(diagnosis)
+// recover runs the steps of the policy that apply to the diagnosis. Under
+// a timelock none does: nothing the plugin can do lifts it.
+func (c *Core) recover(ctx context.Context, to, key types.JID, diagnosis Diagnosis) RecoveryReport {
 	var report RecoveryReport
 	if diagnosis == DiagnosisTimelock {
 		report.Skipped = "timelock"
-	} else {
-		report = c.recover(ctx, to, key, diagnosis)
+		return report
 	}
-	final, finalErr := resp, error(nil)
-	if c.recovery.Resend && report.Skipped == "" {
-		if changed := c.waitForChange(ctx, to, sent); changed {
-			req.ID = resp.ID
-			report.Resent = true
-			final, _, finalErr = c.sendOnce(ctx, to, message, req)
-			report.ResendAccepted = finalErr == nil
-			c.log.Info().Stringer("to", to).Str("message_id", resp.ID).Bool("accepted", finalErr == nil).
-				Msg("Resent a message refused with 463 once, after what it lacked became known")
-		}
-	}
-	c.log.Warn().Stringer("to", to).Str("message_id", resp.ID).Stringer("diagnosis", diagnosis).
-		Stringer("attached", sent.decision.Attach).Stringer("cause", sent.decision.Cause).
-		Bool("timelock", timelock.InForce(c.now())).Time("timelock_ends", timelock.Ends).
-		Bool("reissued", report.Reissued).Bool("resent", report.Resent).
-		Msg("Message refused with 463")
-	c.dispatch(&SendDiagnosed{Contact: to, MessageID: resp.ID, Diagnosis: diagnosis, Attached: sent.decision.Attach,
-		Cause: sent.decision.Cause, Timelock: timelock, Recovery: report})
-	if report.ResendAccepted {
-		return final, nil
-	}
-	if report.Resent && finalErr != nil && !Is463(finalErr) {
-		sendErr = finalErr
-	}
-	return final, &SendError{Contact: to, MessageID: resp.ID, Diagnosis: diagnosis, Attached: sent.decision.Attach,
-		Cause: sent.decision.Cause, Timelock: timelock, Recovery: report, Err: sendErr}
-}
-
-// recover runs the steps of the policy that apply to the diagnosis.
-func (c *Core) recover(ctx context.Context, to, key types.JID, diagnosis Diagnosis) RecoveryReport {
-	var report RecoveryReport
 	if c.recovery.Reissue {
 		report.Reissued, report.ReissueSkipped = c.reissueAfter463(ctx, to, key)
 	}
@@ -184,6 +140,13 @@ func (c *Core) reissueAfter463(ctx context.Context, to, key types.JID) (bool, st
 		return false, "failed"
 	}
 	return true, ""
+}
+
+// resendDue reports whether the refused send to `to` is to go out once
+// more: the policy resends, the recovery ran, and what the send lacked
+// became known within ResendWait.
+func (c *Core) resendDue(ctx context.Context, to types.JID, sent sendState, report RecoveryReport) bool {
+	return c.recovery.Resend && report.Skipped == "" && c.waitForChange(ctx, to, sent)
 }
 
 // resendPoll is how often a waiting resend looks for a change. The change

@@ -9,49 +9,6 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-// Decide gathers what the decision needs (cache, salt, policy) and returns
-// what to attach for a send to `to` now. No I/O once the contact is cached.
-// Any failure degrades to the best decision possible without it.
-//
-// It is on every send's path: the recipient is judged eligible once, the
-// clock is read only for a stored token, and the cstoken is looked up only
-// when it is the decision.
-func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, types.JID, types.JID) {
-	in := DecisionInput{To: to, Peer: peer, Own: c.own()}
-	var why string
-	if !peer {
-		why = Ineligible(to, in.Own)
-	}
-	if peer || why != "" {
-		return decideJudged(&in, why), types.EmptyJID, types.EmptyJID
-	}
-	v, err := c.view(ctx, to)
-	if err != nil {
-		// Decide with what is known without the database: the LID and the
-		// salt still give a cstoken.
-		_, lid, pn := c.resolve(ctx, to)
-		in.LID, in.Salt, in.Policy = lid, c.Salt(), c.Policy()
-		decision := decideJudged(&in, "")
-		if decision.Attach == AttachCSToken {
-			decision.Token = CSToken(in.Salt, lid)
-		}
-		return decision, lid, pn
-	}
-	salt := v.acc.salt.Load()
-	if salt != nil {
-		in.Salt = *salt
-	}
-	in.LID, in.Policy = v.lid, *v.acc.policy.Load()
-	if in.Token = v.entry.token; len(in.Token) > 0 {
-		in.TokenTS, in.Now = v.entry.tokenTS, c.nowUnix()
-	}
-	decision := decideJudged(&in, "")
-	if decision.Attach == AttachCSToken {
-		decision.Token = c.cachedCSToken(salt, v.lid)
-	}
-	return decision, v.lid, v.pn
-}
-
 // SendMessage is Client.SendMessage with the fallback chain applied: it
 // pins the decision in the context so whatsmeow's own <tctoken> read agrees,
 // appends <cstoken> through AdditionalNodes when that is the decision, and
@@ -68,14 +25,29 @@ func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Mes
 		req = extra[0]
 	}
 	resp, sent, err := c.sendOnce(ctx, to, message, req)
-	if err != nil && !req.Peer && Ineligible(to, c.own()) == "" && Is463(err) {
-		return c.after463(ctx, to, message, req, resp, sent, err)
+	if err == nil || req.Peer || Ineligible(to, c.own()) != "" || !Is463(err) {
+		return resp, err
 	}
-	return resp, err
+	// Refused with 463: diagnose, recover as the policy allows, resend once
+	// when what the send lacked became known, and tell the bridge.
+	refused := c.diagnose463(ctx, to, resp.ID, sent, err)
+	refused.Recovery = c.recover(ctx, to, refused.key, refused.Diagnosis)
+	final, finalErr := resp, error(nil)
+	if c.resendDue(ctx, to, sent, refused.Recovery) {
+		req.ID = resp.ID
+		refused.Recovery.Resent = true
+		final, _, finalErr = c.sendOnce(ctx, to, message, req)
+		refused.Recovery.ResendAccepted = finalErr == nil
+		c.log.Info().Stringer("to", to).Str("message_id", resp.ID).Bool("accepted", finalErr == nil).
+			Msg("Resent a message refused with 463 once, after what it lacked became known")
+	}
+	return final, c.report463(refused, finalErr)
 }
 
-// sendOnce decides, pins and sends one message, and reports what it sent
-// with. A resend after a 463 goes through here again, deciding afresh.
+// sendOnce decides, pins and sends one message, runs the after-send steps
+// of an accepted one (issue, and the diagnosis's pattern), and reports what
+// it sent with. A resend after a 463 goes through here again, deciding
+// afresh.
 func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Message, req whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, sendState, error) {
 	decision, lid, pn := c.Decide(ctx, to, req.Peer)
 	// CauseNoLID: no valid tctoken, the salt known and the gate on; only the
@@ -143,20 +115,4 @@ func callerAttachedToken(nodes *[]waBinary.Node) bool {
 		}
 	}
 	return false
-}
-
-// cachedCSToken returns the cstoken over lid under salt (the salt in
-// force), from a bounded cache: the HMAC is most of what a first-contact
-// send costs. Entries remember the salt they were computed with, so a salt
-// change needs no purge that a concurrent computation could undo.
-func (c *Core) cachedCSToken(salt *[]byte, lid types.JID) []byte {
-	if salt == nil || lid.IsEmpty() {
-		return nil
-	}
-	if cached, ok := c.cstokens.Get(lid); ok && cached.salt == salt {
-		return cached.token
-	}
-	token := CSToken(*salt, lid)
-	c.cstokens.Add(lid, cstokenEntry{salt: salt, token: token})
-	return token
 }

@@ -55,6 +55,15 @@ func WithLogger(log zerolog.Logger) Option {
 // handshake fails certificate verification.
 func WithWrongCertRoot() Option { return func(s *Server) { s.wrongRoot = true } }
 
+// WithTLS makes the server present cert (a chain that ca signed) instead of
+// httptest's certificate for example.com. A standalone server uses it so
+// that clients in other processes, which trust ca through SSL_CERT_FILE,
+// accept it under the names they dial (web.whatsapp.com, the media hosts).
+// serverName is one of cert's names; HTTPClient asks for it.
+func WithTLS(cert tls.Certificate, ca *x509.Certificate, serverName string) Option {
+	return func(s *Server) { s.tlsCert, s.tlsCA, s.tlsName = &cert, ca, serverName }
+}
+
 // WithFreshDevices makes NewDevice leave the prekey store empty, so each
 // client does the initial upload of 812 prekeys a newly paired device does.
 // By default NewDevice registers 50 prekeys with the server up front, which
@@ -93,8 +102,12 @@ type Server struct {
 
 	ownPN, ownLID types.JID
 
-	httpSrv   *httptest.Server
-	rootCAs   *x509.CertPool
+	httpSrv *httptest.Server
+	rootCAs *x509.CertPool
+	// tlsCert, tlsCA and tlsName replace httptest's certificate (WithTLS).
+	tlsCert   *tls.Certificate
+	tlsCA     *x509.Certificate
+	tlsName   string
 	static    *keys.KeyPair
 	certChain []byte
 
@@ -213,9 +226,16 @@ func start(t testing.TB, opts []Option) (*Server, error) {
 	}
 
 	s.httpSrv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
-	s.httpSrv.StartTLS()
 	s.rootCAs = x509.NewCertPool()
-	s.rootCAs.AddCert(s.httpSrv.Certificate())
+	if s.tlsCert != nil {
+		s.httpSrv.TLS = &tls.Config{Certificates: []tls.Certificate{*s.tlsCert}}
+		s.httpSrv.StartTLS()
+		s.rootCAs.AddCert(s.tlsCA)
+	} else {
+		s.tlsName = tlsServerName
+		s.httpSrv.StartTLS()
+		s.rootCAs.AddCert(s.httpSrv.Certificate())
+	}
 	s.log.Debug().Str("addr", s.httpSrv.Listener.Addr().String()).Msg("Fake WhatsApp server started")
 	return s, nil
 }
@@ -265,6 +285,10 @@ func (s *Server) OwnLID() types.JID { return s.ownLID }
 // Log is the server's logger.
 func (s *Server) Log() *zerolog.Logger { return &s.log }
 
+// Addr is the host:port of the TLS listener that serves the websocket and
+// the media host: what a proxy in front of the server dials.
+func (s *Server) Addr() string { return s.httpSrv.Listener.Addr().String() }
+
 // URL is the base https URL of the test listener (for debugging; clients are
 // routed to it by HTTPClient whatever URL they use).
 func (s *Server) URL() string { return s.httpSrv.URL }
@@ -280,7 +304,7 @@ func (s *Server) HTTPClient() *http.Client {
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				return dialer.DialContext(ctx, network, addr)
 			},
-			TLSClientConfig: &tls.Config{RootCAs: s.rootCAs, ServerName: tlsServerName},
+			TLSClientConfig: &tls.Config{RootCAs: s.rootCAs, ServerName: s.tlsName},
 		},
 	}
 }

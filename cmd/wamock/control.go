@@ -105,17 +105,20 @@ func shortHash(b []byte) string {
 }
 
 type infoOut struct {
-	Proxy        string `json:"proxy"`
-	Control      string `json:"control"`
-	CAFile       string `json:"ca_file"`
-	CertRoot     string `json:"cert_root"`
-	OwnPN        string `json:"own_pn"`
-	OwnLID       string `json:"own_lid"`
-	Devices      []int  `json:"connected_devices"`
-	Rule         string `json:"rule"`
-	SaltSHA256   string `json:"salt_sha256,omitempty"`
-	MediaHost    string `json:"media_host"`
-	WebsocketURL string `json:"websocket_url"`
+	Proxy    string `json:"proxy"`
+	Control  string `json:"control"`
+	CAFile   string `json:"ca_file"`
+	CertRoot string `json:"cert_root"`
+	OwnPN    string `json:"own_pn"`
+	OwnLID   string `json:"own_lid"`
+	Devices  []int  `json:"connected_devices"`
+	// Keyed lists our devices that uploaded prekeys: contacts and our
+	// phone can encrypt to them.
+	Keyed        []string `json:"keyed_devices"`
+	Rule         string   `json:"rule"`
+	SaltSHA256   string   `json:"salt_sha256,omitempty"`
+	MediaHost    string   `json:"media_host"`
+	WebsocketURL string   `json:"websocket_url"`
 }
 
 func (svc *service) info() infoOut {
@@ -127,6 +130,10 @@ func (svc *service) info() infoOut {
 	for _, d := range svc.srv.ConnectedDevices() {
 		devices = append(devices, int(d))
 	}
+	keyed := []string{}
+	for _, jid := range svc.srv.OwnDeviceJIDs() {
+		keyed = append(keyed, jid.String())
+	}
 	return infoOut{
 		Proxy:        svc.URL(),
 		Control:      svc.URL(),
@@ -135,6 +142,7 @@ func (svc *service) info() infoOut {
 		OwnPN:        svc.srv.OwnPN().String(),
 		OwnLID:       svc.srv.OwnLID().String(),
 		Devices:      devices,
+		Keyed:        keyed,
 		Rule:         rule,
 		SaltSHA256:   shortHash(salt),
 		MediaHost:    wamock.DefaultMediaHost,
@@ -351,6 +359,11 @@ func (svc *service) setSalt(ctx context.Context, r *http.Request) (map[string]st
 	if len(svc.srv.ConnectedDevices()) == 0 {
 		return nil, fmt.Errorf("%w: no device is logged in to receive the salt", errBadRequest)
 	}
+	// A device that just paired is still uploading its prekeys; the phone
+	// needs them to encrypt the key share.
+	if err = waitKeyed(ctx, svc.srv); err != nil {
+		return nil, err
+	}
 	phone := svc.srv.Phone()
 	if err = phone.ShareAppStateKeys(ctx); err != nil {
 		return nil, err
@@ -367,6 +380,20 @@ func (svc *service) setSalt(ctx context.Context, r *http.Request) (map[string]st
 	svc.mu.Unlock()
 	svc.log.Info().Str("salt_sha256", shortHash(salt)).Msg("NCT salt set through our phone")
 	return map[string]string{"salt_sha256": shortHash(salt)}, nil
+}
+
+// waitKeyed waits until one of our devices has uploaded prekeys.
+func waitKeyed(ctx context.Context, srv *wamock.Server) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for len(srv.OwnDeviceJIDs()) == 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no device of ours uploaded prekeys: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 type loginIn struct {

@@ -482,7 +482,6 @@ func (svc *service) listStanzas(r *http.Request) (stanzasOut, error) {
 }
 
 func (svc *service) stanzaJSON(i int, n *waBinary.Node) stanzaOut {
-	ag := n.AttrGetter()
 	device, _ := svc.srv.ReceivedFrom(n)
 	xml := wamock.XML(n)
 	if len(xml) > maxStanzaXML {
@@ -490,8 +489,8 @@ func (svc *service) stanzaJSON(i int, n *waBinary.Node) stanzaOut {
 	}
 	out := stanzaOut{
 		Index: i, Device: int(device), Tag: n.Tag,
-		ID: ag.OptionalString("id"), Type: ag.OptionalString("type"),
-		To: ag.OptionalString("to"), XMLNS: ag.OptionalString("xmlns"), XML: xml,
+		ID: attrString(n, "id"), Type: attrString(n, "type"),
+		To: attrString(n, "to"), XMLNS: attrString(n, "xmlns"), XML: xml,
 	}
 	if n.Tag != "message" {
 		return out
@@ -521,6 +520,21 @@ func (svc *service) stanzaJSON(i int, n *waBinary.Node) stanzaOut {
 		out.TCTokenGiven = &given
 	}
 	return out
+}
+
+// attrString is an attribute as text: addresses (to, from) are JIDs in the
+// decoded stanza, not strings.
+func attrString(n *waBinary.Node, key string) string {
+	switch v := n.Attrs[key].(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case types.JID:
+		return v.String()
+	default:
+		return fmt.Sprint(v)
+	}
 }
 
 // recipient is the contact a message went to, by PN or LID.

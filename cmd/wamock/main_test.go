@@ -241,8 +241,8 @@ func TestProxyQRLoginAndTokens(t *testing.T) {
 	if !errors.Is(err, whatsmeow.ErrServerReturnedError) {
 		t.Fatalf("first message without a token: err %v, want the server's 463", err)
 	}
-	if st := messageStanza(t, svc, resp.ID); st.Ack == nil || st.Ack.Error != 463 || st.CSToken != "" {
-		t.Fatalf("first message: %+v, want no cstoken and ack 463", st)
+	if st := messageStanza(t, svc, resp.ID); st.Ack == nil || st.Ack.Error != 463 || st.CSToken != "" || st.To != bob.PN {
+		t.Fatalf("first message: %+v, want one to %s with no cstoken and ack 463", st, bob.PN)
 	}
 
 	lid, err := types.ParseJID(bob.LID)

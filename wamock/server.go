@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
@@ -64,6 +65,17 @@ func WithTLS(cert tls.Certificate, ca *x509.Certificate, serverName string) Opti
 	return func(s *Server) { s.tlsCert, s.tlsCA, s.tlsName = &cert, ca, serverName }
 }
 
+// WithPairRestartDelay makes the server wait d after the client's
+// <pair-device-sign> before it sends stream error 515. By default the 515
+// follows at once, faster than any network: whatsmeow reads it while it is
+// still dispatching events.PairSuccess on another goroutine, and a client
+// that needs PairSuccess before the reconnect (mautrix-whatsapp's login)
+// then sees them in the wrong order. A standalone server in front of such a
+// client sets a delay like a real round trip.
+func WithPairRestartDelay(d time.Duration) Option {
+	return func(s *Server) { s.pairRestartDelay = d }
+}
+
 // WithFreshDevices makes NewDevice leave the prekey store empty, so each
 // client does the initial upload of 812 prekeys a newly paired device does.
 // By default NewDevice registers 50 prekeys with the server up front, which
@@ -99,6 +111,8 @@ type Server struct {
 	lidMigrated   bool
 	emptyAppState bool
 	pushName      string
+	// pairRestartDelay: see WithPairRestartDelay.
+	pairRestartDelay time.Duration
 
 	ownPN, ownLID types.JID
 

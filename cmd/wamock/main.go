@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", filepath.Join(os.TempDir(), "wamock"), "state `directory`: the test CA (reused when present) and the env file")
 	ownPN := fs.String("own-pn", "", "our account's phone number (default 15550000001)")
 	ownLID := fs.String("own-lid", "", "our account's LID user part (default 100000000000001)")
+	pairDelay := fs.Duration("pair-restart-delay", 300*time.Millisecond, "wait between the client's pair-device-sign and stream error 515, like a real round trip (mautrix-whatsapp's login needs it)")
 	level := fs.String("log-level", "info", "zerolog `level` of the log on stderr (debug logs every stanza)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}}).
 		Level(lvl).With().Timestamp().Logger()
 	svc, err := startService(config{
-		listen: *listen, dir: *dir, ownPN: *ownPN, ownLID: *ownLID,
+		listen: *listen, dir: *dir, ownPN: *ownPN, ownLID: *ownLID, pairRestartDelay: *pairDelay,
 		log: log, readHeaderWait: 10 * time.Second,
 	})
 	if err != nil {

@@ -20,10 +20,12 @@ type config struct {
 	// listen is the loopback address of the proxy and control API.
 	listen string
 	// dir holds the test CA (reused when present) and the env file.
-	dir            string
-	ownPN, ownLID  string
-	log            zerolog.Logger
-	readHeaderWait time.Duration
+	dir           string
+	ownPN, ownLID string
+	// pairRestartDelay: see wamock.WithPairRestartDelay.
+	pairRestartDelay time.Duration
+	log              zerolog.Logger
+	readHeaderWait   time.Duration
 }
 
 // service is wamock as a process: the fake server, and one loopback HTTP
@@ -72,6 +74,7 @@ func startService(cfg config) (*service, error) {
 	opts := []wamock.Option{
 		wamock.WithLogger(cfg.log),
 		wamock.WithTLS(cert, ca.cert, websocketHost),
+		wamock.WithPairRestartDelay(cfg.pairRestartDelay),
 	}
 	if cfg.ownPN != "" {
 		opts = append(opts, wamock.WithOwnPN(cfg.ownPN))

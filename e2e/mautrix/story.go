@@ -29,6 +29,7 @@ type storyConfig struct {
 	domain     string
 	bridgeDB   string // the bridge's SQLite file, to see the salt arrive
 	contactPN  string // the number the account never talked to
+	probePN    string // another one, written to before the salt
 	stepWait   time.Duration
 }
 
@@ -40,6 +41,7 @@ type story struct {
 	token   string // alice's Matrix access token
 	userID  string
 	contact contactInfo
+	probe   contactInfo
 	facts   []string
 }
 
@@ -82,6 +84,7 @@ func runStory(args []string) error {
 	fs.StringVar(&cfg.domain, "domain", "localhost", "Matrix server name")
 	fs.StringVar(&cfg.bridgeDB, "bridge-db", "", "the bridge's SQLite database file")
 	fs.StringVar(&cfg.contactPN, "contact", "15551230001", "the never-contacted phone number")
+	fs.StringVar(&cfg.probePN, "probe", "15551230002", "another never-contacted number, written to before the salt")
 	fs.DurationVar(&cfg.stepWait, "step-wait", 90*time.Second, "how long one step may take")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -112,8 +115,14 @@ func (s *story) run() error {
 	if err := s.call("POST", s.cfg.wamock+"/v1/contacts", "", map[string]any{"pn": s.cfg.contactPN, "push_name": "Bob"}, &s.contact); err != nil {
 		return fmt.Errorf("add the contact on wamock: %w", err)
 	}
-	s.step("contact %s (%s) exists on wamock", s.contact.PN, s.contact.LID)
+	if err := s.call("POST", s.cfg.wamock+"/v1/contacts", "", map[string]any{"pn": s.cfg.probePN, "push_name": "Carol"}, &s.probe); err != nil {
+		return fmt.Errorf("add the probe contact on wamock: %w", err)
+	}
+	s.step("contacts %s (%s) and %s (%s) exist on wamock", s.contact.PN, s.contact.LID, s.probe.PN, s.probe.LID)
 	if err := s.loginWhatsApp(); err != nil {
+		return err
+	}
+	if err := s.probeRefusal(); err != nil {
 		return err
 	}
 	if err := s.setSalt(); err != nil {
@@ -124,18 +133,20 @@ func (s *story) run() error {
 	}
 	s.fact("wamock's rule: a message to a contact needs a tctoken or the cstoken HMAC(salt, contact LID), else ack error 463")
 
-	room, err := s.createDM()
+	room, err := s.createDM(s.cfg.contactPN)
 	if err != nil {
 		return err
 	}
-	first, err := s.sendAndObserve(room, "hello from Matrix, first contact")
+	first, err := s.sendAndObserve(room, s.contact, "hello from Matrix, first contact")
 	if err != nil {
 		return err
 	}
 	if s.cfg.variant == "plain" {
-		return s.judgePlainFirst(first)
+		err = s.judgePlainFirst(first)
+	} else {
+		err = s.judgePluginFirst(first)
 	}
-	if err = s.judgePluginFirst(first); err != nil {
+	if err != nil {
 		return err
 	}
 
@@ -146,7 +157,7 @@ func (s *story) run() error {
 		return fmt.Errorf("the contact gives its privacy token: %w", err)
 	}
 	s.step("the contact gave its privacy token (sha256 %s) and the bridge's whatsmeow handled the notification", given.TokenSHA256)
-	second, err := s.sendAndObserve(room, "second message, after the contact's token")
+	second, err := s.sendAndObserve(room, s.contact, "second message, after the contact's token")
 	if err != nil {
 		return err
 	}
@@ -179,15 +190,45 @@ func (s *story) judgePluginFirst(first stanza) error {
 	return nil
 }
 
-// judgePlainFirst: without the plugin's lines the first message must be
-// refused. That the harness sees the difference is the point.
+// judgePlainFirst reports what the bridge does on first contact WITHOUT the
+// plugin's lines. Issue 23 expected a 463 here; whatsmeow 33cfac51, which
+// mautrix-whatsapp d70eb6b pins, computes a cstoken itself once it holds
+// the salt, so the run states which of the two happened. It fails only on
+// what would be a bug in either: a wrong cstoken, or no answer.
 func (s *story) judgePlainFirst(first stanza) error {
-	if first.Ack.Error == 463 {
-		s.fact("WITHOUT the plugin lines, the first Matrix message reached wamock as <message id=%s> with cstoken %q and tctoken %q and was acked with error 463", first.ID, first.CSToken, first.TCToken)
-		return nil
+	switch {
+	case first.Ack.Error == 463:
+		s.fact("WITHOUT the plugin lines, the first Matrix message reached wamock as <message id=%s> with cstoken %q, tctoken %q, and was refused with 463", first.ID, first.CSToken, first.TCToken)
+	case first.CSTokenValid != nil && *first.CSTokenValid && first.Ack.Accepted:
+		s.fact("WITHOUT the plugin lines, no 463: whatsmeow 33cfac51 itself attached the right <cstoken> (HMAC of the salt and %s) to the first message <message id=%s>, which was acked without error", s.contact.LID, first.ID)
+	default:
+		valid := first.CSTokenValid != nil && *first.CSTokenValid
+		return fmt.Errorf("WITHOUT the plugin lines, the first message was acked with error %d (cstoken %q valid=%v, tctoken %q)", first.Ack.Error, first.CSToken, valid, first.TCToken)
 	}
-	valid := first.CSTokenValid != nil && *first.CSTokenValid
-	return fmt.Errorf("WITHOUT the plugin lines, the first message was acked with error %d, not 463 (cstoken %q valid=%v, tctoken %q)", first.Ack.Error, first.CSToken, valid, first.TCToken)
+	return nil
+}
+
+// probeRefusal shows that the harness sees a refusal: before the account
+// has the NCT salt, and with wamock requiring a token, a first message to
+// a second never-contacted number carries none and gets 463, with or
+// without the plugin.
+func (s *story) probeRefusal() error {
+	if err := s.call("POST", s.cfg.wamock+"/v1/rule", "", map[string]string{"rule": "require-token"}, nil); err != nil {
+		return fmt.Errorf("set the rule: %w", err)
+	}
+	room, err := s.createDM(s.cfg.probePN)
+	if err != nil {
+		return err
+	}
+	msg, err := s.sendAndObserve(room, s.probe, "before the salt")
+	if err != nil {
+		return err
+	}
+	if msg.Ack.Error != 463 || msg.CSToken != "" || msg.TCToken != "" {
+		return fmt.Errorf("before the salt, the message to +%s carried cstoken %q, tctoken %q and was acked with %d, want no token and 463", s.cfg.probePN, msg.CSToken, msg.TCToken, msg.Ack.Error)
+	}
+	s.fact("before the account had the NCT salt, a first Matrix message to +%s (<message id=%s>) carried no token and wamock refused it with 463: the harness sees a refusal", s.cfg.probePN, msg.ID)
+	return nil
 }
 
 // call does one JSON request; bearer may be empty. A status outside 2xx is
@@ -399,28 +440,28 @@ func (s *story) setSalt() error {
 }
 
 // createDM opens the DM through the provisioning API and joins it.
-func (s *story) createDM() (string, error) {
+func (s *story) createDM(pn string) (string, error) {
 	var dm struct {
 		ID       string `json:"id"`
 		MXID     string `json:"mxid"`
 		DMRoomID string `json:"dm_room_mxid"`
 	}
-	if err := s.call("POST", s.provURL("/create_dm/+"+s.cfg.contactPN), s.cfg.secret, map[string]any{}, &dm); err != nil {
-		return "", fmt.Errorf("create_dm to +%s: %w", s.cfg.contactPN, err)
+	if err := s.call("POST", s.provURL("/create_dm/+"+pn), s.cfg.secret, map[string]any{}, &dm); err != nil {
+		return "", fmt.Errorf("create_dm to +%s: %w", pn, err)
 	}
 	if dm.DMRoomID == "" {
-		return "", fmt.Errorf("create_dm to +%s returned no room", s.cfg.contactPN)
+		return "", fmt.Errorf("create_dm to +%s returned no room", pn)
 	}
 	if err := s.call("POST", s.cfg.homeserver+"/_matrix/client/v3/join/"+url.PathEscape(dm.DMRoomID), s.token, map[string]any{}, nil); err != nil {
 		return "", fmt.Errorf("%s joins the DM %s: %w", s.userID, dm.DMRoomID, err)
 	}
-	s.fact("POST /v3/create_dm/+%s opened %s with %s (a number the account never talked to); %s joined it", s.cfg.contactPN, dm.DMRoomID, dm.MXID, s.userID)
+	s.fact("POST /v3/create_dm/+%s opened %s with %s (a number the account never talked to); %s joined it", pn, dm.DMRoomID, dm.MXID, s.userID)
 	return dm.DMRoomID, nil
 }
 
 // sendAndObserve sends a Matrix text into the room and returns the message
 // stanza that reached wamock for the contact, once it has been acked.
-func (s *story) sendAndObserve(room, text string) (stanza, error) {
+func (s *story) sendAndObserve(room string, to contactInfo, text string) (stanza, error) {
 	var mark stanzaList
 	if err := s.call("GET", s.cfg.wamock+"/v1/stanzas?tag=none", "", nil, &mark); err != nil {
 		return stanza{}, err
@@ -441,7 +482,7 @@ func (s *story) sendAndObserve(room, text string) (stanza, error) {
 			return false, err
 		}
 		for _, st := range list.Stanzas {
-			if s.toContact(st.To) && st.Ack != nil {
+			if addressedTo(st.To, to) && st.Ack != nil {
 				found = st
 				return true, nil
 			}
@@ -451,9 +492,9 @@ func (s *story) sendAndObserve(room, text string) (stanza, error) {
 	return found, err
 }
 
-// toContact tells whether a stanza's to= is the contact, by PN or LID.
-func (s *story) toContact(to string) bool {
+// addressedTo tells whether a stanza's to= is the contact, by PN or LID.
+func addressedTo(to string, c contactInfo) bool {
 	user, server, _ := strings.Cut(to, "@")
 	user, _, _ = strings.Cut(user, ":")
-	return user+"@"+server == s.contact.PN || user+"@"+server == s.contact.LID
+	return user+"@"+server == c.PN || user+"@"+server == c.LID
 }

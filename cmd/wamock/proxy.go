@@ -48,6 +48,9 @@ func (svc *service) serveConnect(w http.ResponseWriter, r *http.Request) {
 		svc.log.Err(err).Msg("Failed to hijack a CONNECT")
 		return
 	}
+	// A hijacked connection keeps whatever deadline the HTTP server set;
+	// a tunnel lives as long as the client's websocket.
+	_ = client.SetDeadline(time.Time{})
 	if _, err = client.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
 		_ = client.Close()
 		_ = upstream.Close()

@@ -3,43 +3,19 @@ package hooks
 import (
 	"bytes"
 	"context"
-	"reflect"
 	"time"
 
-	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/tctoken/tctoken/sqlstore"
 )
 
-// nativeTokens is what a whatsmeow that attaches tokens, computes cstokens
-// and issues by itself (commit 33cfac51 and later) exports through
-// DangerousInternals: its in-memory map of sender timestamps, which decides
-// its issuance after a DM. whatsmeow 2025-12 has neither method. Asking by
-// interface assertion at run time lets one build serve both versions with no
-// build tag for the bridge to pass.
-type nativeTokens interface {
-	GetTCTokenSenderTS(jid types.JID) time.Time
-	SetTCTokenSenderTS(jid types.JID, ts time.Time)
-}
-
-// native returns whatsmeow's own token machinery, or nil on a whatsmeow
-// that has none (2025-12), where the plugin does every step itself. It is
-// asked on every send and every token read: New asks once (the answer is
-// the client type's), since DangerousInternals allocates on each call.
-func (c *Core) native() nativeTokens { return c.nativeTokens }
-
-func nativeOf(cli *whatsmeow.Client) nativeTokens {
-	if cli == nil {
-		return nil
-	}
-	n, _ := any(cli.DangerousInternals()).(nativeTokens)
-	return n
-}
-
 // Native reports whether whatsmeow attaches, computes and issues tokens by
-// itself. The plugin is then the store and the policy behind those
-// mechanics rather than the mechanics themselves.
-func (c *Core) Native() bool { return c.native() != nil }
+// itself (commit 33cfac51 and later; see package compat). The plugin is
+// then the store and the policy behind those mechanics rather than the
+// mechanics themselves.
+func (c *Core) Native() bool { return c.compat.Native() }
 
 // whatsmeow's native expiry rule, hard-coded there: a token is valid from
 // the start of the bucket three 7-day buckets before the current one.
@@ -79,7 +55,7 @@ func reportedTimestamp(tokenTS int64) time.Time {
 //     gates, and carries the SenderTimestamp that seeds whatsmeow's sender
 //     map, so that it does not issue again after a restart in a bucket the
 //     plugin already recorded.
-func (c *Core) nativeGet(ctx context.Context, user types.JID, n nativeTokens) *store.PrivacyToken {
+func (c *Core) nativeGet(ctx context.Context, user types.JID) *store.PrivacyToken {
 	user = user.ToNonAD()
 	out := &store.PrivacyToken{User: user}
 	if Ineligible(user, c.own()) != "" {
@@ -93,9 +69,9 @@ func (c *Core) nativeGet(ctx context.Context, user types.JID, n nativeTokens) *s
 	// is reported: whatsmeow reissues on an explicit identity change from
 	// what it was told, and must not for an issuance the policy calls
 	// expired.
-	senderTS := c.adoptNativeIssuance(ctx, v, user, n)
+	senderTS := c.adoptNativeIssuance(ctx, v, user)
 	if senderTS > 0 && v.acc.policy.Load().Timing.IssuedTokenValid(senderTS, c.nowUnix()) {
-		setSenderTimestamp(out, time.Unix(senderTS, 0))
+		c.compat.SetSenderTimestamp(out, time.Unix(senderTS, 0))
 	}
 	var attach bool
 	token := v.entry.token
@@ -120,9 +96,9 @@ func (c *Core) nativeGet(ctx context.Context, user types.JID, n nativeTokens) *s
 // with a token row); it reads the store right after, so a sender timestamp
 // in its map newer than the stored one is written down here. Returns the
 // sender timestamp in force.
-func (c *Core) adoptNativeIssuance(ctx context.Context, v contactView, user types.JID, n nativeTokens) int64 {
+func (c *Core) adoptNativeIssuance(ctx context.Context, v contactView, user types.JID) int64 {
 	stored := v.entry.senderTS
-	mapped := n.GetTCTokenSenderTS(user)
+	mapped := c.compat.SenderTS(user)
 	if mapped.IsZero() || mapped.Unix() <= stored || mapped.Unix() > time.Now().Unix()+maxFutureSkew {
 		return stored
 	}
@@ -146,8 +122,9 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 	senders := make(map[int64][]types.JID)
 	own := c.own()
 	for _, token := range tokens {
-		senderTS := senderTimestampOf(token)
-		if senderTS > 0 && senderTS <= time.Now().Unix()+maxFutureSkew {
+		senderTS := c.senderTimestampOf(token)
+		// A JID the database cannot hold is refused with its token below.
+		if senderTS > 0 && senderTS <= time.Now().Unix()+maxFutureSkew && sqlstore.CheckContact(token.User) == nil {
 			key, _, _ := c.resolve(ctx, token.User)
 			if Ineligible(key, own) != "" {
 				// Our own account (a history mapping can pair a contact's
@@ -193,24 +170,12 @@ func (c *Core) isEcho(ctx context.Context, token store.PrivacyToken) bool {
 // senderTimestampOf reads PrivacyToken.SenderTimestamp, a field whatsmeow
 // 2025-12 lacks; 0 when absent, unset or not after the epoch (whatsmeow's
 // history sync files a missing one as the epoch).
-func senderTimestampOf(token store.PrivacyToken) int64 {
-	field := reflect.ValueOf(token).FieldByName("SenderTimestamp")
-	if !field.IsValid() {
-		return 0
-	}
-	ts, ok := field.Interface().(time.Time)
-	if !ok || ts.IsZero() || ts.Unix() <= 0 {
+func (c *Core) senderTimestampOf(token store.PrivacyToken) int64 {
+	ts := c.compat.SenderTimestamp(token)
+	if ts.IsZero() || ts.Unix() <= 0 {
 		return 0
 	}
 	return ts.Unix()
-}
-
-// setSenderTimestamp sets PrivacyToken.SenderTimestamp where it exists.
-func setSenderTimestamp(token *store.PrivacyToken, ts time.Time) {
-	field := reflect.ValueOf(token).Elem().FieldByName("SenderTimestamp")
-	if field.IsValid() && field.CanSet() && field.Type() == reflect.TypeOf(ts) {
-		field.Set(reflect.ValueOf(ts))
-	}
 }
 
 // nativeReissues reports whether whatsmeow has just reissued our token for
@@ -219,10 +184,9 @@ func setSenderTimestamp(token *store.PrivacyToken, ts time.Time) {
 // timestamp nativeGet reported). The plugin then stays out, so the contact
 // gets one reissue. Implicit changes whatsmeow does not reissue for.
 func (c *Core) nativeReissues(contact types.JID) bool {
-	n := c.native()
-	if n == nil {
+	if !c.compat.Native() {
 		return false
 	}
 	key, _, _ := c.resolve(context.Background(), contact)
-	return !n.GetTCTokenSenderTS(key).IsZero()
+	return !c.compat.SenderTS(key).IsZero()
 }

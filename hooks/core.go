@@ -15,6 +15,7 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tctoken/tctoken/internal/compat"
 	"github.com/tctoken/tctoken/sqlstore"
 )
 
@@ -61,10 +62,10 @@ type Config struct {
 // event handlers and the background work.
 type Core struct {
 	cli *whatsmeow.Client
-	// nativeTokens is whatsmeow's own token machinery, nil on whatsmeow
-	// 2025-12 (see native).
-	nativeTokens nativeTokens
-	container    *sqlstore.Container
+	// compat is what this whatsmeow does by itself, detected at New: every
+	// difference between whatsmeow 2025-12 and the newer one is asked there.
+	compat    *compat.Features
+	container *sqlstore.Container
 	// inner is whatsmeow's own token store, behind the interposer. It is
 	// replaced when pairing gives the device its SQL stores (interpose).
 	inner atomic.Pointer[innerTokens]
@@ -80,7 +81,10 @@ type Core struct {
 	reissued *lru.Cache[reissueKey, struct{}]
 	// backfillEvery is how long a salt backfill attempt is remembered.
 	backfillEvery time.Duration
-	backfillMu    sync.Mutex
+	backfilling   atomic.Bool // a salt backfill is under way
+	// saltSeq numbers app-state salt changes in the order the plugin
+	// learned of them (whatsmeow's event order), so that they apply in it.
+	saltSeq atomic.Uint64
 
 	account   atomic.Pointer[accountState]
 	loggedOut atomic.Bool  // set on LoggedOut, cleared by the next PairSuccess
@@ -98,10 +102,14 @@ type Core struct {
 	issuer     issuance // the queue, the backoff and the in-flight set
 	history    *lru.Cache[types.JID, historyFact]
 	subscribed *lru.Cache[types.JID, types.JID]
+	presence   presenceQueue // presence updates waiting to be recorded
 	// First-contact LID lookups (lidlookup.go): one in flight per number,
 	// and numbers without a LID remembered for a while.
 	lidLookups  singleflight.Group
 	unknownLIDs *ttlSet
+	// adopting holds the contacts whose row in whatsmeow's store is being
+	// taken over (adopt.go), one at a time each.
+	adopting sync.Map
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -120,6 +128,9 @@ type Core struct {
 	// check and the database write of every token batch, so that tests can
 	// force the interleavings of whatsmeow's write and the history handler.
 	beforeTokenWrite func(source string)
+	// beforeSaltChange, when set by a test, runs before an app-state salt
+	// change takes the salt lock, so that tests can order two of them.
+	beforeSaltChange func(salt []byte)
 }
 
 // cstokenEntry is a computed cstoken and the salt it was computed with.
@@ -152,17 +163,18 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 		now = time.Now
 	}
 	c := &Core{
-		cli:          cli,
-		nativeTokens: nativeOf(cli),
-		container:    container,
-		log:          cfg.Log,
-		now:          now,
-		defaults:     defaults,
-		overrides:    cfg.PropOverrides,
-		wrapStore:    cfg.WrapStore,
-		recovery:     DefaultRecovery(),
-		metrics:      observer{cfg.Observer},
+		cli:       cli,
+		compat:    compat.Detect(cli),
+		container: container,
+		log:       cfg.Log,
+		now:       now,
+		defaults:  defaults,
+		overrides: cfg.PropOverrides,
+		wrapStore: cfg.WrapStore,
+		recovery:  DefaultRecovery(),
+		metrics:   observer{cfg.Observer},
 	}
+	c.compat.Log(c.log)
 	if cfg.Recovery != nil {
 		c.recovery = *cfg.Recovery
 	}
@@ -324,7 +336,23 @@ func (c *Core) interpose() {
 		st.AppState = watch
 	}
 	c.attachSaltStore()
-	if _, ok := st.Container.(*LogoutWatch); !ok && st.Container != nil {
-		st.Container = &LogoutWatch{DeviceContainer: st.Container, core: c}
+	c.watchLogout()
+}
+
+// watchLogout puts a LogoutWatch of this core in front of the device's
+// container. A watch left there by a plugin closed on the same client is
+// replaced, not kept: it belongs to the closed core, which ignores the
+// logout, and the account's rows would stay.
+func (c *Core) watchLogout() {
+	st := c.cli.Store
+	inner := st.Container
+	if current, ok := inner.(*LogoutWatch); ok {
+		if current.core == c {
+			return
+		}
+		inner = current.DeviceContainer
+	}
+	if inner != nil {
+		st.Container = &LogoutWatch{DeviceContainer: inner, core: c}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -306,53 +305,15 @@ type TimelockChanged struct {
 	State TimelockState
 }
 
-// reachoutTimelockEvent is the name of the newer whatsmeow's event for the
-// server's timelock notification (a mex notification). whatsmeow 2025-12
-// has no such type and drops the notification, so the event is recognised
-// by name and read by reflection: one build serves both versions.
-const reachoutTimelockEvent = "NotifyAccountReachoutTimelock"
-
-// readTimelockEvent reads the newer whatsmeow's NotifyAccountReachoutTimelock
-// (IsActive, TimeEnforcementEnds, EnforcementType), or reports false for
-// any other event.
-func readTimelockEvent(evt any) (TimelockState, bool) {
-	v := reflect.ValueOf(evt)
-	if v.Kind() == reflect.Pointer {
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct || v.Type().Name() != reachoutTimelockEvent || !strings.HasSuffix(v.Type().PkgPath(), "types/events") {
+// readTimelockEvent reads the server's timelock notification out of a
+// whatsmeow event (the newer whatsmeow's NotifyAccountReachoutTimelock;
+// whatsmeow 2025-12 dispatches none), or reports false for any other event.
+func (c *Core) readTimelockEvent(evt any) (TimelockState, bool) {
+	tl, ok := c.compat.Timelock(evt)
+	if !ok {
 		return TimelockState{}, false
 	}
-	state := TimelockState{Source: TimelockFromNotification}
-	if f := v.FieldByName("IsActive"); f.IsValid() && f.Kind() == reflect.Bool {
-		state.Active = f.Bool()
-	}
-	if f := v.FieldByName("EnforcementType"); f.IsValid() && f.Kind() == reflect.String {
-		state.Enforcement = f.String()
-	}
-	// jsontime.UnixString embeds time.Time.
-	if f := v.FieldByName("TimeEnforcementEnds"); f.IsValid() {
-		if ts, ok := timeOf(f); ok && !ts.IsZero() && ts.Unix() > 0 {
-			state.Ends = ts
-		}
-	}
-	return state, true
-}
-
-func timeOf(v reflect.Value) (time.Time, bool) {
-	if !v.CanInterface() {
-		return time.Time{}, false
-	}
-	if ts, ok := v.Interface().(time.Time); ok {
-		return ts, true
-	}
-	if v.Kind() == reflect.Struct {
-		if inner := v.FieldByName("Time"); inner.IsValid() && inner.CanInterface() {
-			ts, ok := inner.Interface().(time.Time)
-			return ts, ok
-		}
-	}
-	return time.Time{}, false
+	return TimelockState{Source: TimelockFromNotification, Active: tl.Active, Ends: tl.Ends, Enforcement: tl.Enforcement}, true
 }
 
 // handleTimelockEvent records the server's timelock notification.
@@ -369,8 +330,11 @@ func (c *Core) handleTimelockEvent(state TimelockState) {
 // dispatch hands the bridge a plugin event through whatsmeow's own event
 // handlers, from a goroutine of its own: the caller may be inside a
 // handler, where dispatching again could wait on whatsmeow's handler lock.
+// Close does not wait for it: the bridge's handler of the event may be what
+// calls Close, which would then wait on itself.
 func (c *Core) dispatch(evt any) {
-	c.goBackground(func(context.Context) {
-		c.cli.DangerousInternals().DispatchEvent(evt)
-	})
+	if c.closed.Load() {
+		return
+	}
+	go c.cli.DangerousInternals().DispatchEvent(evt)
 }

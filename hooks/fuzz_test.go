@@ -106,7 +106,7 @@ func checkStored(t *testing.T, c *Core) {
 	if _, err := acc.store.Prune(ctx, math.MaxInt64, math.MaxInt64); err != nil {
 		t.Fatal(err)
 	}
-	c.wroteAll()
+	c.forgetCache()
 }
 
 // jidOrString is a parsed JID when s parses, else s itself, as a hostile
@@ -318,10 +318,10 @@ func FuzzSaltReaders(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		value := &waSyncAction.SyncActionValue{}
 		value.ProtoReflect().SetUnknown(raw)
-		fromAppState := SaltFromSyncAction(value)
+		fromAppState := c.compat.AppStateSalt(value)
 		history := &waHistorySync.HistorySync{}
 		history.ProtoReflect().SetUnknown(raw)
-		fromHistory, found := UnknownBytesField(history, historySyncNCTSaltField)
+		fromHistory, found := c.compat.HistorySalt(history)
 		if len(fromAppState) > len(raw) || len(fromHistory) > len(raw) || (!found && fromHistory != nil) {
 			t.Fatalf("read more than was there: %d, %d of %d bytes", len(fromAppState), len(fromHistory), len(raw))
 		}

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -33,7 +34,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	if data == nil {
 		return
 	}
-	if salt, ok := UnknownBytesField(data, historySyncNCTSaltField); ok {
+	if salt, ok := c.compat.HistorySalt(data); ok {
 		c.applyHistorySalt(ctx, salt)
 	}
 	acc, err := c.acct(ctx)
@@ -49,6 +50,14 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 		lid, errLID := types.ParseJID(mapping.GetLidJID())
 		// A pair that names our own account is no contact's: it would file
 		// someone's token under our own LID.
+		if errPN == nil && errLID == nil {
+			if err := errors.Join(sqlstore.CheckContact(pn), sqlstore.CheckContact(lid)); err != nil {
+				// One such pair would fail the whole batch of mappings
+				// on PostgreSQL, and every token keyed by LID with it.
+				c.log.Warn().Err(err).Msg("Ignored a history-sync phone number to LID mapping")
+				continue
+			}
+		}
 		if errPN == nil && errLID == nil && pn.Server == types.DefaultUserServer && lid.Server == types.HiddenUserServer &&
 			!c.own().Is(pn) && !c.own().Is(lid) {
 			mappings = append(mappings, store.LIDMapping{LID: lid.ToNonAD(), PN: pn.ToNonAD()})
@@ -69,6 +78,12 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	for _, conv := range data.GetConversations() {
 		chat, err := types.ParseJID(conv.GetID())
 		if err != nil || Ineligible(chat, own) != "" {
+			continue
+		}
+		if err = sqlstore.CheckContact(chat); err != nil {
+			// Kept out of the blob's batches: on PostgreSQL it would fail
+			// them, and every other conversation's token with them.
+			c.log.Warn().Err(err).Msg("Ignored a history-sync conversation")
 			continue
 		}
 		convs = append(convs, conv)

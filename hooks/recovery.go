@@ -168,7 +168,7 @@ func (c *Core) recover(ctx context.Context, to, key types.JID, diagnosis Diagnos
 
 // reissueAfter463 issues our token to the contact once per sender bucket.
 func (c *Core) reissueAfter463(ctx context.Context, to, key types.JID) (bool, string) {
-	if c.native() != nil {
+	if c.compat.Native() {
 		// whatsmeow issued after the DM by itself, 463 or not.
 		return false, "whatsmeow issues by itself"
 	}

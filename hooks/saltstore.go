@@ -2,17 +2,9 @@ package hooks
 
 import (
 	"context"
-	"reflect"
-)
 
-// nctSaltStore is whatsmeow's NCT salt store interface (store.NCTSaltStore
-// in versions after 2025-12), restated so that the plugin builds against a
-// whatsmeow that lacks it.
-type nctSaltStore interface {
-	PutNCTSalt(ctx context.Context, salt []byte) error
-	GetNCTSalt(ctx context.Context) ([]byte, error)
-	DeleteNCTSalt(ctx context.Context) error
-}
+	"github.com/tctoken/tctoken/internal/compat"
+)
 
 // SaltStore replaces Client.Store.NCTSalt on a whatsmeow that computes
 // cstokens itself, as TokenStore replaces its token store: whatsmeow then
@@ -21,30 +13,24 @@ type nctSaltStore interface {
 // salt rules (app state authoritative, history sync only a backfill).
 type SaltStore struct {
 	core  *Core
-	inner nctSaltStore
+	inner compat.NCTSaltStore
 }
 
-var _ nctSaltStore = (*SaltStore)(nil)
+var _ compat.NCTSaltStore = (*SaltStore)(nil)
 
-// attachSaltStore interposes on Device.NCTSalt where the field exists. It is
-// found by name because whatsmeow 2025-12 has no such field.
+// attachSaltStore interposes on whatsmeow's NCT salt store where it has one
+// the plugin can stand in for (not on whatsmeow 2025-12).
 func (c *Core) attachSaltStore() {
-	field := reflect.ValueOf(c.cli.Store).Elem().FieldByName("NCTSalt")
-	if !field.IsValid() || !field.CanSet() {
+	current, ok := c.compat.NCTSaltStore(c.cli.Store)
+	if !ok {
 		return
 	}
-	ours := &SaltStore{core: c}
-	if !reflect.TypeOf(ours).AssignableTo(field.Type()) {
-		c.log.Warn().Str("type", field.Type().String()).Msg("whatsmeow's NCT salt store has an unknown shape; not interposing")
-		return
-	}
-	if current, ok := field.Interface().(*SaltStore); ok {
+	ours := &SaltStore{core: c, inner: current}
+	if previous, ok := current.(*SaltStore); ok {
 		// Enabled again on the same client: wrap what the first one wrapped.
-		ours.inner = current.inner
-	} else if inner, ok := field.Interface().(nctSaltStore); ok {
-		ours.inner = inner
+		ours.inner = previous.inner
 	}
-	field.Set(reflect.ValueOf(ours))
+	c.compat.SetNCTSaltStore(c.cli.Store, ours)
 	ours.importSalt()
 }
 

@@ -104,7 +104,7 @@ func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Messag
 	ctx = sendCtx
 	// A whatsmeow that attaches tokens itself adds the cstoken from the
 	// plugin's salt store, as the pin decides: adding one here would double it.
-	native := c.native() != nil
+	native := c.compat.Native()
 	if decision.Attach == AttachCSToken && !native {
 		var nodes []waBinary.Node
 		if req.AdditionalNodes != nil {

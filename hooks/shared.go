@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -132,8 +133,70 @@ func (c *Core) writeJoined(ctx context.Context, acc *accountState, write func(ct
 		return nil, err
 	}
 	through = lastPerContact(through)
-	c.writeThrough(ctx, through)
+	c.writeThroughOrdered(ctx, acc, through)
 	return through, nil
+}
+
+// writeThroughRounds bounds writeThroughOrdered: each round past the first
+// needs a newer token for the same contact to commit between its write and
+// its check, so a bound this small is never reached in practice.
+const writeThroughRounds = 4
+
+// recheckChunk bounds the contacts one check reads: a placeholder each,
+// far below SQLite's limit on bound parameters.
+const recheckChunk = 1000
+
+// writeThroughOrdered writes through, apart, tokens the plugin already
+// committed. Two such writes for one contact can reach whatsmeow's table in
+// the other order than they committed in the plugin's: the one with the
+// older token held up (the scheduler, a slow statement) lands last, and
+// whatsmeow 2025-12's upsert keeps whatever lands last. So after its write,
+// each checks the plugin's rows again and writes through what they hold
+// now where that moved on, until the two agree. The write that lands last
+// is then one whose check, made after it landed, found the plugin's row as
+// written, and any newer token commits after that check and is written
+// through after it: whatsmeow's table ends with the plugin's newest token.
+// (Joined writes need none of this: the plugin's row lock orders them with
+// their write-through.)
+func (c *Core) writeThroughOrdered(ctx context.Context, acc *accountState, writes []sqlstore.TokenWrite) {
+	for round := 1; len(writes) > 0; round++ {
+		c.writeThrough(ctx, writes)
+		if round == writeThroughRounds {
+			c.log.Warn().Stringer("first", writes[0].Contact).Int("contacts", len(writes)).
+				Msg("Privacy tokens kept changing while being copied to whatsmeow's own store; the next token corrects it")
+			return
+		}
+		writes = c.movedOn(ctx, acc, writes)
+	}
+}
+
+// movedOn reads the plugin's rows of writes and returns, as writes, those
+// that hold another token or timestamp now. A row without a token (pruned
+// meanwhile) leaves whatsmeow's as it is. A failed read returns nothing:
+// the write-through made stands, as it did before the check.
+func (c *Core) movedOn(ctx context.Context, acc *accountState, writes []sqlstore.TokenWrite) []sqlstore.TokenWrite {
+	var moved []sqlstore.TokenWrite
+	for start := 0; start < len(writes); start += recheckChunk {
+		chunk := writes[start:min(start+recheckChunk, len(writes))]
+		contacts := make([]types.JID, len(chunk))
+		written := make(map[types.JID]sqlstore.TokenWrite, len(chunk))
+		for i, write := range chunk {
+			contacts[i] = write.Contact
+			written[write.Contact.ToNonAD()] = write
+		}
+		rows, err := acc.store.GetMany(ctx, contacts...)
+		if err != nil {
+			c.log.Debug().Err(err).Msg("Could not check the plugin's rows after a write-through")
+			return moved
+		}
+		for _, row := range rows {
+			write, ok := written[row.Contact.ToNonAD()]
+			if ok && len(row.Token) > 0 && (row.TokenTS != write.TokenTS || !bytes.Equal(row.Token, write.Token)) {
+				moved = append(moved, sqlstore.TokenWrite{Contact: write.Contact, Token: row.Token, TokenTS: row.TokenTS})
+			}
+		}
+	}
+	return moved
 }
 
 // lastPerContact keeps the last of several writes for one contact (a

@@ -161,12 +161,14 @@ func (s *Store) tuples(count, width, first int, tail string) string {
 // would settle them one after the other: the newest (the later one on a tie)
 // is written, the others report false.
 //
-// An empty token or a missing contact fails the whole batch before anything
-// is written.
+// An empty token, a missing contact or one CheckContact refuses fails the
+// whole batch before anything is written (callers check each write first).
 func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, error) {
 	for i, w := range writes {
 		if w.Contact.IsEmpty() {
 			return nil, fmt.Errorf("tctoken: token write #%d has no contact", i)
+		} else if err := CheckContact(w.Contact); err != nil {
+			return nil, fmt.Errorf("tctoken: refusing token write #%d: %w", i, err)
 		} else if len(w.Token) == 0 {
 			return nil, fmt.Errorf("tctoken: refusing to store an empty token from %s", contactKey(w.Contact))
 		} else if w.TokenTS < 0 {
@@ -360,6 +362,8 @@ func (s *Store) PutSenderTimestamps(ctx context.Context, writes ...SenderWrite) 
 	for i, w := range writes {
 		if w.Contact.IsEmpty() {
 			return fmt.Errorf("tctoken: sender timestamp #%d has no contact", i)
+		} else if err := CheckContact(w.Contact); err != nil {
+			return fmt.Errorf("tctoken: refusing sender timestamp #%d: %w", i, err)
 		} else if w.TS < 0 {
 			return fmt.Errorf("tctoken: refusing to store negative sender timestamp %d for %s", w.TS, contactKey(w.Contact))
 		} else if w.TS == 0 {
@@ -536,6 +540,16 @@ func scanContact(row dbutil.Scannable) (types.JID, error) {
 // the first expired one, once per batch. For the same reason PostgreSQL gets
 // the batch as an array (= ANY(ARRAY(...))), not as IN (subquery): at 100,000
 // rows it joined IN to a sequential scan of the whole table, 40 ms a batch.
+//
+// Every statement checks its own conditions again in its outer WHERE, not
+// only in the subquery that picks the batch. PostgreSQL computes the array
+// once, on the statement's snapshot; a row that a concurrent write changed
+// (a fresh token arriving while the prune runs) is waited for and then
+// checked again, but only against the outer conditions. Without them there,
+// the fresh token was deleted for the expired one it replaced. The checks
+// are written with a unary plus (+token_ts, +sender_ts): a filter on each
+// row of the batch, which keeps both planners from reading the outer rows
+// through the expiry index instead of the batch's keys.
 type pruneQueries struct {
 	// Rows with nothing left worth keeping: no token, and no valid issuance.
 	// Found by the partial index on rows without a token.
@@ -560,16 +574,17 @@ func makePruneQueries(dialect dbutil.Dialect) pruneQueries {
 		return "their_jid IN (" + batch + ")"
 	}
 	return pruneQueries{
-		senderOnly: `DELETE FROM tctoken_tokens WHERE our_jid=$1 AND ` + inBatch(`
+		senderOnly: `DELETE FROM tctoken_tokens
+			WHERE our_jid=$1 AND token IS NULL AND (+sender_ts IS NULL OR +sender_ts < $2) AND ` + inBatch(`
 			SELECT their_jid FROM tctoken_tokens
 			WHERE our_jid=$1 AND token IS NULL AND (sender_ts IS NULL OR sender_ts < $2)
 			ORDER BY sender_ts LIMIT $3`),
 		clearTokens: `UPDATE tctoken_tokens SET token=NULL, token_ts=NULL, updated_at=$4
-			WHERE our_jid=$1 AND sender_ts >= $3 AND ` + inBatch(`
+			WHERE our_jid=$1 AND +token_ts < $2 AND +sender_ts >= $3 AND ` + inBatch(`
 			SELECT their_jid FROM tctoken_tokens WHERE our_jid=$1 AND token_ts < $2
 			ORDER BY token_ts LIMIT $5`),
 		deleteRows: `DELETE FROM tctoken_tokens
-			WHERE our_jid=$1 AND (sender_ts IS NULL OR sender_ts < $3) AND ` + inBatch(`
+			WHERE our_jid=$1 AND +token_ts < $2 AND (+sender_ts IS NULL OR +sender_ts < $3) AND ` + inBatch(`
 			SELECT their_jid FROM tctoken_tokens WHERE our_jid=$1 AND token_ts < $2
 			ORDER BY token_ts LIMIT $4`),
 	}
@@ -591,6 +606,19 @@ const prunePlanSettings = `SELECT set_config('enable_sort', 'off', true), set_co
 
 // PruneBatchSize is how many rows one prune statement deletes or clears.
 const PruneBatchSize = 1000
+
+// lastBatch reports whether a prune batch that removed n rows was the last
+// one. On SQLite, whose statements run alone, fewer than PruneBatchSize
+// means there were no more. On PostgreSQL a batch also comes back short
+// when a concurrent write changed some of its rows (they no longer pass the
+// outer re-check), with more expired rows behind them; only an empty batch
+// ends the prune there.
+func (s *Store) lastBatch(n int64) bool {
+	if s.db.Dialect == dbutil.Postgres {
+		return n == 0
+	}
+	return n < PruneBatchSize
+}
 
 // pruneMinPause is the shortest pause between two batches of a prune on
 // SQLite; see Prune.
@@ -685,7 +713,7 @@ func (s *Store) Prune(ctx context.Context, recvCutoff, sendCutoff int64) (int64,
 		if err != nil {
 			return 0, err
 		}
-		if n < PruneBatchSize {
+		if s.lastBatch(n) {
 			break
 		}
 		if err = pause(time.Since(start)); err != nil {
@@ -708,9 +736,8 @@ func (s *Store) Prune(ctx context.Context, recvCutoff, sendCutoff int64) (int64,
 		}
 		removed += cleared + deleted
 		// The batch was the first PruneBatchSize expired tokens: the rows
-		// cleared plus at least those of them deleted. Fewer than a batch in
-		// all means there were no more.
-		if cleared+deleted < PruneBatchSize {
+		// cleared plus at least those of them deleted.
+		if s.lastBatch(cleared + deleted) {
 			break
 		}
 		if err = pause(time.Since(start)); err != nil {

@@ -43,6 +43,14 @@ func installTestRoot() *keys.KeyPair {
 	return testRoot
 }
 
+// CertRoot returns the public key of the Noise certificate root that every
+// server in this process signs its certificate chain with. whatsmeow in this
+// process already trusts it (NewServer and Start install it); a client in
+// another process must set whatsmeow.WACertPubKey to it before connecting.
+func CertRoot() [32]byte {
+	return *installTestRoot().Pub
+}
+
 // makeCertChain builds the two-level chain whatsmeow checks in
 // verifyServerCert: root signs the intermediate, the intermediate signs the
 // leaf, and the leaf carries the server's static Noise key.

@@ -485,6 +485,13 @@ func (s *Server) finishPairing(ctx context.Context, c *conn, pr *pairing, iq *wa
 	num, result := pr.device, pr.result
 	c.stateMu.Unlock()
 	err := s.checkPairDeviceSign(pr, iq)
+	if err == nil && s.pairRestartDelay > 0 {
+		select {
+		case <-time.After(s.pairRestartDelay):
+		case <-ctx.Done():
+			err = fmt.Errorf("wamock: pairing: %w", ctx.Err())
+		}
+	}
 	if err == nil {
 		// Send the 515 before reporting success, so that once ScanQR
 		// returns the client is already on its way to log in.

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
@@ -55,6 +56,26 @@ func WithLogger(log zerolog.Logger) Option {
 // handshake fails certificate verification.
 func WithWrongCertRoot() Option { return func(s *Server) { s.wrongRoot = true } }
 
+// WithTLS makes the server present cert (a chain that ca signed) instead of
+// httptest's certificate for example.com. A standalone server uses it so
+// that clients in other processes, which trust ca through SSL_CERT_FILE,
+// accept it under the names they dial (web.whatsapp.com, the media hosts).
+// serverName is one of cert's names; HTTPClient asks for it.
+func WithTLS(cert tls.Certificate, ca *x509.Certificate, serverName string) Option {
+	return func(s *Server) { s.tlsCert, s.tlsCA, s.tlsName = &cert, ca, serverName }
+}
+
+// WithPairRestartDelay makes the server wait d after the client's
+// <pair-device-sign> before it sends stream error 515. By default the 515
+// follows at once, faster than any network: whatsmeow reads it while it is
+// still dispatching events.PairSuccess on another goroutine, and a client
+// that needs PairSuccess before the reconnect (mautrix-whatsapp's login)
+// then sees them in the wrong order. A standalone server in front of such a
+// client sets a delay like a real round trip.
+func WithPairRestartDelay(d time.Duration) Option {
+	return func(s *Server) { s.pairRestartDelay = d }
+}
+
 // WithFreshDevices makes NewDevice leave the prekey store empty, so each
 // client does the initial upload of 812 prekeys a newly paired device does.
 // By default NewDevice registers 50 prekeys with the server up front, which
@@ -90,11 +111,17 @@ type Server struct {
 	lidMigrated   bool
 	emptyAppState bool
 	pushName      string
+	// pairRestartDelay: see WithPairRestartDelay.
+	pairRestartDelay time.Duration
 
 	ownPN, ownLID types.JID
 
-	httpSrv   *httptest.Server
-	rootCAs   *x509.CertPool
+	httpSrv *httptest.Server
+	rootCAs *x509.CertPool
+	// tlsCert, tlsCA and tlsName replace httptest's certificate (WithTLS).
+	tlsCert   *tls.Certificate
+	tlsCA     *x509.Certificate
+	tlsName   string
 	static    *keys.KeyPair
 	certChain []byte
 
@@ -213,9 +240,16 @@ func start(t testing.TB, opts []Option) (*Server, error) {
 	}
 
 	s.httpSrv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
-	s.httpSrv.StartTLS()
 	s.rootCAs = x509.NewCertPool()
-	s.rootCAs.AddCert(s.httpSrv.Certificate())
+	if s.tlsCert != nil {
+		s.httpSrv.TLS = &tls.Config{Certificates: []tls.Certificate{*s.tlsCert}}
+		s.httpSrv.StartTLS()
+		s.rootCAs.AddCert(s.tlsCA)
+	} else {
+		s.tlsName = tlsServerName
+		s.httpSrv.StartTLS()
+		s.rootCAs.AddCert(s.httpSrv.Certificate())
+	}
 	s.log.Debug().Str("addr", s.httpSrv.Listener.Addr().String()).Msg("Fake WhatsApp server started")
 	return s, nil
 }
@@ -265,6 +299,10 @@ func (s *Server) OwnLID() types.JID { return s.ownLID }
 // Log is the server's logger.
 func (s *Server) Log() *zerolog.Logger { return &s.log }
 
+// Addr is the host:port of the TLS listener that serves the websocket and
+// the media host: what a proxy in front of the server dials.
+func (s *Server) Addr() string { return s.httpSrv.Listener.Addr().String() }
+
 // URL is the base https URL of the test listener (for debugging; clients are
 // routed to it by HTTPClient whatever URL they use).
 func (s *Server) URL() string { return s.httpSrv.URL }
@@ -280,7 +318,7 @@ func (s *Server) HTTPClient() *http.Client {
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				return dialer.DialContext(ctx, network, addr)
 			},
-			TLSClientConfig: &tls.Config{RootCAs: s.rootCAs, ServerName: tlsServerName},
+			TLSClientConfig: &tls.Config{RootCAs: s.rootCAs, ServerName: s.tlsName},
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package wamock
 
 import (
+	"strings"
 	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
@@ -29,10 +30,11 @@ func (s *Server) handleUsync(iq *waBinary.Node) *waBinary.Node {
 			if !ok {
 				continue
 			}
-			raw, _ := contactNode.Content.([]byte)
-			jid = types.NewJID(trimPlus(string(raw)), types.DefaultUserServer)
+			jid = types.NewJID(phoneQueryUser(contactNode.Content), types.DefaultUserServer)
 		}
-		users = append(users, s.usyncUser(jid, query.GetChildren()))
+		user := s.usyncUser(jid, query.GetChildren())
+		echoContactQuery(&user, &req)
+		users = append(users, user)
 	}
 	attrs := waBinary.Attrs{}
 	for _, key := range []string{"sid", "mode", "context", "last", "index"} {
@@ -46,11 +48,33 @@ func (s *Server) handleUsync(iq *waBinary.Node) *waBinary.Node {
 	}})
 }
 
-func trimPlus(s string) string {
-	if len(s) > 0 && s[0] == '+' {
-		return s[1:]
+// phoneQueryUser is the phone number of a <contact> lookup: "+1555…", or
+// "+1555…@c.us" as IsOnWhatsApp sends it.
+func phoneQueryUser(content any) string {
+	var q string
+	switch c := content.(type) {
+	case []byte:
+		q = string(c)
+	case string:
+		q = c
 	}
-	return s
+	return strings.TrimPrefix(strings.TrimSuffix(q, "@"+types.LegacyUserServer), "+")
+}
+
+// echoContactQuery copies a phone-number lookup's query into the answer's
+// <contact> element, as the real server does: IsOnWhatsApp reports it as
+// the response's Query.
+func echoContactQuery(user, req *waBinary.Node) {
+	query, ok := req.GetOptionalChildByTag("contact")
+	if !ok || query.Content == nil {
+		return
+	}
+	children := user.GetChildren()
+	for i := range children {
+		if children[i].Tag == "contact" {
+			children[i].Content = query.Content
+		}
+	}
 }
 
 func (s *Server) usyncUser(jid types.JID, protocols []waBinary.Node) waBinary.Node {

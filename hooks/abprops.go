@@ -10,6 +10,13 @@ import (
 	waBinary "go.mau.fi/whatsmeow/binary"
 )
 
+// propsState is where the policy comes from before and beside the
+// server's AB props: the configured defaults and the local overrides.
+type propsState struct {
+	defaults  Defaults
+	overrides map[int]string
+}
+
 // AB prop config codes the plugin obeys. The profile-picture (9666) and
 // group (11261, 11262) gates are not among them: whatsmeow reads tokens for
 // those through the same store call as for messages, so the plugin cannot

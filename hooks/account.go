@@ -14,6 +14,20 @@ import (
 
 // The account the plugin is bound to: its state, binding it, our own JIDs.
 
+// accountLifecycle is the account the core serves, from bind to logout,
+// and what the core put in front of the device's stores for it.
+type accountLifecycle struct {
+	account   atomic.Pointer[accountState]
+	loggedOut atomic.Bool  // set on LoggedOut, cleared by the next PairSuccess
+	bindMu    sync.Mutex   // one bind at a time
+	bindNext  atomic.Int64 // unix seconds before which a failed bind is not retried
+	wrapStore func(AccountStore) AccountStore
+	appState  *AppStateWatch
+	handlerID uint32
+	nextPrune atomic.Int64 // unix seconds; 0 = prune at the next chance
+	connGen   atomic.Uint64
+}
+
 // accountState is everything bound to one logged-in device.
 type accountState struct {
 	jid   types.JID

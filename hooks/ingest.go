@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.mau.fi/whatsmeow/types"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tctoken/tctoken/sqlstore"
 )
@@ -16,6 +20,36 @@ import (
 // it (whatsmeow's write, a history sync, an issuance answer, the pass over
 // whatsmeow's table), is received here and goes receive -> check -> resolve
 // -> store -> write through -> cache.
+
+// receivedTokens is the state of the tokens contacts issued to us: the
+// interposer's inner store, the cache of merged entries, what history syncs
+// said, the takeovers of whatsmeow's rows, presence and LID lookups.
+type receivedTokens struct {
+	// inner is whatsmeow's own token store, behind the interposer. It is
+	// replaced when pairing gives the device its SQL stores (interpose).
+	inner atomic.Pointer[innerTokens]
+	cache *lru.Cache[types.JID, *cachedEntry]
+	// cacheMu orders "no write since my read began, so cache it" against
+	// "a write happened, drop the entry", so a stale read is never cached.
+	cacheMu  sync.Mutex
+	writeGen uint64
+	history  *lru.Cache[types.JID, historyFact]
+	// subscribed and presence: the contacts whose presence we follow, to
+	// re-subscribe with a new token, and the updates waiting to be recorded.
+	subscribed *lru.Cache[types.JID, types.JID]
+	presence   presenceQueue
+	// First-contact LID lookups (lidlookup.go): one in flight per number,
+	// and numbers without a LID remembered for a while.
+	lidLookups  singleflight.Group
+	unknownLIDs *ttlSet
+	// adopting holds the contacts whose row in whatsmeow's store is being
+	// taken over (adopt.go), one at a time each.
+	adopting sync.Map
+	// beforeTokenWrite, when set by a test, runs between the history-fact
+	// check and the database write of every token batch, so that tests can
+	// force the interleavings of whatsmeow's write and the history handler.
+	beforeTokenWrite func(source string)
+}
 
 // errOnlyInWhatsmeow marks a token write that failed in the plugin's tables
 // but reached whatsmeow's own store.

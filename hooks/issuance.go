@@ -6,7 +6,15 @@ import (
 	"fmt"
 
 	"go.mau.fi/whatsmeow/types"
+	"golang.org/x/sync/singleflight"
 )
+
+// issuedTokens is the state of our own issuance: the queue, the backoff
+// and the in-flight set (issuer), and the calls issuing right now.
+type issuedTokens struct {
+	issuing singleflight.Group
+	issuer  issuance
+}
 
 // ErrIneligible means a JID can never be issued a token.
 var ErrIneligible = errors.New("cannot issue a trusted-contact token")

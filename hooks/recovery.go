@@ -5,8 +5,16 @@ import (
 	"fmt"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.mau.fi/whatsmeow/types"
 )
+
+// recoveryState is what a 463 sets off, and what it already did.
+type recoveryState struct {
+	recovery Recovery
+	// reissued remembers (contact, sender bucket) pairs a 463 reissued to.
+	reissued *lru.Cache[reissueKey, struct{}]
+}
 
 // Recovery is what the plugin does after a 1:1 send was refused with 463.
 // Every step is bounded, and none runs under a reach-out timelock: blind

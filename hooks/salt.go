@@ -7,14 +7,32 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.mau.fi/whatsmeow/appstate"
 	waServerSync "go.mau.fi/whatsmeow/proto/waServerSync"
 	"go.mau.fi/whatsmeow/proto/waSyncAction"
 	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
 	waLog "go.mau.fi/whatsmeow/util/log"
 
 	"github.com/tctoken/tctoken/sqlstore"
 )
+
+// saltState is the state of the NCT salt and the cstokens over it: the
+// cstoken cache, the salt backfill's pacing, and the order of app-state
+// salt changes.
+type saltState struct {
+	cstokens *lru.Cache[types.JID, cstokenEntry]
+	// backfillEvery is how long a salt backfill attempt is remembered.
+	backfillEvery time.Duration
+	backfilling   atomic.Bool // a salt backfill is under way
+	// saltSeq numbers app-state salt changes in the order the plugin
+	// learned of them (whatsmeow's event order), so that they apply in it.
+	saltSeq atomic.Uint64
+	// beforeSaltChange, when set by a test, runs before an app-state salt
+	// change takes the salt lock, so that tests can order two of them.
+	beforeSaltChange func(salt []byte)
+}
 
 const (
 	// IndexNCTSalt is the app-state index of the NCT salt mutation.

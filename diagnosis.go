@@ -62,13 +62,13 @@ func DefaultRecovery() Recovery { return hooks.DefaultRecovery() }
 // WithRecovery sets what the plugin does after a 463. Recovery{} only
 // diagnoses. Nothing is done under a reach-out timelock.
 func WithRecovery(r Recovery) Option {
-	return func(cfg *hooks.Config) { cfg.Recovery = &r }
+	return Option{func(cfg *hooks.Config) { cfg.Recovery = &r }}
 }
 
 // WithSaltBackfillInterval sets how long one salt backfill attempt is
 // remembered (default 24 hours).
 func WithSaltBackfillInterval(interval time.Duration) Option {
-	return func(cfg *hooks.Config) { cfg.SaltBackfillInterval = interval }
+	return Option{func(cfg *hooks.Config) { cfg.SaltBackfillInterval = interval }}
 }
 
 // Explain returns everything the plugin knows about one contact (by PN or

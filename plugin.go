@@ -17,7 +17,6 @@ package tctoken
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -82,51 +81,38 @@ type Entry struct {
 	SenderTimestamp time.Time
 }
 
-// ErrAlreadyEnabled is returned when Enable is called twice on one client.
-var ErrAlreadyEnabled = errors.New("tctoken: already enabled on this client")
-
-// Option tunes Enable.
-type Option func(*hooks.Config)
+// Option tunes Enable. The With functions make them; the zero Option
+// changes nothing.
+type Option struct{ apply func(*hooks.Config) }
 
 // WithLogger sets the plugin's logger. By default it logs nothing.
 func WithLogger(log zerolog.Logger) Option {
-	return func(cfg *hooks.Config) { cfg.Log = log }
+	return Option{func(cfg *hooks.Config) { cfg.Log = log }}
 }
 
 // WithClock replaces time.Now, for tests and demos that move time forward.
 func WithClock(now func() time.Time) Option {
-	return func(cfg *hooks.Config) { cfg.Now = now }
+	return Option{func(cfg *hooks.Config) { cfg.Now = now }}
 }
 
 // WithDefaults sets what applies before the server's AB props are known.
 func WithDefaults(defaults Defaults) Option {
-	return func(cfg *hooks.Config) { cfg.Defaults = &defaults }
+	return Option{func(cfg *hooks.Config) { cfg.Defaults = &defaults }}
 }
 
 // WithPropOverride forces one AB prop locally, over the server's value.
 func WithPropOverride(code int, value string) Option {
-	return func(cfg *hooks.Config) {
+	return Option{func(cfg *hooks.Config) {
 		if cfg.PropOverrides == nil {
 			cfg.PropOverrides = make(map[int]string)
 		}
 		cfg.PropOverrides[code] = value
-	}
+	}}
 }
 
 // WithCacheSize bounds the in-memory token cache (default 4096 contacts).
 func WithCacheSize(entries int) Option {
-	return func(cfg *hooks.Config) { cfg.CacheSize = entries }
-}
-
-// AccountStore is the storage of one account as the plugin uses it; the
-// SQL store implements it. See WithStoreWrapper.
-type AccountStore = hooks.AccountStore
-
-// WithStoreWrapper wraps each account's store before the plugin uses it: a
-// test injects a failing store in one line (embed the AccountStore it is
-// given and override a method), and a bridge can add instrumentation.
-func WithStoreWrapper(wrap func(AccountStore) AccountStore) Option {
-	return func(cfg *hooks.Config) { cfg.WrapStore = wrap }
+	return Option{func(cfg *hooks.Config) { cfg.CacheSize = entries }}
 }
 
 // Plugin is the plugin enabled on one client.
@@ -153,17 +139,19 @@ var (
 // not yet paired. Call it once per client, before Connect.
 func Enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, opts ...Option) (*Plugin, error) {
 	if cli == nil || cli.Store == nil {
-		return nil, errors.New("tctoken: Enable needs a client with a device store")
+		return nil, fmt.Errorf("%w: Enable needs a client with a device store", ErrInvalidArgument)
 	}
 	if db == nil {
-		return nil, errors.New("tctoken: Enable needs a database")
+		return nil, fmt.Errorf("%w: Enable needs a database", ErrInvalidArgument)
 	}
 	var cfg hooks.Config
 	for _, opt := range opts {
-		opt(&cfg)
+		if opt.apply != nil {
+			opt.apply(&cfg)
+		}
 	}
 	if cfg.OptionErr != nil {
-		return nil, cfg.OptionErr
+		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, cfg.OptionErr)
 	}
 	// Reserve the client, then do the database I/O without the global lock,
 	// so that a multi-account bridge enabling many clients at once is not
@@ -195,11 +183,11 @@ func enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, cfg
 		container.SetClock(cfg.Now)
 	}
 	if err := container.Upgrade(ctx); err != nil {
-		return nil, fmt.Errorf("tctoken: upgrade the plugin's tables: %w", err)
+		return nil, fmt.Errorf("tctoken: upgrade the plugin's tables: %w: %w", ErrDatabase, err)
 	}
 	core := hooks.New(cli, container, cfg)
 	if err := core.Attach(ctx); err != nil {
-		return nil, fmt.Errorf("tctoken: attach to the client: %w", err)
+		return nil, fmt.Errorf("tctoken: attach to the client: %w: %w", ErrNotBound, err)
 	}
 	return &Plugin{cli: cli, core: core, container: container}, nil
 }
@@ -209,7 +197,7 @@ func enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, cfg
 func EnableWithSQL(ctx context.Context, cli *whatsmeow.Client, db *sql.DB, dialect string, opts ...Option) (*Plugin, error) {
 	wrapped, err := dbutil.NewWithDB(db, dialect)
 	if err != nil {
-		return nil, fmt.Errorf("tctoken: wrap the database (dialect %q): %w", dialect, err)
+		return nil, fmt.Errorf("tctoken: wrap the database (dialect %q): %w: %w", dialect, ErrInvalidArgument, err)
 	}
 	return Enable(ctx, cli, wrapped, opts...)
 }

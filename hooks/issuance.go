@@ -59,9 +59,9 @@ func issueTarget(issueToLID bool, key, lid, pn types.JID) types.JID {
 	return key
 }
 
-// errRecordIssuance marks an issuance the server accepted but the database
+// ErrNotRecorded marks an issuance the server accepted but the database
 // could not record, so that callers can tell it from a refused one.
-var errRecordIssuance = errors.New("record the issuance")
+var ErrNotRecorded = errors.New("issued, but not recorded")
 
 // issueOutcome says what happened to each contact of an issuance, by key.
 type issueOutcome struct {
@@ -129,7 +129,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 						out.unrecorded = append(out.unrecorded, key)
 					}
 				}
-				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", errRecordIssuance, len(contacts), contacts[0], err)
+				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", ErrNotRecorded, len(contacts), contacts[0], err)
 			}
 			c.wroteSenderTimestamp(ts, contacts...)
 			out.recorded = append(out.recorded, contacts...)
@@ -139,7 +139,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 		}
 		if len(got) > 0 {
 			if err = c.storeTokens(ctx, acc, "issuance reply", got); err != nil {
-				return out, fmt.Errorf("%w: %w", errRecordIssuance, err)
+				return out, fmt.Errorf("%w: %w", ErrNotRecorded, err)
 			}
 			out.received = append(out.received, got...)
 		}

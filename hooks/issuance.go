@@ -148,19 +148,12 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 	return out, nil
 }
 
-// MaybeIssueAfterSend issues our token to a contact we just messaged, if the
-// sender-side bucket rolled over since we last did. It never blocks the
-// caller: the check uses the cache (one read when cold) and the issuance is
-// queued, batched with others and sent by the queue's worker.
-func (c *Core) MaybeIssueAfterSend(ctx context.Context, to types.JID) {
-	if Ineligible(to, c.own()) != "" {
-		return
-	}
-	c.maybeIssueAfterSend(ctx, to, to)
-}
-
-// maybeIssueAfterSend is MaybeIssueAfterSend for a contact known to be
-// eligible, read by `by`: to itself, or its LID when the send knew it.
+// maybeIssueAfterSend issues our token to a contact we just messaged, if the
+// sender-side bucket rolled over since we last did. The contact is known to
+// be eligible, and is read by `by`: to itself, or its LID when the send knew
+// it. It never blocks the caller: the check uses the cache (one read when
+// cold) and the issuance is queued, batched with others and sent by the
+// queue's worker.
 func (c *Core) maybeIssueAfterSend(ctx context.Context, to, by types.JID) {
 	v, err := c.view(ctx, by)
 	if err != nil {

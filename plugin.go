@@ -68,6 +68,17 @@ const (
 // DefaultTiming is 4 buckets of 7 days on both sides.
 func DefaultTiming() Timing { return hooks.DefaultTiming() }
 
+// DefaultDefaults is what the plugin does before the server's AB props are
+// known, unless WithDefaults says otherwise: DefaultTiming, and every gate
+// on. Start from it to change one field; a Defaults literal leaves the
+// gates it does not name off.
+func DefaultDefaults() Defaults { return hooks.DefaultDefaults() }
+
+// ShortHash is how token bytes and the salt appear in the plugin's logs and
+// in Explanation.Token: the first four bytes of their SHA-256 in hex, enough
+// to tell two apart and useless to an attacker; "none" for no bytes.
+func ShortHash(secret []byte) string { return hooks.ShortHash(secret) }
+
 // Entry is what the plugin holds about one contact.
 type Entry struct {
 	// JID is the key the entry is stored under: the LID when known.

@@ -21,6 +21,7 @@ var ErrDisconnected = errors.New("disconnected before the server replied")
 // public way to send an arbitrary IQ (its SendIQ takes an unexported type),
 // so this uses the exported response-waiter primitives the same way.
 func sendIQ(ctx context.Context, cli *whatsmeow.Client, namespace, iqType string, content waBinary.Node) (*waBinary.Node, error) {
+	//lint:ignore SA1019 whatsmeow 2025-12 exports no other way to send an arbitrary IQ and wait for its reply.
 	internals := cli.DangerousInternals()
 	id := internals.GenerateRequestID()
 	waiter := internals.WaitResponse(id)

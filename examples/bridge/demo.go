@@ -309,7 +309,7 @@ func (d *demo) stepReply(n int) error {
 	st := d.st
 	st.step(n, "Alice answers and sends her token; our reply carries a <tctoken>")
 	if err := d.alice.SendText(d.ctx, "Hi! Who is this?"); err != nil {
-		return fmt.Errorf("Alice's message: %w", err)
+		return fmt.Errorf("message from Alice: %w", err)
 	}
 	d.awaitIncoming()
 	d.res.AliceToken = randomBytes(24)

@@ -14,7 +14,8 @@ import (
 // DefaultIQTimeout bounds how long a background IQ may wait for its reply.
 const DefaultIQTimeout = 30 * time.Second
 
-// ErrDisconnected means the connection dropped before the server replied.
+// ErrDisconnected means the connection was down, or dropped before the
+// server replied.
 var ErrDisconnected = errors.New("disconnected before the server replied")
 
 // sendIQ sends one IQ and waits for its reply. whatsmeow 2025-12 has no
@@ -37,7 +38,9 @@ func sendIQ(ctx context.Context, cli *whatsmeow.Client, namespace, iqType string
 	})
 	if err != nil {
 		internals.CancelResponse(id, waiter)
-		return nil, fmt.Errorf("send %s iq: %w", namespace, err)
+		// Not sent: the connection is down (whatsmeow's ErrNotConnected)
+		// or its socket failed, which is ErrDisconnected to the caller.
+		return nil, fmt.Errorf("send %s iq: %w: %w", namespace, ErrDisconnected, err)
 	}
 	timeout := time.NewTimer(DefaultIQTimeout)
 	defer timeout.Stop()

@@ -27,10 +27,13 @@ type accountState struct {
 	// every connect fetches anyway.
 	nextPropsFetch atomic.Int64
 	refreshID      atomic.Value // string
-	// imported: whatsmeow's own tokens have been imported (see adopt.go);
-	// until then cold reads also ask whatsmeow's store.
+	// imported: this bind's pass over whatsmeow's own tokens has finished
+	// (see adopt.go); until then cold reads also ask whatsmeow's store.
+	// behind: a token went to whatsmeow's store alone since that pass
+	// began (the plugin's store failed), so the next connect runs another.
 	imported  atomic.Bool
 	importing atomic.Bool
+	behind    atomic.Bool
 	// bulkMu runs the import and a prune one at a time: an import that
 	// overlapped a prune could copy back a token the prune had just
 	// deleted, from whatsmeow's table where the write-through put it.
@@ -77,11 +80,6 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	}
 	policy := ComputePolicy(c.defaults, values, c.overrides)
 	acc.policy.Store(&policy)
-	imported, err := acc.store.Imported(ctx)
-	if err != nil {
-		return fmt.Errorf("load the import status for %s: %w", jid, err)
-	}
-	acc.imported.Store(imported)
 	timelock, err := acc.store.GetTimelock(ctx)
 	if err != nil {
 		return fmt.Errorf("load the reach-out timelock for %s: %w", jid, err)

@@ -104,6 +104,9 @@ type Core struct {
 	// and numbers without a LID remembered for a while.
 	lidLookups  singleflight.Group
 	unknownLIDs *ttlSet
+	// adopting holds the contacts whose row in whatsmeow's store is being
+	// taken over (adopt.go), one at a time each.
+	adopting sync.Map
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc

@@ -16,13 +16,18 @@ import (
 
 // accountState is everything bound to one logged-in device.
 type accountState struct {
-	jid    types.JID
-	store  AccountStore
+	jid   types.JID
+	store AccountStore // every write inside fence
+	// fence keeps the account's writers out of a logout's deletion.
+	fence  *accountFence
 	salt   atomic.Pointer[[]byte]
 	saltMu sync.Mutex // one salt change at a time: database, then memory
-	ownLID atomic.Pointer[types.JID]
-	policy atomic.Pointer[Policy]
-	props  atomic.Pointer[sqlstore.PropsSnapshot]
+	// saltSeq is the order (Core.saltSeq) of the last app-state salt
+	// change applied, under saltMu.
+	saltSeq uint64
+	ownLID  atomic.Pointer[types.JID]
+	policy  atomic.Pointer[Policy]
+	props   atomic.Pointer[sqlstore.PropsSnapshot]
 	// nextPropsFetch (unix seconds) and refreshID live for the process:
 	// every connect fetches anyway.
 	nextPropsFetch atomic.Int64
@@ -58,7 +63,8 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	if current := c.account.Load(); current != nil && current.jid == jid {
 		return nil
 	}
-	acc := &accountState{jid: jid, store: c.accountStore(jid)}
+	acc := &accountState{jid: jid, fence: newAccountFence()}
+	acc.store = fencedStore{AccountStore: c.accountStore(jid), fence: acc.fence}
 	if lid := c.cli.Store.GetLID().ToNonAD(); !lid.IsEmpty() {
 		acc.ownLID.Store(&lid)
 	}

@@ -49,16 +49,15 @@ type heldStore struct {
 	h    *writeHold
 }
 
-func (s heldStore) ImportWhatsmeowTokens(ctx context.Context, cutoff int64, afterBatch func()) (int64, error) {
+func (s heldStore) ImportWhatsmeowTokens(ctx context.Context, cutoff int64, write func(context.Context, sqlstore.ImportBatch) error) (sqlstore.ImportResult, error) {
 	if s.kind != "import" {
-		return s.AccountStore.ImportWhatsmeowTokens(ctx, cutoff, afterBatch)
+		return s.AccountStore.ImportWhatsmeowTokens(ctx, cutoff, write)
 	}
 	defer close(s.h.done)
-	return s.AccountStore.ImportWhatsmeowTokens(ctx, cutoff, func() {
-		if afterBatch != nil {
-			afterBatch()
-		}
+	return s.AccountStore.ImportWhatsmeowTokens(ctx, cutoff, func(ctx context.Context, batch sqlstore.ImportBatch) error {
+		err := write(ctx, batch)
 		s.h.hold()
+		return err
 	})
 }
 

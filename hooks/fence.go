@@ -144,16 +144,16 @@ func (s fencedStore) MendHistoryTimestamps(ctx context.Context, mends ...sqlstor
 // ImportWhatsmeowTokens runs the whole import inside the fence, with a
 // context that a logout cancels: the batch under way then ends, the next
 // one never starts, and the logout deletes what the import had copied.
-func (s fencedStore) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, afterBatch func()) (int64, error) {
-	return fenced(s.fence, func() (int64, error) {
+func (s fencedStore) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, write func(ctx context.Context, batch sqlstore.ImportBatch) error) (sqlstore.ImportResult, error) {
+	return fenced(s.fence, func() (sqlstore.ImportResult, error) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		defer context.AfterFunc(s.fence.gone, cancel)()
-		rows, err := s.AccountStore.ImportWhatsmeowTokens(ctx, recvCutoff, afterBatch)
+		result, err := s.AccountStore.ImportWhatsmeowTokens(ctx, recvCutoff, write)
 		if err != nil && s.fence.closed() {
 			err = fmt.Errorf("%w: %w", ErrLoggedOut, err)
 		}
-		return rows, err
+		return result, err
 	})
 }
 

@@ -41,8 +41,12 @@ var (
 	// ErrNotRecorded is returned by IssueTokens when the server accepted
 	// the issuance but the database could not record it (the sender
 	// timestamp, or the tokens the reply carried). The contacts were
-	// issued our token; it also matches ErrDatabase.
+	// issued our token. It also matches ErrDatabase, or ErrLoggedOut.
 	ErrNotRecorded = hooks.ErrNotRecorded
+	// ErrLoggedOut is returned by IssueTokens when the account logged out
+	// while the issuance was under way: its rows are being deleted, and
+	// nothing is written for it any more.
+	ErrLoggedOut = hooks.ErrLoggedOut
 )
 
 // IQError is the server's error reply to the privacy IQ of IssueTokens,

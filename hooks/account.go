@@ -90,7 +90,7 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	if err != nil {
 		return fmt.Errorf("load the reach-out timelock for %s: %w: %w", jid, ErrDatabase, err)
 	}
-	state := timelockFromStored(timelock)
+	state := TimelockFromStored(timelock)
 	acc.timelock.Store(&state)
 	c.metrics.timelock(state.InForce(c.now()))
 	c.forgetCache()

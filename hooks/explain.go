@@ -176,7 +176,7 @@ func ExplainStored(ctx context.Context, container *sqlstore.Container, account, 
 	in := ExplainInput{
 		Contact: jid.ToNonAD(), Key: key, LID: lid, PN: pn, Own: own,
 		Token: entry.token, TokenTS: entry.tokenTS, SenderTS: entry.senderTS,
-		Salt: salt, Policy: ComputePolicy(defaults, values, nil), Timelock: timelockFromStored(timelock), Now: now,
+		Salt: salt, Policy: ComputePolicy(defaults, values, nil), Timelock: TimelockFromStored(timelock), Now: now,
 	}
 	if len(salt) > 0 {
 		in.SaltSource = string(source)

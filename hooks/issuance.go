@@ -129,7 +129,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 						out.unrecorded = append(out.unrecorded, key)
 					}
 				}
-				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w: %w", ErrNotRecorded, len(contacts), contacts[0], ErrDatabase, err)
+				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", ErrNotRecorded, len(contacts), contacts[0], writeErr(err))
 			}
 			c.wroteSenderTimestamp(ts, contacts...)
 			out.recorded = append(out.recorded, contacts...)
@@ -139,7 +139,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 		}
 		if len(got) > 0 {
 			if err = c.storeTokens(ctx, acc, "issuance reply", got); err != nil {
-				return out, fmt.Errorf("%w: %w: %w", ErrNotRecorded, ErrDatabase, err)
+				return out, fmt.Errorf("%w: %w", ErrNotRecorded, writeErr(err))
 			}
 			out.received = append(out.received, got...)
 		}

@@ -334,5 +334,6 @@ func (c *Core) dispatch(evt any) {
 	if c.closed.Load() {
 		return
 	}
+	//lint:ignore SA1019 whatsmeow exports no other way to hand the bridge's own event handlers an event.
 	go c.cli.DangerousInternals().DispatchEvent(evt)
 }

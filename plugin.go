@@ -148,6 +148,12 @@ var (
 // whatsmeow's store, or any other), interposes on the client's privacy token
 // store and registers the event handlers. The client may be logged in or
 // not yet paired. Call it once per client, before Connect.
+//
+// It fails with ErrInvalidArgument for a nil client or database or an
+// option that could not be applied, ErrAlreadyEnabled on a client the
+// plugin is enabled on, and ErrDatabase (with ErrNotBound when loading a
+// logged-in account failed) when the database fails; the client is then
+// left as it was.
 func Enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, opts ...Option) (*Plugin, error) {
 	if cli == nil || cli.Store == nil {
 		return nil, fmt.Errorf("%w: Enable needs a client with a device store", ErrInvalidArgument)
@@ -250,13 +256,17 @@ func (p *Plugin) SubscribePresence(ctx context.Context, jid types.JID) error {
 // contacts, and records the sender timestamp for those the server accepted.
 // It returns the tokens the reply carried (usually none). Groups,
 // broadcasts, newsletters, bots and our own account are refused before
-// anything is sent.
+// anything is sent, with ErrIneligible. A failed IQ is ErrDisconnected,
+// whatsmeow.ErrIQTimedOut, an *IQError or ErrMalformedReply; an issuance
+// the server accepted but the database could not record is ErrNotRecorded.
 func (p *Plugin) IssueTokens(ctx context.Context, jids []types.JID) ([]ReceivedToken, error) {
 	return p.core.IssueTokens(ctx, jids)
 }
 
 // PruneExpired deletes the tokens expired on the receiver side and returns
-// how many. The plugin also prunes on every connect and daily.
+// how many. The plugin also prunes on every connect and daily. Like every
+// call that needs the account, it fails with ErrNotLoggedIn before pairing,
+// ErrNotBound while the account's state cannot be loaded, and ErrDatabase.
 func (p *Plugin) PruneExpired(ctx context.Context) (int64, error) {
 	return p.core.Prune(ctx)
 }

@@ -3,7 +3,9 @@ package tctoken_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mau.fi/util/dbutil"
@@ -179,14 +181,29 @@ func TestSendErrorsPassThrough(t *testing.T) {
 	err = w.plugin.SubscribePresence(w.ctx, bob.LID())
 	wantIs(t, "SubscribePresence before Connect", err, whatsmeow.ErrNotConnected)
 
+	events := make(chan *tctoken.SendDiagnosed, 1)
+	w.cli.AddEventHandler(func(evt any) {
+		if diagnosed, ok := evt.(*tctoken.SendDiagnosed); ok {
+			events <- diagnosed
+		}
+	})
 	w.connect()
 	w.srv.SetMessageRule(wamock.RequireToken())
 	_, err = w.plugin.SendMessage(w.ctx, bob.LID(), text("hello"))
 	var refused *tctoken.SendError
 	if !errors.As(err, &refused) || refused.Diagnosis != tctoken.DiagnosisNoSalt {
-		t.Errorf("SendMessage refused with 463: %v, want a *SendError diagnosed no_salt", err)
+		t.Fatalf("SendMessage refused with 463: %v, want a *SendError diagnosed no_salt", err)
 	}
 	wantIs(t, "SendMessage refused with 463", err, whatsmeow.ErrServerReturnedError)
+	// The event is a copy of the error returned, whatsmeow's error included.
+	select {
+	case evt := <-events:
+		if evt.SendError == refused || !reflect.DeepEqual(*evt.SendError, *refused) {
+			t.Errorf("SendDiagnosed %+v, want a copy of the SendError %+v", evt.SendError, refused)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no SendDiagnosed event for the 463")
+	}
 }
 
 // TestMetricsRegistryConflict: a registry that already holds a collector of

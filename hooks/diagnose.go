@@ -167,7 +167,9 @@ func (t TimelockState) InForce(now time.Time) bool {
 	return t.Active && (t.Ends.IsZero() || now.Before(t.Ends))
 }
 
-func timelockFromStored(tl *sqlstore.Timelock) TimelockState {
+// TimelockFromStored converts what sqlstore holds: the running plugin at
+// bind, and readers without a Core (the inspector).
+func TimelockFromStored(tl *sqlstore.Timelock) TimelockState {
 	if tl == nil {
 		return TimelockState{}
 	}
@@ -177,10 +179,6 @@ func timelockFromStored(tl *sqlstore.Timelock) TimelockState {
 	}
 	return out
 }
-
-// TimelockFromStored converts what sqlstore holds, for readers without a
-// Core (the inspector).
-func TimelockFromStored(tl *sqlstore.Timelock) TimelockState { return timelockFromStored(tl) }
 
 // The pattern: 463s to first contacts that carried a proper cstoken, from
 // at least patternFirstContacts distinct contacts within patternWindow,
@@ -336,5 +334,6 @@ func (c *Core) dispatch(evt any) {
 	if c.closed.Load() {
 		return
 	}
+	//lint:ignore SA1019 whatsmeow exports no other way to hand the bridge's own event handlers an event.
 	go c.cli.DangerousInternals().DispatchEvent(evt)
 }

@@ -121,7 +121,7 @@ func (c *Core) Explain(ctx context.Context, jid types.JID) (Explanation, error) 
 		_, source, _, err := v.acc.store.GetSalt(ctx)
 		if err != nil {
 			c.metrics.dbError("get_salt")
-			return Explanation{}, fmt.Errorf("tctoken: explain %s: read the salt's source: %w", jid, err)
+			return Explanation{}, fmt.Errorf("tctoken: explain %s: read the salt's source: %w: %w", jid, ErrDatabase, err)
 		}
 		in.SaltSource = string(source)
 	}
@@ -176,7 +176,7 @@ func ExplainStored(ctx context.Context, container *sqlstore.Container, account, 
 	in := ExplainInput{
 		Contact: jid.ToNonAD(), Key: key, LID: lid, PN: pn, Own: own,
 		Token: entry.token, TokenTS: entry.tokenTS, SenderTS: entry.senderTS,
-		Salt: salt, Policy: ComputePolicy(defaults, values, nil), Timelock: timelockFromStored(timelock), Now: now,
+		Salt: salt, Policy: ComputePolicy(defaults, values, nil), Timelock: TimelockFromStored(timelock), Now: now,
 	}
 	if len(salt) > 0 {
 		in.SaltSource = string(source)

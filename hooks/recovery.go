@@ -88,16 +88,11 @@ func (e *SendError) Error() string {
 func (e *SendError) Unwrap() error { return e.Err }
 
 // SendDiagnosed is dispatched through whatsmeow's event handlers for every
-// 1:1 send through Plugin.SendMessage that the server refused with 463,
-// with the same content as the SendError returned.
+// 1:1 send through Plugin.SendMessage that the server refused with 463: a
+// copy of the SendError returned (also when a resend got through, which
+// returns no error; its Recovery says so).
 type SendDiagnosed struct {
-	Contact   types.JID
-	MessageID types.MessageID
-	Diagnosis Diagnosis
-	Attached  Attach
-	Cause     Cause
-	Timelock  TimelockState
-	Recovery  RecoveryReport
+	*SendError
 }
 
 // after463 diagnoses a refused send, runs the recovery the policy allows,
@@ -135,16 +130,17 @@ func (c *Core) after463(ctx context.Context, to types.JID, message *waE2E.Messag
 		Bool("timelock", timelock.InForce(c.now())).Time("timelock_ends", timelock.Ends).
 		Bool("reissued", report.Reissued).Bool("resent", report.Resent).
 		Msg("Message refused with 463")
-	c.dispatch(&SendDiagnosed{Contact: to, MessageID: resp.ID, Diagnosis: diagnosis, Attached: sent.decision.Attach,
-		Cause: sent.decision.Cause, Timelock: timelock, Recovery: report})
-	if report.ResendAccepted {
-		return final, nil
-	}
 	if report.Resent && finalErr != nil && !Is463(finalErr) {
 		sendErr = finalErr
 	}
-	return final, &SendError{Contact: to, MessageID: resp.ID, Diagnosis: diagnosis, Attached: sent.decision.Attach,
+	refused := &SendError{Contact: to, MessageID: resp.ID, Diagnosis: diagnosis, Attached: sent.decision.Attach,
 		Cause: sent.decision.Cause, Timelock: timelock, Recovery: report, Err: sendErr}
+	event := *refused
+	c.dispatch(&SendDiagnosed{SendError: &event})
+	if report.ResendAccepted {
+		return final, nil
+	}
+	return final, refused
 }
 
 // recover runs the steps of the policy that apply to the diagnosis.

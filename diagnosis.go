@@ -43,6 +43,13 @@ type TimelockChanged = hooks.TimelockChanged
 // TimelockState is what is known of the account's reach-out timelock.
 type TimelockState = hooks.TimelockState
 
+// Where a TimelockState's Source says the plugin learned of the timelock:
+// the server's notification, or the pattern of 463s.
+const (
+	TimelockFromNotification = hooks.TimelockFromNotification
+	TimelockFromPattern      = hooks.TimelockFromPattern
+)
+
 // Explanation is everything known about one contact: the entry, expiry,
 // sender timestamp, issuance, the decision and its cause, the salt, the
 // LID, the timelock, and how a 463 would be diagnosed. It holds no token
@@ -62,13 +69,13 @@ func DefaultRecovery() Recovery { return hooks.DefaultRecovery() }
 // WithRecovery sets what the plugin does after a 463. Recovery{} only
 // diagnoses. Nothing is done under a reach-out timelock.
 func WithRecovery(r Recovery) Option {
-	return func(cfg *hooks.Config) { cfg.Recovery = &r }
+	return Option{func(cfg *hooks.Config) { cfg.Recovery = &r }}
 }
 
 // WithSaltBackfillInterval sets how long one salt backfill attempt is
 // remembered (default 24 hours).
 func WithSaltBackfillInterval(interval time.Duration) Option {
-	return func(cfg *hooks.Config) { cfg.SaltBackfillInterval = interval }
+	return Option{func(cfg *hooks.Config) { cfg.SaltBackfillInterval = interval }}
 }
 
 // Explain returns everything the plugin knows about one contact (by PN or
@@ -81,10 +88,28 @@ func (p *Plugin) Explain(ctx context.Context, jid types.JID) (Explanation, error
 // Timelock returns what is known of the account's reach-out timelock.
 func (p *Plugin) Timelock() TimelockState { return p.core.Timelock() }
 
+// BackfillResult is what one BackfillSalt call did. Its String is the
+// result as logged and stored: "not_due", "found", "absent" or "failed".
+type BackfillResult = hooks.BackfillResult
+
+// The results of BackfillSalt.
+const (
+	// BackfillNotDue: nothing was read. The salt is known, the last attempt
+	// is younger than the interval, another attempt is under way, the
+	// app-state keys have not arrived yet, or the account is not loaded.
+	BackfillNotDue = hooks.BackfillNotDue
+	// BackfillFound: the re-read found the salt and stored it.
+	BackfillFound = hooks.BackfillFound
+	// BackfillAbsent: app state holds no salt; the attempt is remembered.
+	BackfillAbsent = hooks.BackfillAbsent
+	// BackfillFailed: the re-read failed, or the salt it found could not
+	// be stored; the attempt is remembered, so it does not loop.
+	BackfillFailed = hooks.BackfillFailed
+)
+
 // BackfillSalt re-reads the NCT salt from app state now if none is known
 // and the last attempt is older than the interval. The plugin does this on
-// every connect by itself; it returns "found", "absent", "failed" or
-// "not_due".
-func (p *Plugin) BackfillSalt(ctx context.Context) string {
-	return p.core.BackfillSalt(ctx, "bridge").String()
+// every connect by itself.
+func (p *Plugin) BackfillSalt(ctx context.Context) BackfillResult {
+	return p.core.BackfillSalt(ctx, "bridge")
 }

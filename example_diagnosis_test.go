@@ -72,7 +72,11 @@ func ExamplePlugin_Timelock() {
 // also does it on every connect.
 func ExamplePlugin_BackfillSalt() {
 	var plugin *tctoken.Plugin // from tctoken.Enable
-	fmt.Println("salt backfill:", plugin.BackfillSalt(context.Background()))
+	if result := plugin.BackfillSalt(context.Background()); result == tctoken.BackfillFound {
+		fmt.Println("the salt is known now")
+	} else {
+		fmt.Println("salt backfill:", result)
+	}
 }
 
 // A bridge that wants the message resent once when the contact's token

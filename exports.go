@@ -2,10 +2,6 @@ package tctoken
 
 import "github.com/tctoken/tctoken/hooks"
 
-// IssueBatchSize is how many contacts one privacy IQ issues our token to at
-// most; issuance triggered by sends and receipts is queued and batched.
-const IssueBatchSize = hooks.IssueBatchSize
-
 // Cause is why a Decision attaches what it does, machine-readable beside
 // its Reason text.
 type Cause = hooks.Cause

@@ -24,14 +24,14 @@ import (
 // with one registry: they share the collectors. A bridge that does not use
 // this option registers nothing and pays one nil check per count.
 func WithMetrics(reg prometheus.Registerer) Option {
-	return func(cfg *hooks.Config) {
+	return Option{func(cfg *hooks.Config) {
 		m, err := registerMetrics(reg)
 		if err != nil {
-			cfg.OptionErr = errors.Join(cfg.OptionErr, fmt.Errorf("tctoken: register metrics: %w", err))
+			cfg.OptionErr = errors.Join(cfg.OptionErr, fmt.Errorf("register metrics: %w", err))
 			return
 		}
 		cfg.Observer = &accountMetrics{metrics: m}
-	}
+	}}
 }
 
 // metrics are the collectors, shared by every plugin on one registry.

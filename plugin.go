@@ -17,7 +17,6 @@ package tctoken
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -69,6 +68,17 @@ const (
 // DefaultTiming is 4 buckets of 7 days on both sides.
 func DefaultTiming() Timing { return hooks.DefaultTiming() }
 
+// DefaultDefaults is what the plugin does before the server's AB props are
+// known, unless WithDefaults says otherwise: DefaultTiming, and every gate
+// on. Start from it to change one field; a Defaults literal leaves the
+// gates it does not name off.
+func DefaultDefaults() Defaults { return hooks.DefaultDefaults() }
+
+// ShortHash is how token bytes and the salt appear in the plugin's logs and
+// in Explanation.Token: the first four bytes of their SHA-256 in hex, enough
+// to tell two apart and useless to an attacker; "none" for no bytes.
+func ShortHash(secret []byte) string { return hooks.ShortHash(secret) }
+
 // Entry is what the plugin holds about one contact.
 type Entry struct {
 	// JID is the key the entry is stored under: the LID when known.
@@ -82,51 +92,38 @@ type Entry struct {
 	SenderTimestamp time.Time
 }
 
-// ErrAlreadyEnabled is returned when Enable is called twice on one client.
-var ErrAlreadyEnabled = errors.New("tctoken: already enabled on this client")
-
-// Option tunes Enable.
-type Option func(*hooks.Config)
+// Option tunes Enable. The With functions make them; the zero Option
+// changes nothing.
+type Option struct{ apply func(*hooks.Config) }
 
 // WithLogger sets the plugin's logger. By default it logs nothing.
 func WithLogger(log zerolog.Logger) Option {
-	return func(cfg *hooks.Config) { cfg.Log = log }
+	return Option{func(cfg *hooks.Config) { cfg.Log = log }}
 }
 
 // WithClock replaces time.Now, for tests and demos that move time forward.
 func WithClock(now func() time.Time) Option {
-	return func(cfg *hooks.Config) { cfg.Now = now }
+	return Option{func(cfg *hooks.Config) { cfg.Now = now }}
 }
 
 // WithDefaults sets what applies before the server's AB props are known.
 func WithDefaults(defaults Defaults) Option {
-	return func(cfg *hooks.Config) { cfg.Defaults = &defaults }
+	return Option{func(cfg *hooks.Config) { cfg.Defaults = &defaults }}
 }
 
 // WithPropOverride forces one AB prop locally, over the server's value.
 func WithPropOverride(code int, value string) Option {
-	return func(cfg *hooks.Config) {
+	return Option{func(cfg *hooks.Config) {
 		if cfg.PropOverrides == nil {
 			cfg.PropOverrides = make(map[int]string)
 		}
 		cfg.PropOverrides[code] = value
-	}
+	}}
 }
 
 // WithCacheSize bounds the in-memory token cache (default 4096 contacts).
 func WithCacheSize(entries int) Option {
-	return func(cfg *hooks.Config) { cfg.CacheSize = entries }
-}
-
-// AccountStore is the storage of one account as the plugin uses it; the
-// SQL store implements it. See WithStoreWrapper.
-type AccountStore = hooks.AccountStore
-
-// WithStoreWrapper wraps each account's store before the plugin uses it: a
-// test injects a failing store in one line (embed the AccountStore it is
-// given and override a method), and a bridge can add instrumentation.
-func WithStoreWrapper(wrap func(AccountStore) AccountStore) Option {
-	return func(cfg *hooks.Config) { cfg.WrapStore = wrap }
+	return Option{func(cfg *hooks.Config) { cfg.CacheSize = entries }}
 }
 
 // Plugin is the plugin enabled on one client.
@@ -151,19 +148,27 @@ var (
 // whatsmeow's store, or any other), interposes on the client's privacy token
 // store and registers the event handlers. The client may be logged in or
 // not yet paired. Call it once per client, before Connect.
+//
+// It fails with ErrInvalidArgument for a nil client or database or an
+// option that could not be applied, ErrAlreadyEnabled on a client the
+// plugin is enabled on, and ErrDatabase (with ErrNotBound when loading a
+// logged-in account failed) when the database fails; the client is then
+// left as it was.
 func Enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, opts ...Option) (*Plugin, error) {
 	if cli == nil || cli.Store == nil {
-		return nil, errors.New("tctoken: Enable needs a client with a device store")
+		return nil, fmt.Errorf("%w: Enable needs a client with a device store", ErrInvalidArgument)
 	}
 	if db == nil {
-		return nil, errors.New("tctoken: Enable needs a database")
+		return nil, fmt.Errorf("%w: Enable needs a database", ErrInvalidArgument)
 	}
 	var cfg hooks.Config
 	for _, opt := range opts {
-		opt(&cfg)
+		if opt.apply != nil {
+			opt.apply(&cfg)
+		}
 	}
 	if cfg.OptionErr != nil {
-		return nil, cfg.OptionErr
+		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, cfg.OptionErr)
 	}
 	// Reserve the client, then do the database I/O without the global lock,
 	// so that a multi-account bridge enabling many clients at once is not
@@ -195,11 +200,11 @@ func enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, cfg
 		container.SetClock(cfg.Now)
 	}
 	if err := container.Upgrade(ctx); err != nil {
-		return nil, fmt.Errorf("tctoken: upgrade the plugin's tables: %w", err)
+		return nil, fmt.Errorf("tctoken: upgrade the plugin's tables: %w: %w", ErrDatabase, err)
 	}
 	core := hooks.New(cli, container, cfg)
 	if err := core.Attach(ctx); err != nil {
-		return nil, fmt.Errorf("tctoken: attach to the client: %w", err)
+		return nil, fmt.Errorf("tctoken: attach to the client: %w: %w", ErrNotBound, err)
 	}
 	return &Plugin{cli: cli, core: core, container: container}, nil
 }
@@ -209,7 +214,7 @@ func enable(ctx context.Context, cli *whatsmeow.Client, db *dbutil.Database, cfg
 func EnableWithSQL(ctx context.Context, cli *whatsmeow.Client, db *sql.DB, dialect string, opts ...Option) (*Plugin, error) {
 	wrapped, err := dbutil.NewWithDB(db, dialect)
 	if err != nil {
-		return nil, fmt.Errorf("tctoken: wrap the database (dialect %q): %w", dialect, err)
+		return nil, fmt.Errorf("tctoken: wrap the database (dialect %q): %w: %w", dialect, ErrInvalidArgument, err)
 	}
 	return Enable(ctx, cli, wrapped, opts...)
 }
@@ -251,13 +256,17 @@ func (p *Plugin) SubscribePresence(ctx context.Context, jid types.JID) error {
 // contacts, and records the sender timestamp for those the server accepted.
 // It returns the tokens the reply carried (usually none). Groups,
 // broadcasts, newsletters, bots and our own account are refused before
-// anything is sent.
+// anything is sent, with ErrIneligible. A failed IQ is ErrDisconnected,
+// whatsmeow.ErrIQTimedOut, an *IQError or ErrMalformedReply; an issuance
+// the server accepted but the database could not record is ErrNotRecorded.
 func (p *Plugin) IssueTokens(ctx context.Context, jids []types.JID) ([]ReceivedToken, error) {
 	return p.core.IssueTokens(ctx, jids)
 }
 
 // PruneExpired deletes the tokens expired on the receiver side and returns
-// how many. The plugin also prunes on every connect and daily.
+// how many. The plugin also prunes on every connect and daily. Like every
+// call that needs the account, it fails with ErrNotLoggedIn before pairing,
+// ErrNotBound while the account's state cannot be loaded, and ErrDatabase.
 func (p *Plugin) PruneExpired(ctx context.Context) (int64, error) {
 	return p.core.Prune(ctx)
 }

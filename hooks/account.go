@@ -84,14 +84,14 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	}
 	salt, _, _, err := acc.store.GetSalt(ctx)
 	if err != nil {
-		return fmt.Errorf("load NCT salt for %s: %w", jid, err)
+		return fmt.Errorf("load NCT salt for %s: %w: %w", jid, ErrDatabase, err)
 	}
 	if len(salt) > 0 {
 		acc.salt.Store(&salt)
 	}
 	props, err := acc.store.GetProps(ctx)
 	if err != nil {
-		return fmt.Errorf("load AB props for %s: %w", jid, err)
+		return fmt.Errorf("load AB props for %s: %w: %w", jid, ErrDatabase, err)
 	}
 	var values map[int]string
 	if props != nil {
@@ -102,7 +102,7 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	acc.policy.Store(&policy)
 	timelock, err := acc.store.GetTimelock(ctx)
 	if err != nil {
-		return fmt.Errorf("load the reach-out timelock for %s: %w", jid, err)
+		return fmt.Errorf("load the reach-out timelock for %s: %w: %w", jid, ErrDatabase, err)
 	}
 	state := TimelockFromStored(timelock)
 	acc.timelock.Store(&state)

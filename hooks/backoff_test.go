@@ -75,7 +75,7 @@ func TestIssueFailureKind(t *testing.T) {
 	}{
 		{fmt.Errorf("issue: %w", &IQError{Code: 500}), issueFailServer},
 		{fmt.Errorf("issue: %w", ErrMalformedReply), issueFailMalformed},
-		{fmt.Errorf("%w: sender timestamp: %w", errRecordIssuance, errors.New("read-only")), issueFailStore},
+		{fmt.Errorf("%w: sender timestamp: %w", ErrNotRecorded, errors.New("read-only")), issueFailStore},
 		{fmt.Errorf("privacy iq: %w", ErrDisconnected), issueFailUnreachable},
 		{fmt.Errorf("privacy iq: %w", whatsmeow.ErrIQTimedOut), issueFailUnreachable},
 		{fmt.Errorf("send privacy iq: %w", whatsmeow.ErrNotConnected), issueFailUnreachable},

@@ -85,7 +85,7 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 			return entry, nil
 		}
 		c.warnOnce("read", err, "Failed to read privacy tokens; going on without them")
-		return nil, fmt.Errorf("read token for %s: %w", key, err)
+		return nil, fmt.Errorf("read token for %s: %w: %w", key, ErrDatabase, err)
 	}
 	return c.cacheRows(ctx, acc, key, rows, gen), nil
 }

@@ -102,7 +102,7 @@ func (c *Core) Prune(ctx context.Context) (int64, error) {
 	}
 	if err != nil {
 		c.nextPrune.Store(c.now().Add(pruneRetry).Unix())
-		return removed, fmt.Errorf("prune expired tokens: %w", err)
+		return removed, fmt.Errorf("prune expired tokens: %w: %w", ErrDatabase, err)
 	}
 	c.nextPrune.Store(c.now().Add(pruneInterval).Unix())
 	return removed, nil

@@ -3,6 +3,7 @@ package hooks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -261,7 +262,11 @@ func (c *Core) Contacts(ctx context.Context) ([]types.JID, error) {
 	if err != nil {
 		return nil, err
 	}
-	return acc.store.Contacts(ctx)
+	contacts, err := acc.store.Contacts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the contacts with a token: %w: %w", ErrDatabase, err)
+	}
+	return contacts, nil
 }
 
 // Closed reports whether Close was called: the interposer then passes every

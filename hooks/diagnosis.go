@@ -157,9 +157,9 @@ func (c *Core) diagnose463(ctx context.Context, to types.JID, id types.MessageID
 		Attached: sent.decision.Attach, Cause: sent.decision.Cause, Timelock: timelock, Err: err}}
 }
 
-// report463 logs a refused send, tells the bridge through SendDiagnosed,
-// and returns its SendError, or nil when a resend got through. resendErr is
-// the resend's error, if one went out.
+// report463 logs a refused send, tells the bridge through SendDiagnosed
+// (a copy of the SendError), and returns the SendError, or nil when a
+// resend got through. resendErr is the resend's error, if one went out.
 func (c *Core) report463(r *refusal, resendErr error) error {
 	report := r.Recovery
 	c.log.Warn().Stringer("to", r.Contact).Str("message_id", r.MessageID).Stringer("diagnosis", r.Diagnosis).
@@ -167,13 +167,13 @@ func (c *Core) report463(r *refusal, resendErr error) error {
 		Bool("timelock", r.Timelock.InForce(c.now())).Time("timelock_ends", r.Timelock.Ends).
 		Bool("reissued", report.Reissued).Bool("resent", report.Resent).
 		Msg("Message refused with 463")
-	c.dispatch(&SendDiagnosed{Contact: r.Contact, MessageID: r.MessageID, Diagnosis: r.Diagnosis, Attached: r.Attached,
-		Cause: r.Cause, Timelock: r.Timelock, Recovery: report})
-	if report.ResendAccepted {
-		return nil
-	}
 	if report.Resent && resendErr != nil && !Is463(resendErr) {
 		r.Err = resendErr
+	}
+	event := r.SendError
+	c.dispatch(&SendDiagnosed{SendError: &event})
+	if report.ResendAccepted {
+		return nil
 	}
 	return &r.SendError
 }

@@ -7,7 +7,7 @@
 // example bridge and tests can reach it; its names and signatures change
 // whenever the plugin needs them to. Programs use package tctoken, which
 // re-exports what is meant to stay (Decision, Cause, Timing, the AB prop
-// codes, IssueBatchSize).
+// codes, the errors callers match with errors.Is).
 //
 // # Steps
 //

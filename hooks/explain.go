@@ -114,7 +114,7 @@ func (c *Core) Explain(ctx context.Context, jid types.JID) (Explanation, error) 
 		_, source, _, err := v.acc.store.GetSalt(ctx)
 		if err != nil {
 			c.metrics.dbError("get_salt")
-			return Explanation{}, fmt.Errorf("tctoken: explain %s: read the salt's source: %w", jid, err)
+			return Explanation{}, fmt.Errorf("tctoken: explain %s: read the salt's source: %w: %w", jid, ErrDatabase, err)
 		}
 		in.SaltSource = string(source)
 	}

@@ -162,6 +162,7 @@ func FuzzPrivacyTokenNotification(f *testing.F) {
 			attrs["sender_lid"] = jidOrString(senderLID)
 		}
 		node := &waBinary.Node{Tag: "notification", Attrs: attrs, Content: []waBinary.Node{{Tag: "tokens", Content: []waBinary.Node{token}}}}
+		//lint:ignore SA1019 the fuzz target feeds whatsmeow's own handler, which has no exported entry point, exactly as the socket would.
 		cli.DangerousInternals().HandlePrivacyTokenNotification(ctx, node)
 		checkStored(t, c)
 	})
@@ -365,6 +366,7 @@ func FuzzHistorySyncTokens(f *testing.F) {
 		}
 		// Both writers, in production order: whatsmeow's own, then the
 		// plugin's handler.
+		//lint:ignore SA1019 the fuzz target feeds whatsmeow's own handler, which has no exported entry point, exactly as the socket would.
 		cli.DangerousInternals().StoreHistoricalMessageSecrets(ctx, data.Conversations)
 		c.handleHistorySync(ctx, data)
 		checkStored(t, c)
@@ -379,6 +381,7 @@ func TestFuzzFixtureStores(t *testing.T) {
 	alice := types.NewJID("200000000000001", types.HiddenUserServer)
 	bob := types.NewJID("200000000000002", types.HiddenUserServer)
 	ts := strconv.Itoa(fuzzNow - 60)
+	//lint:ignore SA1019 the test feeds whatsmeow's own handler, which has no exported entry point, exactly as the socket would.
 	cli.DangerousInternals().HandlePrivacyTokenNotification(ctx, &waBinary.Node{Tag: "notification", Attrs: waBinary.Attrs{"from": alice, "type": "privacy_token"},
 		Content: []waBinary.Node{{Tag: "tokens", Content: []waBinary.Node{{Tag: "token", Attrs: waBinary.Attrs{"jid": fuzzOwnLID.ToNonAD(), "t": ts, "type": "trusted_contact"}, Content: []byte("a")}}}}})
 	c.handleHistorySync(ctx, &waHistorySync.HistorySync{Conversations: []*waHistorySync.Conversation{{ID: proto.String(bob.String()), TcToken: []byte("b"), TcTokenTimestamp: proto.Uint64(fuzzNow - 60)}}})

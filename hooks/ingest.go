@@ -132,9 +132,10 @@ func (c *Core) resolveTokens(ctx context.Context, source string, tokens []Receiv
 
 // storeResult is what one batch of token writes did.
 type storeResult struct {
-	// writes are the writes as they went to the database (a late history
-	// mend corrects a timestamp), applied says which changed a row, and
-	// through are those, for whatsmeow's store and the cache.
+	// writes is the batch as it was written, a copy of the caller's: a
+	// late history mend may since have corrected a timestamp in it.
+	// applied[i] says whether writes[i] changed a row, and through holds
+	// the writes that did, for whatsmeow's store and the cache.
 	writes  []sqlstore.TokenWrite
 	applied []bool
 	through []sqlstore.TokenWrite

@@ -14,13 +14,15 @@ import (
 // DefaultIQTimeout bounds how long a background IQ may wait for its reply.
 const DefaultIQTimeout = 30 * time.Second
 
-// ErrDisconnected means the connection dropped before the server replied.
+// ErrDisconnected means the connection was down, or dropped before the
+// server replied.
 var ErrDisconnected = errors.New("disconnected before the server replied")
 
 // sendIQ sends one IQ and waits for its reply. whatsmeow 2025-12 has no
 // public way to send an arbitrary IQ (its SendIQ takes an unexported type),
 // so this uses the exported response-waiter primitives the same way.
 func sendIQ(ctx context.Context, cli *whatsmeow.Client, namespace, iqType string, content waBinary.Node) (*waBinary.Node, error) {
+	//lint:ignore SA1019 whatsmeow 2025-12 exports no other way to send an arbitrary IQ and wait for its reply.
 	internals := cli.DangerousInternals()
 	id := internals.GenerateRequestID()
 	waiter := internals.WaitResponse(id)
@@ -36,7 +38,9 @@ func sendIQ(ctx context.Context, cli *whatsmeow.Client, namespace, iqType string
 	})
 	if err != nil {
 		internals.CancelResponse(id, waiter)
-		return nil, fmt.Errorf("send %s iq: %w", namespace, err)
+		// Not sent: the connection is down (whatsmeow's ErrNotConnected)
+		// or its socket failed, which is ErrDisconnected to the caller.
+		return nil, fmt.Errorf("send %s iq: %w: %w", namespace, ErrDisconnected, err)
 	}
 	timeout := time.NewTimer(DefaultIQTimeout)
 	defer timeout.Stop()

@@ -67,9 +67,9 @@ func issueTarget(issueToLID bool, key, lid, pn types.JID) types.JID {
 	return key
 }
 
-// errRecordIssuance marks an issuance the server accepted but the database
+// ErrNotRecorded marks an issuance the server accepted but the database
 // could not record, so that callers can tell it from a refused one.
-var errRecordIssuance = errors.New("record the issuance")
+var ErrNotRecorded = errors.New("issued, but not recorded")
 
 // issueOutcome says what happened to each contact of an issuance, by key.
 type issueOutcome struct {
@@ -137,7 +137,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 						out.unrecorded = append(out.unrecorded, key)
 					}
 				}
-				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", errRecordIssuance, len(contacts), contacts[0], err)
+				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", ErrNotRecorded, len(contacts), contacts[0], writeErr(err))
 			}
 			c.cacheSenderTimestamp(ts, contacts...)
 			out.recorded = append(out.recorded, contacts...)
@@ -147,7 +147,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 		}
 		if len(got) > 0 {
 			if err = c.receiveTokens(ctx, acc, "issuance reply", got); err != nil {
-				return out, fmt.Errorf("%w: %w", errRecordIssuance, err)
+				return out, fmt.Errorf("%w: %w", ErrNotRecorded, writeErr(err))
 			}
 			out.received = append(out.received, got...)
 		}
@@ -156,19 +156,12 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 	return out, nil
 }
 
-// MaybeIssueAfterSend issues our token to a contact we just messaged, if the
-// sender-side bucket rolled over since we last did. It never blocks the
-// caller: the check uses the cache (one read when cold) and the issuance is
-// queued, batched with others and sent by the queue's worker.
-func (c *Core) MaybeIssueAfterSend(ctx context.Context, to types.JID) {
-	if Ineligible(to, c.own()) != "" {
-		return
-	}
-	c.maybeIssueAfterSend(ctx, to, to)
-}
-
-// maybeIssueAfterSend is MaybeIssueAfterSend for a contact known to be
-// eligible, read by `by`: to itself, or its LID when the send knew it.
+// maybeIssueAfterSend issues our token to a contact we just messaged, if the
+// sender-side bucket rolled over since we last did. The contact is known to
+// be eligible, and is read by `by`: to itself, or its LID when the send knew
+// it. It never blocks the caller: the check uses the cache (one read when
+// cold) and the issuance is queued, batched with others and sent by the
+// queue's worker.
 func (c *Core) maybeIssueAfterSend(ctx context.Context, to, by types.JID) {
 	v, err := c.view(ctx, by)
 	if err != nil {

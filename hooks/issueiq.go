@@ -79,13 +79,8 @@ func ChunkTargets(targets []IssueTarget) [][]IssueTarget {
 	return chunks
 }
 
-// CheckIQResult turns an <iq type="error"> into an *IQError and anything that
-// is not an IQ result into ErrMalformedReply.
-func CheckIQResult(node *waBinary.Node) error {
-	return checkIQResult(node, ErrMalformedReply)
-}
-
-// checkIQResult is CheckIQResult with the sentinel that names the request.
+// checkIQResult turns an <iq type="error"> into an *IQError and anything that
+// is not an IQ result into malformed, the sentinel that names the request.
 func checkIQResult(node *waBinary.Node, malformed error) error {
 	if node == nil || node.Tag != "iq" {
 		return fmt.Errorf("%w: expected <iq>, got %s", malformed, describeTag(node))
@@ -113,7 +108,7 @@ func checkIQResult(node *waBinary.Node, malformed error) error {
 // server refused. A token that cannot be used is skipped and described in
 // problems, so that one bad token never loses what the server accepted.
 func ParseIssueReply(node *waBinary.Node) (received []ReceivedToken, refused []types.JID, problems []error, err error) {
-	if err = CheckIQResult(node); err != nil {
+	if err = checkIQResult(node, ErrMalformedReply); err != nil {
 		return nil, nil, nil, err
 	}
 	tokens, ok := node.GetOptionalChildByTag("tokens")

@@ -329,7 +329,7 @@ const (
 func issueFailureKind(err error) string {
 	var iqErr *IQError
 	switch {
-	case errors.Is(err, errRecordIssuance):
+	case errors.Is(err, ErrNotRecorded):
 		return issueFailStore
 	case errors.As(err, &iqErr):
 		return issueFailServer

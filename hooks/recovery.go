@@ -94,16 +94,11 @@ func (e *SendError) Error() string {
 func (e *SendError) Unwrap() error { return e.Err }
 
 // SendDiagnosed is dispatched through whatsmeow's event handlers for every
-// 1:1 send through Plugin.SendMessage that the server refused with 463,
-// with the same content as the SendError returned.
+// 1:1 send through Plugin.SendMessage that the server refused with 463: a
+// copy of the SendError returned (also when a resend got through, which
+// returns no error; its Recovery says so).
 type SendDiagnosed struct {
-	Contact   types.JID
-	MessageID types.MessageID
-	Diagnosis Diagnosis
-	Attached  Attach
-	Cause     Cause
-	Timelock  TimelockState
-	Recovery  RecoveryReport
+	*SendError
 }
 
 // recover runs the steps of the policy that apply to the diagnosis. Under

@@ -188,6 +188,7 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult 
 				Msg("Stopped re-reading regular_high for the NCT salt: the server kept reporting more patches")
 			return rescanFailed
 		}
+		//lint:ignore SA1019 whatsmeow exports no way to re-read one app-state collection without touching its sync state.
 		list, err := c.cli.DangerousInternals().FetchAppStatePatches(ctx, appstate.WAPatchRegularHigh, state.Version, snapshot)
 		if err != nil {
 			c.log.Warn().Err(err).Uint64("from_version", state.Version).Msg("Failed to re-read regular_high for the NCT salt")
@@ -200,6 +201,7 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult 
 			// Most often the collection's keys never reached this
 			// device: ask the phone for them, as whatsmeow does for its
 			// own syncs, so that the next attempt can decode.
+			//lint:ignore SA1019 whatsmeow exports no other way to ask the phone for the collection's missing keys.
 			c.cli.DangerousInternals().RequestMissingAppStateKeys(ctx, list)
 			return rescanFailed
 		}

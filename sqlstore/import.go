@@ -219,8 +219,9 @@ func (s *Store) SeesWhatsmeow(ctx context.Context) (bool, error) {
 // pauses as long as the write took (as Prune does, and for the same reason:
 // a send waiting in SQLite's busy handler retries in the pause; a prune's
 // statements are short, and it pauses three times as long, but a write of
-// 2,000 rows would then make the first import of a million rows take over
-// 15 s), and otherwise as long as the batch took, so that a pass over a
+// 2,000 rows is long enough that three times its time, after every batch,
+// would stretch the first import of a large table several times over),
+// and otherwise as long as the batch took, so that a pass over a
 // million rows does not take the CPU that sends need on a small machine.
 //
 // A database that does not hold whatsmeow's table for the account (see

@@ -532,14 +532,15 @@ func scanContact(row dbutil.Scannable) (types.JID, error) {
 // issued token is still valid while sender_ts >= the sender cutoff.
 //
 // Each statement deletes or clears at most PruneBatchSize rows and commits on
-// its own: at a million rows a prune in one transaction held SQLite's single
-// write lock, which whatsmeow's session writes inside a send wait on, for
-// over a second. The rows are taken in index order (ORDER BY on the indexed
+// its own: a prune in one transaction would hold SQLite's single write lock,
+// which whatsmeow's session writes inside a send wait on, for as long as the
+// whole prune runs. The rows are taken in index order (ORDER BY on the indexed
 // column): without it PostgreSQL, estimating that half the table matches,
 // picks a sequential scan for the LIMIT and reads every unexpired row before
 // the first expired one, once per batch. For the same reason PostgreSQL gets
-// the batch as an array (= ANY(ARRAY(...))), not as IN (subquery): at 100,000
-// rows it joined IN to a sequential scan of the whole table, 40 ms a batch.
+// the batch as an array (= ANY(ARRAY(...))), not as IN (subquery): it plans
+// IN as a join against a sequential scan of the whole table, for every
+// batch. (The README's Performance section has the figures.)
 //
 // Every statement checks its own conditions again in its outer WHERE, not
 // only in the subquery that picks the batch. PostgreSQL computes the array
@@ -599,9 +600,10 @@ var (
 // PostgreSQL, the plan that reads the batch in index order. Without fresh
 // statistics (a table just filled by an import or a history sync, before
 // autovacuum has analysed it) the planner guesses that about a thousand rows
-// are expired, and sorts them all after a bitmap scan instead: at a million
-// rows with half expired, 110 ms a statement instead of 2 ms, and a prune of
-// 43 s.
+// are expired, and sorts them all after a bitmap scan instead, for every
+// batch: on a large table with many rows expired that makes each statement,
+// and so the prune, many times slower (figures in the README's Performance
+// section).
 const prunePlanSettings = `SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)`
 
 // PruneBatchSize is how many rows one prune statement deletes or clears.
@@ -641,13 +643,13 @@ const pruneMinPause = 2 * time.Millisecond
 // not let a send in: a writer that finds the lock taken sleeps in SQLite's
 // busy handler (1, 2, 5, 10 ms, ...) and retries only then, and batches
 // committed back to back take the lock again before it wakes, so a send
-// waited for the whole prune (100 ms at 100,000 rows). With the pause, a
-// waiting writer's next retry falls in it. In the pause it also checkpoints
-// the WAL (at a million rows the longest send halved). On PostgreSQL, where a prune
-// takes no lock a send waits on, it pauses as long as the batch took: on a
-// machine with few cores the batches otherwise take the CPU the sends need
-// (at a million rows: the longest send 46 ms instead of 56 ms). A prune with
-// nothing to delete never pauses.
+// waited for the whole prune. With the pause, a waiting writer's next retry
+// falls in it. In the pause it also checkpoints the WAL, so that the
+// checkpoint does not fall inside a send's commit. On PostgreSQL, where a
+// prune takes no lock a send waits on, it pauses as long as the batch took:
+// on a machine with few cores the batches otherwise take the CPU the sends
+// need. A prune with nothing to delete never pauses. The README's
+// Performance section has what each of these changed.
 func (s *Store) Prune(ctx context.Context, recvCutoff, sendCutoff int64) (int64, error) {
 	recvCutoff = max(recvCutoff, 1)
 	queries := pruneQueriesSQLite

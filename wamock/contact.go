@@ -9,7 +9,6 @@ import (
 
 	"go.mau.fi/libsignal/keys/prekey"
 	"go.mau.fi/libsignal/protocol"
-	"go.mau.fi/whatsmeow"
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
@@ -206,7 +205,7 @@ func (c *Contact) SendMessage(ctx context.Context, msg *waE2E.Message) (types.Me
 	if len(targets) == 0 {
 		return "", ErrNoOwnDevices
 	}
-	id := whatsmeow.GenerateMessageID()
+	id := newMessageID()
 	sender := c.device(0)
 	for _, num := range targets {
 		encType, ciphertext, err := sender.encrypt(ctx, c.s.ownAddr(num), c.s.ownBundleFunc(num), plaintext)

@@ -10,7 +10,6 @@ import (
 
 	"go.mau.fi/libsignal/groups"
 	"go.mau.fi/libsignal/protocol"
-	"go.mau.fi/whatsmeow"
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
@@ -484,7 +483,7 @@ func (c *Contact) SendGroupMessage(ctx context.Context, g *Group, msg *waE2E.Mes
 	if err != nil {
 		return "", fmt.Errorf("wamock: marshal sender key: %w", err)
 	}
-	id := whatsmeow.GenerateMessageID()
+	id := newMessageID()
 	g.mu.Lock()
 	lidMode := g.lidAddressedLocked()
 	g.mu.Unlock()

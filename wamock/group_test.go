@@ -240,5 +240,6 @@ func TestGroupCreateCarriesPrivacyTokens(t *testing.T) {
 // participant adds: the newer one, which has EnsureTCToken among its
 // dangerous internals.
 func attachesTokensOnAdd(cli *whatsmeow.Client) bool {
+	//lint:ignore SA1019 the method set of the internals is what tells the newer whatsmeow from 2025-12.
 	return reflect.ValueOf(cli.DangerousInternals()).MethodByName("EnsureTCToken").IsValid()
 }

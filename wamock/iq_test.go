@@ -15,6 +15,7 @@ import (
 // for the reply, the way a plugin has to.
 func sendIQ(t *testing.T, cli *whatsmeow.Client, xmlns, typ string, content []waBinary.Node) *waBinary.Node {
 	t.Helper()
+	//lint:ignore SA1019 whatsmeow 2025-12 exports no other way to send an arbitrary IQ, which is what this test checks the fake against.
 	in := cli.DangerousInternals()
 	id := in.GenerateRequestID()
 	ch := in.WaitResponse(id)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.mau.fi/libsignal/session"
-	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/appstate"
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/proto/waE2E"
@@ -140,7 +139,7 @@ func (p *Phone) SendProtocolMessage(ctx context.Context, msg *waE2E.Message) (ty
 	if len(targets) == 0 {
 		return "", ErrNoOwnDevices
 	}
-	id := whatsmeow.GenerateMessageID()
+	id := newMessageID()
 	for _, num := range targets {
 		encType, ciphertext, err := p.peer.encrypt(ctx, p.s.ownAddr(num), p.s.ownBundleFunc(num), plaintext)
 		if err != nil {

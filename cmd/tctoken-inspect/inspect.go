@@ -20,6 +20,7 @@ import (
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow/types"
 
+	"github.com/tctoken/tctoken"
 	"github.com/tctoken/tctoken/hooks"
 	"github.com/tctoken/tctoken/sqlstore"
 	"github.com/tctoken/tctoken/upgrades"
@@ -158,15 +159,15 @@ type Report struct {
 
 // AccountReport is what one account holds.
 type AccountReport struct {
-	Account  string              `json:"account"`
-	Salt     SaltReport          `json:"salt"`
-	Props    *PropsReport        `json:"props"`
-	Policy   hooks.Policy        `json:"policy"`
-	Import   ImportReport        `json:"import"`
-	Timelock hooks.TimelockState `json:"timelock"`
-	Contacts []ContactReport     `json:"contacts"`
+	Account  string                `json:"account"`
+	Salt     SaltReport            `json:"salt"`
+	Props    *PropsReport          `json:"props"`
+	Policy   tctoken.Policy        `json:"policy"`
+	Import   ImportReport          `json:"import"`
+	Timelock tctoken.TimelockState `json:"timelock"`
+	Contacts []ContactReport       `json:"contacts"`
 	// Explained is set with --jid.
-	Explained *hooks.Explanation `json:"explained,omitempty"`
+	Explained *tctoken.Explanation `json:"explained,omitempty"`
 }
 
 // SaltReport never holds the salt's bytes.
@@ -230,7 +231,7 @@ func inspect(ctx context.Context, db *dbutil.Database, opts options, now time.Ti
 			return err
 		}
 		if !contact.IsEmpty() {
-			explained, err := hooks.ExplainStored(ctx, container, account, contact, hooks.DefaultDefaults(), now)
+			explained, err := hooks.ExplainStored(ctx, container, account, contact, tctoken.DefaultDefaults(), now)
 			if err != nil {
 				return fmt.Errorf("tctoken-inspect: %w", err)
 			}
@@ -275,7 +276,7 @@ func inspectAccount(ctx context.Context, container *sqlstore.Container, account 
 	}
 	rep.Salt = SaltReport{Present: len(salt) > 0, Removed: found && len(salt) == 0, Source: string(source)}
 	if len(salt) > 0 {
-		rep.Salt.Hash = hooks.ShortHash(salt)
+		rep.Salt.Hash = tctoken.ShortHash(salt)
 	}
 	if updated, err := st.SaltUpdatedAt(ctx); err != nil {
 		return fail("read the salt's age", err)
@@ -294,7 +295,7 @@ func inspectAccount(ctx context.Context, container *sqlstore.Container, account 
 		values = props.Values
 		rep.Props = &PropsReport{Fetched: time.Unix(props.FetchedAt, 0), Hash: props.Hash, Refresh: props.Refresh, Values: props.Values}
 	}
-	rep.Policy = hooks.ComputePolicy(hooks.DefaultDefaults(), values, nil)
+	rep.Policy = hooks.ComputePolicy(tctoken.DefaultDefaults(), values, nil)
 	at, rows, done, err := st.ImportStatus(ctx)
 	if err != nil {
 		return fail("read the import status", err)
@@ -316,7 +317,7 @@ func inspectAccount(ctx context.Context, container *sqlstore.Container, account 
 	for _, e := range entries {
 		c := ContactReport{Contact: e.Contact.String(), IssuanceDue: timing.IssuanceDue(e.SenderTS, now.Unix())}
 		if len(e.Token) > 0 {
-			c.Token = hooks.ShortHash(e.Token)
+			c.Token = tctoken.ShortHash(e.Token)
 			c.TokenTimestamp = time.Unix(e.TokenTS, 0)
 			c.TokenExpires = time.Unix(timing.TokenExpiry(e.TokenTS), 0)
 			c.TokenValid = timing.ReceivedTokenValid(e.TokenTS, now.Unix())
@@ -350,7 +351,7 @@ func onOff(b bool) string {
 	return "off"
 }
 
-func describeTimelock(tl hooks.TimelockState) string {
+func describeTimelock(tl tctoken.TimelockState) string {
 	switch {
 	case tl.Source == "":
 		return "none seen"
@@ -431,7 +432,7 @@ func writeText(out io.Writer, report Report, explain bool) error {
 	return err
 }
 
-func writeExplanation(b *strings.Builder, e *hooks.Explanation) {
+func writeExplanation(b *strings.Builder, e *tctoken.Explanation) {
 	fmt.Fprintf(b, "  contact:  %s (stored under %s)\n", e.Contact, e.Key)
 	lid := "unknown"
 	if e.LIDKnown {

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tctoken/tctoken"
-	"github.com/tctoken/tctoken/hooks"
 	"github.com/tctoken/tctoken/internal/dbtest"
 	"github.com/tctoken/tctoken/wamock"
 )
@@ -116,17 +115,17 @@ func TestInspectText(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, f filled) {
 		now := fmt.Sprint(f.now.Unix())
 		out := inspectOut(t, "--now", now, f.uri)
-		expiry := time.Unix(hooks.DefaultTiming().TokenExpiry(f.tokenTS.Unix()), 0).UTC().Format(time.RFC3339)
+		expiry := time.Unix(tctoken.DefaultTiming().TokenExpiry(f.tokenTS.Unix()), 0).UTC().Format(time.RFC3339)
 		for _, want := range []string{
 			"account " + f.account.String(),
-			"salt:     present (source app_state, hash " + hooks.ShortHash(testSalt),
+			"salt:     present (source app_state, hash " + tctoken.ShortHash(testSalt),
 			"props:    fetched ",
 			"policy:   receiver 4 x 604800s, sender 4 x 604800s, tctoken on, cstoken on, issue to LID on",
 			"import:   done ",
 			"timelock: none seen",
 			"contacts: 2",
 			f.alice.LID().String(),
-			hooks.ShortHash(aliceToken),
+			tctoken.ShortHash(aliceToken),
 			f.tokenTS.UTC().Format(time.RFC3339) + "  " + expiry + "  yes",
 		} {
 			if !strings.Contains(out, want) {
@@ -166,7 +165,7 @@ func TestInspectJSON(t *testing.T) {
 			t.Fatalf("%d accounts", len(report.Accounts))
 		}
 		acc := report.Accounts[0]
-		if acc.Account != f.account.String() || !acc.Salt.Present || acc.Salt.Source != "app_state" || acc.Salt.Hash != hooks.ShortHash(testSalt) {
+		if acc.Account != f.account.String() || !acc.Salt.Present || acc.Salt.Source != "app_state" || acc.Salt.Hash != tctoken.ShortHash(testSalt) {
 			t.Errorf("account and salt: %+v", acc)
 		}
 		if acc.Props == nil || acc.Props.Fetched.IsZero() || !acc.Import.Done || acc.Timelock.Active || len(acc.Contacts) != 2 {
@@ -178,7 +177,7 @@ func TestInspectJSON(t *testing.T) {
 				alice = c
 			}
 		}
-		if alice.Token != hooks.ShortHash(aliceToken) || !alice.TokenTimestamp.Equal(f.tokenTS) || !alice.TokenValid || alice.TokenExpires.Before(f.now) {
+		if alice.Token != tctoken.ShortHash(aliceToken) || !alice.TokenTimestamp.Equal(f.tokenTS) || !alice.TokenValid || alice.TokenExpires.Before(f.now) {
 			t.Errorf("alice: %+v", alice)
 		}
 		e := acc.Explained

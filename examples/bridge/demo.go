@@ -26,7 +26,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tctoken/tctoken"
-	"github.com/tctoken/tctoken/hooks"
 	"github.com/tctoken/tctoken/wamock"
 )
 
@@ -213,7 +212,7 @@ func (d *demo) stepSalt(n int) error {
 		st.sent(iq)
 	}
 	held := waitUntil(demoWait, d.sess.plugin.HasSalt)
-	st.note("salt sha256 %s (regular_high, index [\"nct_salt_sync\"], field 80)", hooks.ShortHash(d.res.Salt))
+	st.note("salt sha256 %s (regular_high, index [\"nct_salt_sync\"], field 80)", tctoken.ShortHash(d.res.Salt))
 	st.why("only the primary phone knows the salt; companions get it by app state sync, and need it to compute cstokens")
 	st.expect(held, "the plugin holds the salt", "HasSalt stayed false")
 	return nil
@@ -232,7 +231,7 @@ func (d *demo) stepFirstContact(n int) {
 
 	want := expectedCSToken(d.res.Salt, d.alice.LID())
 	got := childBytes(d.res.First.Message, "cstoken")
-	st.expect(bytes.Equal(got, want), "<cstoken> = HMAC-SHA256(salt, Alice's LID)", "got sha256 %s, want %s", hooks.ShortHash(got), hooks.ShortHash(want))
+	st.expect(bytes.Equal(got, want), "<cstoken> = HMAC-SHA256(salt, Alice's LID)", "got sha256 %s, want %s", tctoken.ShortHash(got), tctoken.ShortHash(want))
 	st.expect(!hasChild(d.res.First.Message, "tctoken"), "no <tctoken> with it (never both)", "")
 	st.expect(err == nil && d.res.First.Ack != nil && attr(d.res.First.Ack, "error") == "", "the server accepted it", "error %v, ack %s", err, describe(d.res.First.Ack))
 }
@@ -310,7 +309,7 @@ func (d *demo) stepReply(n int) error {
 	st := d.st
 	st.step(n, "Alice answers and sends her token; our reply carries a <tctoken>")
 	if err := d.alice.SendText(d.ctx, "Hi! Who is this?"); err != nil {
-		return fmt.Errorf("Alice's message: %w", err)
+		return fmt.Errorf("message from Alice: %w", err)
 	}
 	d.awaitIncoming()
 	d.res.AliceToken = randomBytes(24)
@@ -333,7 +332,7 @@ func (d *demo) stepReply(n int) error {
 	st.received(d.res.Reply.Ack)
 	st.why("a valid token from the contact beats the cstoken fallback")
 	got := childBytes(d.res.Reply.Message, "tctoken")
-	st.expect(bytes.Equal(got, d.res.AliceToken), "<tctoken> = the bytes Alice sent", "got sha256 %s, want %s", hooks.ShortHash(got), hooks.ShortHash(d.res.AliceToken))
+	st.expect(bytes.Equal(got, d.res.AliceToken), "<tctoken> = the bytes Alice sent", "got sha256 %s, want %s", tctoken.ShortHash(got), tctoken.ShortHash(d.res.AliceToken))
 	st.expect(!hasChild(d.res.Reply.Message, "cstoken"), "no <cstoken> with it", "")
 	st.expect(err == nil && attr(d.res.Reply.Ack, "error") == "", "the server accepted it", "error %v", err)
 
@@ -419,7 +418,7 @@ func (d *demo) stepTimelock(n int) {
 		d.res.TimelockSteps = append(d.res.TimelockSteps, refused.Diagnosis.String())
 	}
 	d.res.TimelockError = refused
-	if refused.Timelock.Source == hooks.TimelockFromNotification {
+	if refused.Timelock.Source == tctoken.TimelockFromNotification {
 		st.why("the server's notification said so (ends %s); %s", refused.Timelock.Ends.UTC().Format(time.RFC3339), refused.Diagnosis.Hint())
 	} else {
 		st.why("first contacts that carried a valid cstoken were refused while Alice got through: that is the timelock, not a missing token; %s", refused.Diagnosis.Hint())

@@ -7,7 +7,7 @@ import (
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/types"
 
-	"github.com/tctoken/tctoken/hooks"
+	"github.com/tctoken/tctoken"
 )
 
 // Helpers that read and describe stanzas. Token bytes never leave here
@@ -117,7 +117,7 @@ func describe(node *waBinary.Node) string {
 		tokens, _ := node.GetOptionalChildByTag("tokens")
 		for _, tok := range tokens.GetChildren() {
 			content, _ := tok.Content.([]byte)
-			fmt.Fprintf(&sb, " <token jid=%s t=%s type=%s> %d bytes, sha256 %s", attr(&tok, "jid"), attr(&tok, "t"), attr(&tok, "type"), len(content), hooks.ShortHash(content))
+			fmt.Fprintf(&sb, " <token jid=%s t=%s type=%s> %d bytes, sha256 %s", attr(&tok, "jid"), attr(&tok, "t"), attr(&tok, "type"), len(content), tctoken.ShortHash(content))
 		}
 	}
 	return sb.String()
@@ -128,7 +128,7 @@ func describeMessageToken(node *waBinary.Node) string {
 	for _, tag := range []string{"tctoken", "cstoken"} {
 		if hasChild(node, tag) {
 			content := childBytes(node, tag)
-			parts = append(parts, fmt.Sprintf("<%s> %d bytes, sha256 %s", tag, len(content), hooks.ShortHash(content)))
+			parts = append(parts, fmt.Sprintf("<%s> %d bytes, sha256 %s", tag, len(content), tctoken.ShortHash(content)))
 		}
 	}
 	if len(parts) == 0 {

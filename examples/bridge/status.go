@@ -77,7 +77,7 @@ func (b *Bridge) Status(ctx context.Context) chatStatus {
 		HasSalt: b.plugin.HasSalt(),
 	}
 	st.Attach = b.plugin.Decide(ctx, b.chat)
-	st.AttachHash = hooks.ShortHash(st.Attach.Token)
+	st.AttachHash = tctoken.ShortHash(st.Attach.Token)
 	if !st.Paired {
 		return st
 	}
@@ -93,7 +93,7 @@ func (b *Bridge) Status(ctx context.Context) chatStatus {
 	timing := st.Policy.Timing
 	if len(entry.Token) > 0 {
 		st.HasToken = true
-		st.TokenHash = hooks.ShortHash(entry.Token)
+		st.TokenHash = tctoken.ShortHash(entry.Token)
 		st.TokenAt = entry.TokenTimestamp
 		st.TokenExpires = time.Unix(receivedExpiry(timing, entry.TokenTimestamp.Unix()), 0)
 		st.TokenValid = timing.ReceivedTokenValid(entry.TokenTimestamp.Unix(), now.Unix())

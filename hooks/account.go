@@ -22,7 +22,7 @@ type accountLifecycle struct {
 	bindMu    sync.Mutex   // one bind at a time
 	bindNext  atomic.Int64 // unix seconds before which a failed bind is not retried
 	wrapStore func(AccountStore) AccountStore
-	appState  *AppStateWatch
+	appState  *appStateWatch
 	handlerID uint32
 	nextPrune atomic.Int64 // unix seconds; 0 = prune at the next chance
 	connGen   atomic.Uint64
@@ -150,8 +150,8 @@ func (c *Core) nowUnix() int64 { return c.now().Unix() }
 // own is our account in both forms. Both are read from the device store
 // once and kept, because whatsmeow clears those fields without a lock when
 // the session is deleted.
-func (c *Core) own() Own {
-	var own Own
+func (c *Core) own() ownJIDs {
+	var own ownJIDs
 	if acc := c.account.Load(); acc != nil {
 		own.PN = acc.jid.ToNonAD()
 		if lid := acc.ownLID.Load(); lid != nil {

@@ -263,17 +263,17 @@ func (c *Core) writeThroughInner(ctx context.Context, writes []sqlstore.TokenWri
 	return c.innerStore().PutPrivacyTokens(ctx, tokens...)
 }
 
-// LogoutWatch wraps Client.Store.Container: Client.Logout in whatsmeow
+// logoutWatch wraps Client.Store.Container: Client.Logout in whatsmeow
 // 2025-12 deletes the device through it and emits no LoggedOut event, so
 // this is where the plugin learns that the account's rows must go.
-type LogoutWatch struct {
+type logoutWatch struct {
 	store.DeviceContainer
 	core *Core
 }
 
 // DeleteDevice deletes the device in whatsmeow's store, then the plugin's
 // rows of that account (and nothing else).
-func (w *LogoutWatch) DeleteDevice(ctx context.Context, device *store.Device) error {
+func (w *logoutWatch) DeleteDevice(ctx context.Context, device *store.Device) error {
 	var jid types.JID
 	if device != nil && device.ID != nil {
 		jid = *device.ID

@@ -58,7 +58,7 @@ func reportedTimestamp(tokenTS int64) time.Time {
 func (c *Core) nativeGet(ctx context.Context, user types.JID) *store.PrivacyToken {
 	user = user.ToNonAD()
 	out := &store.PrivacyToken{User: user}
-	if Ineligible(user, c.own()) != "" {
+	if ineligible(user, c.own()) != "" {
 		return out
 	}
 	v, err := c.view(ctx, user)
@@ -126,7 +126,7 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 		// A JID the database cannot hold is refused with its token below.
 		if senderTS > 0 && senderTS <= time.Now().Unix()+maxFutureSkew && sqlstore.CheckContact(token.User) == nil {
 			key, _, _ := c.resolve(ctx, token.User)
-			if Ineligible(key, own) != "" {
+			if ineligible(key, own) != "" {
 				// Our own account (a history mapping can pair a contact's
 				// number with our LID), a group, a bot: no sender
 				// timestamp is kept for it, as for its token.

@@ -19,8 +19,8 @@ import (
 	"github.com/tctoken/tctoken/sqlstore"
 )
 
-// DefaultCacheSize bounds the per-contact token cache.
-const DefaultCacheSize = 4096
+// defaultCacheSize bounds the per-contact token cache.
+const defaultCacheSize = 4096
 
 var (
 	// ErrNotLoggedIn is returned by calls that need our account before pairing.
@@ -115,7 +115,7 @@ type historyFact struct {
 func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core {
 	cacheSize := cfg.CacheSize
 	if cacheSize <= 0 {
-		cacheSize = DefaultCacheSize
+		cacheSize = defaultCacheSize
 	}
 	defaults := DefaultDefaults()
 	if cfg.Defaults != nil {
@@ -142,7 +142,7 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 	}
 	c.backfillEvery = cfg.SaltBackfillInterval
 	if c.backfillEvery <= 0 {
-		c.backfillEvery = DefaultSaltBackfillInterval
+		c.backfillEvery = defaultSaltBackfillInterval
 	}
 	c.reissued, _ = lru.New[reissueKey, struct{}](cacheSize)
 	c.cache, _ = lru.New[types.JID, *cachedEntry](cacheSize)
@@ -296,8 +296,8 @@ func (c *Core) interpose() {
 		c.inner.Store(&innerTokens{st.PrivacyTokens})
 		st.PrivacyTokens = &TokenStore{core: c}
 	}
-	if current, ok := st.AppState.(*AppStateWatch); !ok || current.core != c {
-		watch := &AppStateWatch{AppStateStore: st.AppState, core: c}
+	if current, ok := st.AppState.(*appStateWatch); !ok || current.core != c {
+		watch := &appStateWatch{AppStateStore: st.AppState, core: c}
 		c.appState = watch
 		st.AppState = watch
 	}
@@ -312,13 +312,13 @@ func (c *Core) interpose() {
 func (c *Core) watchLogout() {
 	st := c.cli.Store
 	inner := st.Container
-	if current, ok := inner.(*LogoutWatch); ok {
+	if current, ok := inner.(*logoutWatch); ok {
 		if current.core == c {
 			return
 		}
 		inner = current.DeviceContainer
 	}
 	if inner != nil {
-		st.Container = &LogoutWatch{DeviceContainer: inner, core: c}
+		st.Container = &logoutWatch{DeviceContainer: inner, core: c}
 	}
 }

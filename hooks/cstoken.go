@@ -7,13 +7,13 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-// CSTokenSize is the length of a cstoken: one HMAC-SHA256 output.
-const CSTokenSize = sha256.Size
+// csTokenSize is the length of a cstoken: one HMAC-SHA256 output.
+const csTokenSize = sha256.Size
 
-// CSToken computes the first-contact fallback token: HMAC-SHA256 keyed with
+// csToken computes the first-contact fallback token: HMAC-SHA256 keyed with
 // the NCT salt over "<lid user>@lid". It returns nil unless lid is a LID and
 // the salt is non-empty, because the server only accepts it over the LID.
-func CSToken(salt []byte, lid types.JID) []byte {
+func csToken(salt []byte, lid types.JID) []byte {
 	if len(salt) == 0 || lid.Server != types.HiddenUserServer || lid.User == "" {
 		return nil
 	}
@@ -34,7 +34,7 @@ func (c *Core) cachedCSToken(salt *[]byte, lid types.JID) []byte {
 	if cached, ok := c.cstokens.Get(lid); ok && cached.salt == salt {
 		return cached.token
 	}
-	token := CSToken(*salt, lid)
+	token := csToken(*salt, lid)
 	c.cstokens.Add(lid, cstokenEntry{salt: salt, token: token})
 	return token
 }

@@ -85,12 +85,12 @@ type Decision struct {
 	Reason string
 }
 
-// DecisionInput is everything decideFrom needs. It is gathered by the caller so
+// decisionInput is everything decideFrom needs. It is gathered by the caller so
 // that decideFrom does no I/O.
-type DecisionInput struct {
+type decisionInput struct {
 	To   types.JID // the recipient as the caller gave it
 	Peer bool      // a message to our own devices
-	Own  Own
+	Own  ownJIDs
 	// LID is the recipient's LID when known (To itself when it is a LID).
 	LID types.JID
 	// Token and TokenTS are the stored token the contact issued to us, if any.
@@ -112,10 +112,10 @@ type DecisionInput struct {
 // clock is read only for a stored token, and the cstoken is looked up only
 // when it is the decision.
 func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, types.JID, types.JID) {
-	in := DecisionInput{To: to, Peer: peer, Own: c.own()}
+	in := decisionInput{To: to, Peer: peer, Own: c.own()}
 	var why string
 	if !peer {
-		why = Ineligible(to, in.Own)
+		why = ineligible(to, in.Own)
 	}
 	if peer || why != "" {
 		return decideJudged(&in, why), types.EmptyJID, types.EmptyJID
@@ -128,7 +128,7 @@ func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, t
 		in.LID, in.Salt, in.Policy = lid, c.Salt(), c.Policy()
 		decision := decideJudged(&in, "")
 		if decision.Attach == AttachCSToken {
-			decision.Token = CSToken(in.Salt, lid)
+			decision.Token = csToken(in.Salt, lid)
 		}
 		return decision, lid, pn
 	}
@@ -149,14 +149,14 @@ func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, t
 
 // decideFrom applies the fallback chain: a valid tctoken, else a cstoken over the
 // LID, else nothing. Never both.
-func decideFrom(in DecisionInput) Decision {
+func decideFrom(in decisionInput) Decision {
 	var why string
 	if !in.Peer {
-		why = Ineligible(in.To, in.Own)
+		why = ineligible(in.To, in.Own)
 	}
 	decision := decideJudged(&in, why)
 	if decision.Attach == AttachCSToken && decision.Token == nil {
-		decision.Token = CSToken(in.Salt, in.LID.ToNonAD())
+		decision.Token = csToken(in.Salt, in.LID.ToNonAD())
 	}
 	return decision
 }
@@ -166,7 +166,7 @@ func decideFrom(in DecisionInput) Decision {
 // decision carries in.CSToken, nil when the caller has not computed it: the
 // caller then computes it (or takes it from its cache), which it does only
 // when the decision is a cstoken. in.Now is read only when in.Token is set.
-func decideJudged(in *DecisionInput, why string) Decision {
+func decideJudged(in *decisionInput, why string) Decision {
 	if in.Peer {
 		return Decision{Cause: CausePeerMessage, Reason: "peer message"}
 	}

@@ -11,9 +11,9 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-// ErrorCodeNoToken is the server's ack error for a 1:1 message it refused
+// errorCodeNoToken is the server's ack error for a 1:1 message it refused
 // for want of a valid token, or because the account is restricted.
-const ErrorCodeNoToken = 463
+const errorCodeNoToken = 463
 
 // Diagnosis is why the server refused a 1:1 message with 463, as far as the
 // plugin can tell. The two causes the server folds into that one code are a
@@ -106,9 +106,9 @@ func (d Diagnosis) Hint() string {
 	return "no explanation known"
 }
 
-// Classify says what a 463 means, given what was attached and the timelock
+// classify says what a 463 means, given what was attached and the timelock
 // in force. A timelock wins over everything: no token helps under one.
-func Classify(decision Decision, timelock TimelockState, now time.Time) Diagnosis {
+func classify(decision Decision, timelock TimelockState, now time.Time) Diagnosis {
 	if timelock.InForce(now) {
 		return DiagnosisTimelock
 	}
@@ -129,11 +129,11 @@ func Classify(decision Decision, timelock TimelockState, now time.Time) Diagnosi
 	return DiagnosisUnknown
 }
 
-// Is463 reports whether err is whatsmeow's ack error 463. whatsmeow has no
+// is463 reports whether err is whatsmeow's ack error 463. whatsmeow has no
 // typed code: it wraps ErrServerReturnedError with the number in the text.
-func Is463(err error) bool {
+func is463(err error) bool {
 	return errors.Is(err, whatsmeow.ErrServerReturnedError) &&
-		strings.HasSuffix(err.Error(), fmt.Sprintf("%s %d", whatsmeow.ErrServerReturnedError, ErrorCodeNoToken))
+		strings.HasSuffix(err.Error(), fmt.Sprintf("%s %d", whatsmeow.ErrServerReturnedError, errorCodeNoToken))
 }
 
 // refusal is a send the server refused with 463, as diagnosed, and the key
@@ -151,7 +151,7 @@ func (c *Core) diagnose463(ctx context.Context, to types.JID, id types.MessageID
 		c.notePatternRefusal(ctx, acc, key, sent.decision)
 	}
 	timelock := c.Timelock()
-	diagnosis := Classify(sent.decision, timelock, c.now())
+	diagnosis := classify(sent.decision, timelock, c.now())
 	c.metrics.refused(diagnosis)
 	return &refusal{key: key, SendError: SendError{Contact: to, MessageID: id, Diagnosis: diagnosis,
 		Attached: sent.decision.Attach, Cause: sent.decision.Cause, Timelock: timelock, Err: err}}
@@ -167,7 +167,7 @@ func (c *Core) report463(r *refusal, resendErr error) error {
 		Bool("timelock", r.Timelock.InForce(c.now())).Time("timelock_ends", r.Timelock.Ends).
 		Bool("reissued", report.Reissued).Bool("resent", report.Resent).
 		Msg("Message refused with 463")
-	if report.Resent && resendErr != nil && !Is463(resendErr) {
+	if report.Resent && resendErr != nil && !is463(resendErr) {
 		r.Err = resendErr
 	}
 	event := r.SendError

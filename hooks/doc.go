@@ -3,11 +3,9 @@
 // AB props and the pure protocol logic (bucket maths, the fallback chain,
 // stanza builders and parsers).
 //
-// It is not a stable API. It is exported so that the root package, the
-// example bridge and tests can reach it; its names and signatures change
-// whenever the plugin needs them to. Programs use package tctoken, which
-// re-exports what is meant to stay (Decision, Cause, Timing, the AB prop
-// codes, the errors callers match with errors.Is).
+// The contract: package tctoken (the root) is the API; hooks is not.
+// hooks exports only what the root package, cmd/ and examples/ use, and
+// everything else is unexported; its exports change whenever those need.
 //
 // # Steps
 //

@@ -77,7 +77,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	chats := make([]types.JID, 0, n)
 	for _, conv := range data.GetConversations() {
 		chat, err := types.ParseJID(conv.GetID())
-		if err != nil || Ineligible(chat, own) != "" {
+		if err != nil || ineligible(chat, own) != "" {
 			continue
 		}
 		if err = sqlstore.CheckContact(chat); err != nil {

@@ -194,7 +194,7 @@ func (c *Core) checkToken(contact types.JID, token []byte, ts int64) error {
 		return fmt.Errorf("token from a contact that cannot be stored: %w", err)
 	}
 	// With our own account known: a token "from" us is never stored.
-	if why := Ineligible(contact, c.own()); why != "" {
+	if why := ineligible(contact, c.own()); why != "" {
 		return fmt.Errorf("token from %s (%s), which cannot issue tokens", contact, why)
 	}
 	switch {

@@ -39,8 +39,8 @@ type Recovery struct {
 	ResendWait time.Duration
 }
 
-// DefaultResendWait is how long a resend waits for a change by default.
-const DefaultResendWait = 10 * time.Second
+// defaultResendWait is how long a resend waits for a change by default.
+const defaultResendWait = 10 * time.Second
 
 // DefaultRecovery is the conservative default: diagnose, then reissue.
 func DefaultRecovery() Recovery { return Recovery{Reissue: true} }
@@ -162,7 +162,7 @@ const resendPoll = 50 * time.Millisecond
 func (c *Core) waitForChange(ctx context.Context, to types.JID, sent sendState) bool {
 	wait := c.recovery.ResendWait
 	if wait <= 0 {
-		wait = DefaultResendWait
+		wait = defaultResendWait
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()

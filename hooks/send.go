@@ -25,7 +25,7 @@ func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Mes
 		req = extra[0]
 	}
 	resp, sent, err := c.sendOnce(ctx, to, message, req)
-	if err == nil || req.Peer || Ineligible(to, c.own()) != "" || !Is463(err) {
+	if err == nil || req.Peer || ineligible(to, c.own()) != "" || !is463(err) {
 		return resp, err
 	}
 	// Refused with 463: diagnose, recover as the policy allows, resend once

@@ -18,87 +18,87 @@ import (
 // logout could delete the account's rows while the write brings some back;
 // TestFenceWrapsEveryWrite holds the two lists together.
 
-// TokenReader reads the contacts' tokens and our sender timestamps.
-type TokenReader interface {
+// tokenReader reads the contacts' tokens and our sender timestamps.
+type tokenReader interface {
 	GetMany(ctx context.Context, contacts ...types.JID) ([]*sqlstore.Entry, error)
 	Contacts(ctx context.Context) ([]types.JID, error)
 }
 
-// TokenWriter stores the contacts' tokens and our sender timestamps.
-type TokenWriter interface {
+// tokenWriter stores the contacts' tokens and our sender timestamps.
+type tokenWriter interface {
 	PutTokens(ctx context.Context, writes ...sqlstore.TokenWrite) ([]bool, error)
 	SetSenderTimestamps(ctx context.Context, ts int64, contacts ...types.JID) error
 	PutSenderTimestamps(ctx context.Context, writes ...sqlstore.SenderWrite) error
 }
 
-// HistoryMender corrects the token timestamps whatsmeow 2025-12 filed from
+// historyMender corrects the token timestamps whatsmeow 2025-12 filed from
 // a history sync.
-type HistoryMender interface {
+type historyMender interface {
 	MendHistoryTimestamp(ctx context.Context, contact types.JID, token []byte, wrongTS, rightTS int64) (bool, error)
 	MendHistoryTimestamps(ctx context.Context, mends ...sqlstore.HistoryMend) ([]bool, error)
 }
 
-// TokenUpkeep is the work over the whole table: pruning, and the pass that
+// tokenUpkeep is the work over the whole table: pruning, and the pass that
 // takes over whatsmeow's own table.
-type TokenUpkeep interface {
+type tokenUpkeep interface {
 	Prune(ctx context.Context, recvCutoff, sendCutoff int64) (int64, error)
 	ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, write func(ctx context.Context, batch sqlstore.ImportBatch) error) (sqlstore.ImportResult, error)
 }
 
-// Transactions is what the store can do when whatsmeow's store shares its
+// transactions is what the store can do when whatsmeow's store shares its
 // database (see shared.go): one transaction for both.
-type Transactions interface {
+type transactions interface {
 	InTxn(ctx context.Context, fn func(ctx context.Context) error) error
 	InTransaction(ctx context.Context) bool
 	SharesTransactions(ctx context.Context, read func(ctx context.Context, contact types.JID) ([]byte, error)) (bool, error)
 }
 
-// WhatsmeowTable reads and writes whatsmeow's own token table in the shared
+// whatsmeowTable reads and writes whatsmeow's own token table in the shared
 // database: a read that follows whatsmeow's LID map, and the write-through.
-type WhatsmeowTable interface {
+type whatsmeowTable interface {
 	GetByLID(ctx context.Context, lid types.JID) (pn types.JID, entries []*sqlstore.Entry, err error)
 	PutWhatsmeowTokens(ctx context.Context, writes ...sqlstore.TokenWrite) error
 }
 
-// SaltStorage holds the NCT salt and where it came from.
-type SaltStorage interface {
+// saltStorage holds the NCT salt and where it came from.
+type saltStorage interface {
 	GetSalt(ctx context.Context) (salt []byte, source sqlstore.SaltSource, found bool, err error)
 	SetAppStateSalt(ctx context.Context, salt []byte) error
 	RemoveAppStateSalt(ctx context.Context) error
 	SetHistorySalt(ctx context.Context, salt []byte) (applied bool, err error)
 }
 
-// PropsStorage holds the server's AB props.
-type PropsStorage interface {
+// propsStorage holds the server's AB props.
+type propsStorage interface {
 	GetProps(ctx context.Context) (*sqlstore.PropsSnapshot, error)
 	ReplaceProps(ctx context.Context, snap sqlstore.PropsSnapshot) error
 	MergeProps(ctx context.Context, snap sqlstore.PropsSnapshot) error
 }
 
-// TimelockStorage holds the reach-out timelock.
-type TimelockStorage interface {
+// timelockStorage holds the reach-out timelock.
+type timelockStorage interface {
 	GetTimelock(ctx context.Context) (*sqlstore.Timelock, error)
 	PutTimelock(ctx context.Context, tl sqlstore.Timelock) error
 }
 
-// BackfillStorage holds the salt backfill's last attempt.
-type BackfillStorage interface {
+// backfillStorage holds the salt backfill's last attempt.
+type backfillStorage interface {
 	GetSaltBackfill(ctx context.Context) (*sqlstore.SaltBackfill, error)
 	PutSaltBackfill(ctx context.Context, at int64, result string) error
 }
 
 // AccountStore is everything the plugin keeps for one account.
 type AccountStore interface {
-	TokenReader
-	TokenWriter
-	HistoryMender
-	TokenUpkeep
-	Transactions
-	WhatsmeowTable
-	SaltStorage
-	PropsStorage
-	TimelockStorage
-	BackfillStorage
+	tokenReader
+	tokenWriter
+	historyMender
+	tokenUpkeep
+	transactions
+	whatsmeowTable
+	saltStorage
+	propsStorage
+	timelockStorage
+	backfillStorage
 }
 
 var _ AccountStore = (*sqlstore.Store)(nil)

@@ -132,10 +132,7 @@ const putTokensChunk = 2000
 // more than the inserts themselves for a statement of a thousand rows;
 // written as ?n there is nothing to rewrite.
 func (s *Store) tuples(count, width, first int, tail string) string {
-	mark := byte('$')
-	if s.db.Dialect == dbutil.SQLite {
-		mark = '?'
-	}
+	mark := s.mark()
 	tail = strings.ReplaceAll(tail, "$", string(mark))
 	var b strings.Builder
 	b.Grow(count * (width*7 + 8 + len(tail)))
@@ -157,6 +154,14 @@ func (s *Store) tuples(count, width, first int, tail string) string {
 		b.WriteByte(')')
 	}
 	return b.String()
+}
+
+// mark is the placeholder mark of the dialect: ? on SQLite (see tuples).
+func (s *Store) mark() byte {
+	if s.db.Dialect == dbutil.SQLite {
+		return '?'
+	}
+	return '$'
 }
 
 // PutTokens stores tokens received from contacts, all in one transaction, and

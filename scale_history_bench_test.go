@@ -67,30 +67,35 @@ func mapLIDs(b testing.TB, db *dbutil.Database, pairs map[types.JID]types.JID) {
 }
 
 // historyMix builds a history blob of n conversations in the shape a real
-// account's blob has: 70% keyed by phone number, with the blob's
-// phoneNumberToLidMappings for them, 30% by LID; every token distinct; the
-// token timestamp an hour back and our sender timestamp a minute back. Half
-// the conversations are contacts the table already holds a row for (from
-// scaleWorld.fill, an hour old): the blob updates those and inserts the
-// rest. It also returns the LID mappings and the tokens whatsmeow 2025-12
-// writes for the blob itself: the PN-keyed chats only, filed at the
-// sender timestamp.
+// account's blob has (see mixBlob). Half the conversations are contacts
+// the table already holds a row for (from scaleWorld.fill, an hour old):
+// the blob updates those and inserts the rest.
 func (w *scaleWorld) historyMix(n int) (*waHistorySync.HistorySync, []store.LIDMapping, []store.PrivacyToken) {
 	w.round++
+	return mixBlob(n, w.round, w.now.Unix(), func(i int) int {
+		if i%2 == 0 {
+			w.old++
+			return (w.old - 1) % benchRows()
+		}
+		w.next++
+		return w.next
+	})
+}
+
+// mixBlob is a history blob of n conversations, the i-th with contact
+// contactOf(i), in the shape of a real account's: 70% keyed by phone number,
+// with the blob's phoneNumberToLidMappings for them, 30% by LID; every token
+// distinct (round tells blobs apart); the token timestamp half an hour
+// before now and our sender timestamp a minute before. It also returns the
+// LID mappings and the tokens whatsmeow 2025-12 writes for the blob itself:
+// the PN-keyed chats only, filed at the sender timestamp.
+func mixBlob(n, round int, now int64, contactOf func(i int) int) (*waHistorySync.HistorySync, []store.LIDMapping, []store.PrivacyToken) {
 	hs := &waHistorySync.HistorySync{SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum()}
 	var mappings []store.LIDMapping
 	var whatsmeowWrites []store.PrivacyToken
-	tokenTS, senderTS := w.now.Unix()-1800, w.now.Unix()-60
+	tokenTS, senderTS := now-1800, now-60
 	for i := range n {
-		var contact int
-		if i%2 == 0 {
-			// A stored contact: its row is updated.
-			contact = w.old % benchRows()
-			w.old++
-		} else {
-			w.next++
-			contact = w.next
-		}
+		contact := contactOf(i)
 		chat := contactLID(contact)
 		if i%10 < 7 {
 			chat = contactPN(contact)
@@ -99,7 +104,7 @@ func (w *scaleWorld) historyMix(n int) (*waHistorySync.HistorySync, []store.LIDM
 			})
 			mappings = append(mappings, store.LIDMapping{LID: contactLID(contact), PN: chat})
 		}
-		token := tokenBytes(contact, w.round)
+		token := tokenBytes(contact, round)
 		hs.Conversations = append(hs.Conversations, &waHistorySync.Conversation{
 			ID: proto.String(chat.String()), TcToken: token,
 			TcTokenTimestamp:       proto.Uint64(uint64(tokenTS)),

@@ -90,15 +90,21 @@ const (
 	// VALUES list in SQLite's own placeholders, or mendsSource on
 	// PostgreSQL. A history blob's mends are one statement: one each cost a
 	// round trip per conversation, more than whatsmeow's whole write of the
-	// blob.
+	// blob. The second %s matches a mend to its row: mendRowSQLite, or
+	// mendRowPostgres.
 	mendHistoryTimestampsQuery = `
 		WITH u(our_jid, their_jid, token, wrong_ts, right_ts, updated_at) AS (%s)
 		UPDATE tctoken_tokens SET token_ts=u.right_ts, updated_at=u.updated_at
 		FROM u
-		WHERE tctoken_tokens.our_jid=u.our_jid AND tctoken_tokens.their_jid=u.their_jid
-			AND tctoken_tokens.token=u.token AND tctoken_tokens.token_ts=u.wrong_ts
+		WHERE %s AND tctoken_tokens.token=u.token AND tctoken_tokens.token_ts=u.wrong_ts
 		RETURNING tctoken_tokens.their_jid, tctoken_tokens.token, tctoken_tokens.token_ts
 	`
+	mendRowSQLite = `tctoken_tokens.our_jid=u.our_jid AND tctoken_tokens.their_jid=u.their_jid`
+	// On PostgreSQL the key is compared as an array of one: a condition no
+	// hash or merge join can use, only a lookup in the primary key per mend.
+	// With a plain equality PostgreSQL hashed the whole table for a blob of
+	// a thousand mends (at 100,000 rows, 260 ms against 30 ms).
+	mendRowPostgres = `tctoken_tokens.our_jid=$1 AND tctoken_tokens.their_jid = ANY(ARRAY[u.their_jid])`
 	// Only ever moves sender_ts forward: a late or replayed issuance result
 	// must not make us issue again early. Creates a row without a token for a
 	// contact who never sent us one.
@@ -368,14 +374,14 @@ func (s *Store) MendHistoryTimestamps(ctx context.Context, mends ...HistoryMend)
 			for i, m := range chunk {
 				keys[i] = contactKey(mends[m].Contact)
 			}
-			var source string
+			var source, match string
 			var args []any
 			if s.db.Dialect == dbutil.Postgres {
 				tokens, wrong, right := make([][]byte, len(chunk)), make([]int64, len(chunk)), make([]int64, len(chunk))
 				for i, m := range chunk {
 					tokens[i], wrong[i], right[i] = mends[m].Token, mends[m].WrongTS, mends[m].RightTS
 				}
-				source = unnestMendsSource
+				source, match = unnestMendsSource, mendRowPostgres
 				args = []any{s.ourJID, now, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(wrong), pgInt64Array(right)}
 			} else {
 				args = make([]any, 2, 2+4*len(chunk))
@@ -383,9 +389,9 @@ func (s *Store) MendHistoryTimestamps(ctx context.Context, mends ...HistoryMend)
 				for i, m := range chunk {
 					args = append(args, keys[i], secret(mends[m].Token), mends[m].WrongTS, mends[m].RightTS)
 				}
-				source = "VALUES " + s.tuples(len(chunk), 4, 3, ", $2")
+				source, match = "VALUES "+s.tuples(len(chunk), 4, 3, ", $2"), mendRowSQLite
 			}
-			rows, err := s.db.Query(ctx, fmt.Sprintf(mendHistoryTimestampsQuery, source), args...)
+			rows, err := s.db.Query(ctx, fmt.Sprintf(mendHistoryTimestampsQuery, source, match), args...)
 			if err == nil {
 				err = scanMended(rows, mends, chunk, changed)
 			}

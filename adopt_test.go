@@ -70,13 +70,18 @@ func TestEnableImportsWhatsmeowTokens(t *testing.T) {
 			t.Fatalf("an expired token must not be imported: %+v", e)
 		}
 
-		// A restart does not import again.
+		// A restart goes over whatsmeow's table again, and finds nothing
+		// the plugin lacks.
 		w.restart()
 		if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-before" {
 			t.Fatalf("after restart: tctoken %q", got)
 		}
-		if n := w.logLines("Imported whatsmeow's privacy tokens"); n != 1 {
-			t.Fatalf("the import ran %d times, want once", n)
+		w.waitLog(2, "Imported whatsmeow's privacy tokens")
+		// The newer whatsmeow issues by itself, and records its sender
+		// timestamps with its own clock, not the test's: the next pass may
+		// find one of them.
+		if n := w.logLines("Imported whatsmeow's privacy tokens", `"rows":0`); n != 1 && !w.plugin.NativeTokens() {
+			t.Fatalf("%d passes handed nothing over, want the second one", n)
 		}
 	})
 }

@@ -1,6 +1,9 @@
 package tctoken_test
 
 import (
+	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -8,9 +11,11 @@ import (
 	"go.mau.fi/whatsmeow/appstate"
 	waBinary "go.mau.fi/whatsmeow/binary"
 	waServerSync "go.mau.fi/whatsmeow/proto/waServerSync"
+	"go.mau.fi/whatsmeow/types"
 
 	"github.com/tctoken/tctoken"
 	"github.com/tctoken/tctoken/hooks"
+	"github.com/tctoken/tctoken/internal/dbtest"
 	"github.com/tctoken/tctoken/sqlstore"
 	"github.com/tctoken/tctoken/wamock"
 )
@@ -134,4 +139,95 @@ func TestSaltBackfillOncePerInterval(t *testing.T) {
 			t.Fatal("no salt to find")
 		}
 	})
+}
+
+// slowBackfillStore holds the salt backfill's first step, once armed: a
+// backfill that takes long (its fetches of regular_high, say).
+type slowBackfillStore struct {
+	tctoken.AccountStore
+	armed *atomic.Bool
+	h     *writeHold
+}
+
+func (s slowBackfillStore) GetSaltBackfill(ctx context.Context) (*sqlstore.SaltBackfill, error) {
+	if s.armed.Load() {
+		s.h.hold()
+	}
+	return s.AccountStore.GetSaltBackfill(ctx)
+}
+
+// TestSendNotBehindSlowBackfill: a send refused with 463 for want of the
+// salt set off a backfill that is slow. A second send refused the same way
+// does not wait for that backfill: it returns its diagnosis at once. (No
+// reconnect sets off the first backfill: whatsmeow 2025-12 races under
+// -race when the server drops the connection.)
+func TestSendNotBehindSlowBackfill(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		var armed atomic.Bool
+		h := newWriteHold()
+		w := newWorld(t, db, tctoken.WithSaltBackfillInterval(time.Hour),
+			tctoken.WithRecovery(tctoken.Recovery{BackfillSalt: true}),
+			tctoken.WithStoreWrapper(func(s tctoken.AccountStore) tctoken.AccountStore {
+				return slowBackfillStore{AccountStore: s, armed: &armed, h: h}
+			})).connect()
+		t.Cleanup(func() { close(h.release) })
+		w.shareKeysAndSync()
+		w.srv.SetMessageRule(wamock.RequireToken())
+		armed.Store(true)
+		send := func(to types.JID) <-chan error {
+			sent := make(chan error, 1)
+			go func() {
+				_, err := w.plugin.SendMessage(w.ctx, to, text("hi"))
+				sent <- err
+			}()
+			return sent
+		}
+		send(w.srv.AddContact(wamock.ContactOptions{}).LID())
+		select {
+		case <-h.reached:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the first refused send's backfill never started")
+		}
+		select {
+		case err := <-send(w.srv.AddContact(wamock.ContactOptions{}).LID()):
+			var sendErr *tctoken.SendError
+			if !errors.As(err, &sendErr) || sendErr.Diagnosis != tctoken.DiagnosisNoSalt {
+				t.Fatalf("want a 463 diagnosed no_salt, got %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the refused send waited behind the backfill under way")
+		}
+	})
+}
+
+// TestSaltBackfillFetchesBounded: a server that answers every fetch of
+// regular_high with "more patches follow" and none gets a bounded number
+// of fetches from the backfill, which then records a failed attempt.
+func TestSaltBackfillFetchesBounded(t *testing.T) {
+	w := newWorld(t, dbtest.SQLite(t), tctoken.WithSaltBackfillInterval(time.Hour),
+		tctoken.WithRecovery(tctoken.Recovery{BackfillSalt: true})).connect()
+	w.shareKeysAndSync()
+	var fetches atomic.Int64
+	w.srv.SetIQHandler("w:sync:app:state", func(iq *waBinary.Node) *waBinary.Node {
+		if !isAppStateFetch(iq) {
+			return nil
+		}
+		fetches.Add(1)
+		return wamock.ResultIQ(iq, waBinary.Node{Tag: "sync", Content: []waBinary.Node{{Tag: "collection", Attrs: waBinary.Attrs{
+			"name": string(appstate.WAPatchRegularHigh), "version": 1, "has_more_patches": true,
+		}}}})
+	})
+	w.srv.SetMessageRule(wamock.RequireToken())
+	// The refused send sets off the backfill; its context ends an unbounded
+	// loop eventually, so that the test fails rather than hangs.
+	ctx, cancel := context.WithTimeout(w.ctx, time.Minute)
+	defer cancel()
+	go func() { _, _ = w.plugin.SendMessage(ctx, w.srv.AddContact(wamock.ContactOptions{}).LID(), text("hi")) }()
+	// A deadline, not a measure: an unbounded loop never records an attempt.
+	eventuallyWithin(t, 30*time.Second, "the backfill to give up", func() bool {
+		return w.logLines("Salt backfill attempted", `"result":"failed"`) > 0
+	})
+	if n := fetches.Load(); n < 2 || n > 100 {
+		t.Fatalf("%d fetches of regular_high by one backfill", n)
+	}
 }

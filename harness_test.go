@@ -93,6 +93,9 @@ type world struct {
 	secretsMu sync.Mutex
 	secrets   [][]byte
 	opts      []tctoken.Option
+	// pluginDB, when set, holds the plugin's tables apart from whatsmeow's
+	// (db): what start hands Enable.
+	pluginDB *dbutil.Database
 }
 
 // newWorld builds the client and enables the plugin, but does not connect,
@@ -178,15 +181,26 @@ func (w *world) reloadDevice() {
 func (w *world) start() {
 	w.t.Helper()
 	w.cli = w.srv.NewClient(w.device, nil)
+	w.enable()
+	cli, plugin := w.cli, w.plugin
+	w.t.Cleanup(func() { w.stop(plugin, cli) })
+}
+
+// enable enables the plugin on the current client, with the world's
+// logger, clock and options.
+func (w *world) enable() {
+	w.t.Helper()
 	log := zerolog.New(zerolog.MultiLevelWriter(w.logs, zerolog.NewTestWriter(w.t))).Level(zerolog.DebugLevel)
 	opts := append([]tctoken.Option{tctoken.WithLogger(log), tctoken.WithClock(w.clock.Now)}, w.opts...)
+	db := w.db
+	if w.pluginDB != nil {
+		db = w.pluginDB
+	}
 	var err error
-	w.plugin, err = tctoken.Enable(w.ctx, w.cli, w.db, opts...)
+	w.plugin, err = tctoken.Enable(w.ctx, w.cli, db, opts...)
 	if err != nil {
 		w.t.Fatalf("Enable: %v", err)
 	}
-	cli, plugin := w.cli, w.plugin
-	w.t.Cleanup(func() { w.stop(plugin, cli) })
 }
 
 // stop closes the plugin, lets the client finish what it is sending, and

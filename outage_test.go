@@ -18,8 +18,9 @@ import (
 
 // TestPluginTablesOutage takes the plugin's token table away mid-session (as
 // a database that stops answering for it would) and back: every message
-// still goes out, a cached valid tctoken is attached to every send, each
-// failure is logged once, and the plugin recovers without a restart.
+// still goes out, with the newest token whatsmeow's own store took during
+// the outage, each failure is logged once, and the plugin recovers without
+// a restart.
 func TestPluginTablesOutage(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db).connect()
@@ -36,7 +37,9 @@ func TestPluginTablesOutage(t *testing.T) {
 		}
 		// During the outage: a history sync names alice (its writes fail,
 		// and it marks her cached entry for a re-read, which fails too), a
-		// prune fails, and a new token from her cannot be stored.
+		// prune fails, and a new token from her cannot be stored in the
+		// plugin's table, but whatsmeow's own store takes it, as it would
+		// without the plugin.
 		now := w.clock.Now().Unix()
 		hs := &waHistorySync.HistorySync{
 			SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum(),
@@ -53,9 +56,12 @@ func TestPluginTablesOutage(t *testing.T) {
 			t.Fatal("a prune without its table must fail")
 		}
 		w.pushToken(alice.LID(), alice.LID(), []byte("alice-new"), w.clock.Now())
+		eventually(t, "whatsmeow's store holds alice-new", func() bool {
+			return string(storedToken(t, db, "whatsmeow_privacy_tokens", *w.device.ID, alice.LID())) == "alice-new"
+		})
 		for i := range 5 {
-			if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-token" {
-				t.Fatalf("send %d during the outage: tctoken %q, want the last known alice-token", i, got)
+			if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-new" {
+				t.Fatalf("send %d during the outage: tctoken %q, want alice-new from whatsmeow's store", i, got)
 			}
 		}
 		if n := w.logLines(`"level":"warn"`, "using the last known ones"); n != 1 {
@@ -88,9 +94,10 @@ func (f failingWrites) PutTokens(ctx context.Context, writes ...tcsqlstore.Token
 	return f.AccountStore.PutTokens(ctx, writes...)
 }
 
-// TestInjectedStoreFault: with writes failing, a new token cannot be stored,
-// but the last known one goes on every send, the failure is logged, and the
-// next token after the fault is stored and attached.
+// TestInjectedStoreFault: with the plugin's writes failing, a new token
+// cannot be stored in its tables, but whatsmeow's own store takes it (as it
+// would without the plugin) and every send carries it, the failure is
+// logged, and the next token after the fault is stored and attached.
 func TestInjectedStoreFault(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		var failing atomic.Bool
@@ -103,11 +110,14 @@ func TestInjectedStoreFault(t *testing.T) {
 
 		failing.Store(true)
 		w.clock.Advance(time.Minute)
-		w.pushToken(alice.LID(), alice.LID(), []byte("alice-lost"), w.clock.Now())
+		w.pushToken(alice.LID(), alice.LID(), []byte("alice-during"), w.clock.Now())
 		w.waitLog(1, `"level":"warn"`, "injected: the database refuses writes")
+		eventually(t, "whatsmeow's store holds alice-during", func() bool {
+			return string(storedToken(t, db, "whatsmeow_privacy_tokens", *w.device.ID, alice.LID())) == "alice-during"
+		})
 		for i := range 3 {
-			if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-token" {
-				t.Fatalf("send %d with writes failing: tctoken %q, want the last stored alice-token", i, got)
+			if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-during" {
+				t.Fatalf("send %d with writes failing: tctoken %q, want alice-during, which whatsmeow's store took", i, got)
 			}
 		}
 

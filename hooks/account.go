@@ -16,21 +16,29 @@ import (
 
 // accountState is everything bound to one logged-in device.
 type accountState struct {
-	jid    types.JID
-	store  AccountStore
+	jid   types.JID
+	store AccountStore // every write inside fence
+	// fence keeps the account's writers out of a logout's deletion.
+	fence  *accountFence
 	salt   atomic.Pointer[[]byte]
 	saltMu sync.Mutex // one salt change at a time: database, then memory
-	ownLID atomic.Pointer[types.JID]
-	policy atomic.Pointer[Policy]
-	props  atomic.Pointer[sqlstore.PropsSnapshot]
+	// saltSeq is the order (Core.saltSeq) of the last app-state salt
+	// change applied, under saltMu.
+	saltSeq uint64
+	ownLID  atomic.Pointer[types.JID]
+	policy  atomic.Pointer[Policy]
+	props   atomic.Pointer[sqlstore.PropsSnapshot]
 	// nextPropsFetch (unix seconds) and refreshID live for the process:
 	// every connect fetches anyway.
 	nextPropsFetch atomic.Int64
 	refreshID      atomic.Value // string
-	// imported: whatsmeow's own tokens have been imported (see adopt.go);
-	// until then cold reads also ask whatsmeow's store.
+	// imported: this bind's pass over whatsmeow's own tokens has finished
+	// (see adopt.go); until then cold reads also ask whatsmeow's store.
+	// behind: a token went to whatsmeow's store alone since that pass
+	// began (the plugin's store failed), so the next connect runs another.
 	imported  atomic.Bool
 	importing atomic.Bool
+	behind    atomic.Bool
 	// bulkMu runs the import and a prune one at a time: an import that
 	// overlapped a prune could copy back a token the prune had just
 	// deleted, from whatsmeow's table where the write-through put it.
@@ -55,7 +63,8 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	if current := c.account.Load(); current != nil && current.jid == jid {
 		return nil
 	}
-	acc := &accountState{jid: jid, store: c.accountStore(jid)}
+	acc := &accountState{jid: jid, fence: newAccountFence()}
+	acc.store = fencedStore{AccountStore: c.accountStore(jid), fence: acc.fence}
 	if lid := c.cli.Store.GetLID().ToNonAD(); !lid.IsEmpty() {
 		acc.ownLID.Store(&lid)
 	}
@@ -77,11 +86,6 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	}
 	policy := ComputePolicy(c.defaults, values, c.overrides)
 	acc.policy.Store(&policy)
-	imported, err := acc.store.Imported(ctx)
-	if err != nil {
-		return fmt.Errorf("load the import status for %s: %w", jid, err)
-	}
-	acc.imported.Store(imported)
 	timelock, err := acc.store.GetTimelock(ctx)
 	if err != nil {
 		return fmt.Errorf("load the reach-out timelock for %s: %w", jid, err)

@@ -48,9 +48,14 @@ func (c *Core) BackfillSalt(ctx context.Context, trigger string) BackfillResult 
 	if err != nil {
 		return BackfillNotDue
 	}
-	// One attempt at a time: a connect and a 463 at once make one.
-	c.backfillMu.Lock()
-	defer c.backfillMu.Unlock()
+	// One attempt at a time, and none waits for another: a 463 that finds
+	// one under way (the connect's, whose fetches may take long) goes on
+	// without it, and a resend still sees the salt once that one stores it.
+	if !c.backfilling.CompareAndSwap(false, true) {
+		c.log.Debug().Str("trigger", trigger).Msg("Salt backfill already under way")
+		return BackfillNotDue
+	}
+	defer c.backfilling.Store(false)
 	if len(c.Salt()) > 0 {
 		return BackfillNotDue
 	}

@@ -76,11 +76,13 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 	rows, err := acc.store.GetMany(ctx, candidates...)
 	if err != nil {
 		c.metrics.dbError("read_tokens")
-		if isCached {
-			// The database is failing: the last entry known beats none.
-			// Expiry is still judged by the clock when it is used.
+		// The plugin's database is failing: the last entry known beats
+		// none, and whatsmeow's own store (which a failed write still
+		// reached, see storeTokensApplied) may hold a newer token. Expiry
+		// is still judged by the clock when it is used.
+		if entry := fallbackEntry(cached, c.whatsmeowRow(ctx, key)); entry != nil {
 			c.warnOnce("read", err, "Failed to read privacy tokens; using the last known ones")
-			return cached, nil
+			return entry, nil
 		}
 		c.warnOnce("read", err, "Failed to read privacy tokens; going on without them")
 		return nil, fmt.Errorf("read token for %s: %w", key, err)
@@ -101,16 +103,45 @@ func (c *Core) readGen() uint64 {
 // changed the rows, so only what no write can have made stale is cached.
 func (c *Core) cacheRows(ctx context.Context, acc *accountState, key types.JID, rows []*sqlstore.Entry, gen uint64) *cachedEntry {
 	c.clearWarned("read")
-	if inner := c.innerRow(ctx, acc, key); inner != nil {
+	inner := c.innerRow(ctx, acc, key)
+	if inner != nil {
 		rows = append(rows, inner)
 	}
 	entry := mergeRows(rows)
+	if inner != nil && entry.tokenTS == inner.TokenTS && bytes.Equal(entry.token, inner.Token) && !holdsToken(rows[:len(rows)-1], inner) {
+		// whatsmeow's store holds a newer token than the plugin's rows.
+		c.adoptRow(acc, inner)
+	}
 	c.cacheMu.Lock()
 	if c.writeGen == gen {
 		c.cache.Add(key, entry)
 	}
 	c.cacheMu.Unlock()
 	return entry
+}
+
+// holdsToken reports whether one of rows holds row's token at its timestamp.
+func holdsToken(rows []*sqlstore.Entry, row *sqlstore.Entry) bool {
+	for _, other := range rows {
+		if other.TokenTS == row.TokenTS && bytes.Equal(other.Token, row.Token) {
+			return true
+		}
+	}
+	return false
+}
+
+// fallbackEntry is what a read serves while the plugin's database fails:
+// the cached entry (nil if none) merged with whatsmeow's own row (nil if
+// none), or nil when there is neither. It is never cached.
+func fallbackEntry(cached *cachedEntry, inner *sqlstore.Entry) *cachedEntry {
+	if inner == nil {
+		return cached
+	}
+	rows := []*sqlstore.Entry{inner}
+	if cached != nil {
+		rows = append(rows, &sqlstore.Entry{Token: cached.token, TokenTS: cached.tokenTS, SenderTS: cached.senderTS})
+	}
+	return mergeRows(rows)
 }
 
 // mergeRows merges the rows of one contact (under its LID and its PN) into

@@ -81,7 +81,10 @@ type Core struct {
 	reissued *lru.Cache[reissueKey, struct{}]
 	// backfillEvery is how long a salt backfill attempt is remembered.
 	backfillEvery time.Duration
-	backfillMu    sync.Mutex
+	backfilling   atomic.Bool // a salt backfill is under way
+	// saltSeq numbers app-state salt changes in the order the plugin
+	// learned of them (whatsmeow's event order), so that they apply in it.
+	saltSeq atomic.Uint64
 
 	account   atomic.Pointer[accountState]
 	loggedOut atomic.Bool  // set on LoggedOut, cleared by the next PairSuccess
@@ -99,10 +102,14 @@ type Core struct {
 	issuer     issuance // the queue, the backoff and the in-flight set
 	history    *lru.Cache[types.JID, historyFact]
 	subscribed *lru.Cache[types.JID, types.JID]
+	presence   presenceQueue // presence updates waiting to be recorded
 	// First-contact LID lookups (lidlookup.go): one in flight per number,
 	// and numbers without a LID remembered for a while.
 	lidLookups  singleflight.Group
 	unknownLIDs *ttlSet
+	// adopting holds the contacts whose row in whatsmeow's store is being
+	// taken over (adopt.go), one at a time each.
+	adopting sync.Map
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -121,6 +128,9 @@ type Core struct {
 	// check and the database write of every token batch, so that tests can
 	// force the interleavings of whatsmeow's write and the history handler.
 	beforeTokenWrite func(source string)
+	// beforeSaltChange, when set by a test, runs before an app-state salt
+	// change takes the salt lock, so that tests can order two of them.
+	beforeSaltChange func(salt []byte)
 }
 
 // cstokenEntry is a computed cstoken and the salt it was computed with.
@@ -326,7 +336,23 @@ func (c *Core) interpose() {
 		st.AppState = watch
 	}
 	c.attachSaltStore()
-	if _, ok := st.Container.(*LogoutWatch); !ok && st.Container != nil {
-		st.Container = &LogoutWatch{DeviceContainer: st.Container, core: c}
+	c.watchLogout()
+}
+
+// watchLogout puts a LogoutWatch of this core in front of the device's
+// container. A watch left there by a plugin closed on the same client is
+// replaced, not kept: it belongs to the closed core, which ignores the
+// logout, and the account's rows would stay.
+func (c *Core) watchLogout() {
+	st := c.cli.Store
+	inner := st.Container
+	if current, ok := inner.(*LogoutWatch); ok {
+		if current.core == c {
+			return
+		}
+		inner = current.DeviceContainer
+	}
+	if inner != nil {
+		st.Container = &LogoutWatch{DeviceContainer: inner, core: c}
 	}
 }

@@ -330,8 +330,11 @@ func (c *Core) handleTimelockEvent(state TimelockState) {
 // dispatch hands the bridge a plugin event through whatsmeow's own event
 // handlers, from a goroutine of its own: the caller may be inside a
 // handler, where dispatching again could wait on whatsmeow's handler lock.
+// Close does not wait for it: the bridge's handler of the event may be what
+// calls Close, which would then wait on itself.
 func (c *Core) dispatch(evt any) {
-	c.goBackground(func(context.Context) {
-		c.cli.DangerousInternals().DispatchEvent(evt)
-	})
+	if c.closed.Load() {
+		return
+	}
+	go c.cli.DangerousInternals().DispatchEvent(evt)
 }

@@ -49,15 +49,14 @@ func (c *Core) handleEvent(rawEvt any) {
 	case *events.Receipt:
 		c.handleReceipt(evt)
 	case *events.Presence:
-		from := evt.From
-		c.goBackground(func(context.Context) { c.markSubscribed(from) })
+		c.notePresence(evt.From)
 	case *events.HistorySync:
 		data := evt.Data
 		c.goBackground(func(ctx context.Context) { c.handleHistorySync(ctx, data) })
 	case *events.AppState:
 		if len(evt.Index) > 0 && evt.Index[0] == IndexNCTSalt {
-			value := evt.SyncActionValue
-			c.goBackground(func(ctx context.Context) { c.applyAppStateSalt(ctx, value) })
+			value, seq := evt.SyncActionValue, c.saltSeq.Add(1)
+			c.goBackground(func(ctx context.Context) { c.applyAppStateSalt(ctx, value, seq) })
 		}
 	case *events.AppStateSyncComplete:
 		// Also with EmitAppStateEventsOnFullSync: only the re-read sees
@@ -95,12 +94,26 @@ func (c *Core) handleReceipt(evt *events.Receipt) {
 
 // forgetAccount deletes everything the plugin kept for a logged-out device:
 // the bound account, or jid when none was bound yet.
+// Writes already on their way to the account's tables end first (see
+// accountFence), so that none puts a row back after the deletion.
 func (c *Core) forgetAccount(ctx context.Context, jid types.JID) {
+	// Under the bind lock: a bind under way stores its account before this
+	// takes it away, never after.
+	c.bindMu.Lock()
 	acc := c.account.Swap(nil)
+	c.bindMu.Unlock()
 	c.forgetCache()
 	c.subscribed.Purge()
 	if acc != nil {
 		jid = acc.jid
+		if inside := acc.fence.close(); inside > 0 {
+			c.log.Debug().Stringer("account", jid).Int("writes", inside).
+				Msg("Waiting for the account's writes under way before deleting its data")
+		}
+		if err := acc.fence.wait(ctx); err != nil {
+			c.log.Err(err).Stringer("account", jid).Msg("Failed to delete the plugin's data after logout")
+			return
+		}
 	}
 	if jid.IsEmpty() {
 		return

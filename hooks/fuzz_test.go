@@ -106,7 +106,7 @@ func checkStored(t *testing.T, c *Core) {
 	if _, err := acc.store.Prune(ctx, math.MaxInt64, math.MaxInt64); err != nil {
 		t.Fatal(err)
 	}
-	c.wroteAll()
+	c.forgetCache()
 }
 
 // jidOrString is a parsed JID when s parses, else s itself, as a hostile

@@ -3,6 +3,7 @@ package hooks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -11,6 +12,10 @@ import (
 
 	"github.com/tctoken/tctoken/sqlstore"
 )
+
+// errOnlyInWhatsmeow marks a token write that failed in the plugin's tables
+// but reached whatsmeow's own store.
+var errOnlyInWhatsmeow = errors.New("held by whatsmeow's own store only")
 
 // maxFutureSkew is how far ahead of our clock a token timestamp may be. A
 // token from far in the future would win every monotonic comparison forever.
@@ -74,7 +79,10 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 	}
 	acc, err := c.acct(ctx)
 	if err != nil {
-		return err
+		// Without the account's state (its database failing at bind),
+		// whatsmeow's own store still takes the tokens, as it would alone;
+		// the pass over whatsmeow's table at the next bind takes them over.
+		return c.innerStore().PutPrivacyTokens(ctx, tokens...)
 	}
 	var incoming []ReceivedToken
 	if c.compat.Native() {
@@ -90,7 +98,11 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 	}
 	// whatsmeow logs the error it gets back on every attempt; the plugin's
 	// own log says it once per outage, with what it does about it.
-	if err = c.storeTokens(ctx, acc, "whatsmeow", incoming); err != nil {
+	if err = c.storeTokens(ctx, acc, "whatsmeow", incoming); errors.Is(err, errOnlyInWhatsmeow) {
+		// Stored as whatsmeow alone would have: nothing for it to retry.
+		c.warnOnce("token-store", err, "Failed to store privacy tokens in the plugin's tables; whatsmeow's own store holds them, and sends carry them")
+		return nil
+	} else if err != nil {
 		c.warnOnce("token-store", err, "Failed to store privacy tokens; sends keep the last known ones")
 		return err
 	}
@@ -125,9 +137,18 @@ func (c *Core) storeTokensApplied(ctx context.Context, acc *accountState, source
 	})
 	if err != nil {
 		c.metrics.dbError("put_tokens")
-		// The batch rolled back: nothing changed, and the cache (the last
-		// known tokens) stays as it was.
-		return nil, fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
+		err = fmt.Errorf("store %d privacy tokens from %s (first from %s): %w", len(writes), source, writes[0].Contact, err)
+		// The batch rolled back in the plugin's tables. whatsmeow's own
+		// store takes the tokens regardless, as it would without the
+		// plugin; the cache carries them to the next send, and the next
+		// pass over whatsmeow's table (at the next connect) takes them
+		// over.
+		if innerErr := c.putInner(ctx, lastPerContact(writes)); innerErr != nil {
+			return nil, fmt.Errorf("%w; whatsmeow's own store failed too: %w", err, innerErr)
+		}
+		acc.behind.Store(true)
+		c.wroteTokens(writes)
+		return nil, fmt.Errorf("%w (%w)", err, errOnlyInWhatsmeow)
 	}
 	c.storedTokens(source, result)
 	return result.through, nil

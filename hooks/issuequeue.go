@@ -60,8 +60,8 @@ func (c *Core) enqueueIssue(jid types.JID) {
 		q.pending[jid] = struct{}{}
 		q.order = append(q.order, jid)
 	}
-	start := !q.started
-	q.started = true
+	start := !q.started && !full
+	q.started = q.started || start
 	wake := q.wake
 	q.mu.Unlock()
 	if full {
@@ -100,29 +100,44 @@ func (q *issuance) len() int {
 	return len(q.order)
 }
 
-// issueWorker drains the queue for the core's lifetime.
+// issueWorker drains the queue and exits once it is empty; the next
+// enqueue starts another. A worker that waited for work would keep the
+// client reachable for as long as the process runs, so that a client the
+// bridge dropped without Close would never be collected.
 func (c *Core) issueWorker(ctx context.Context) {
 	q := &c.issuer
 	q.mu.Lock()
 	wake := q.wake
 	q.mu.Unlock()
-	for {
-		if q.len() == 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-c.stop:
-				return
-			case <-wake:
-			}
-		}
+	for q.pendingOrStop() {
 		if !c.linger(ctx, wake) {
+			q.stop()
 			return
 		}
 		if batch := q.take(IssueBatchSize); len(batch) > 0 {
 			c.issueBatch(ctx, batch)
 		}
 	}
+}
+
+// pendingOrStop reports whether contacts are pending. When none are, the
+// worker counts as stopped from then on, under the same lock enqueue
+// takes, so that a contact queued right after starts a new worker.
+func (q *issuance) pendingOrStop() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.order) > 0 {
+		return true
+	}
+	q.started = false
+	return false
+}
+
+// stop marks the worker stopped on shutdown.
+func (q *issuance) stop() {
+	q.mu.Lock()
+	q.started = false
+	q.mu.Unlock()
 }
 
 // linger waits until a whole batch is pending, or no contact arrived for

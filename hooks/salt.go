@@ -22,24 +22,35 @@ const (
 	// rescanDelay lets whatsmeow finish applying a batch of patches before
 	// the plugin reads the same patches again.
 	rescanDelay = 200 * time.Millisecond
+	// rescanMaxFetches bounds one re-read of regular_high: a server that
+	// always says more patches follow must not keep it fetching forever.
+	rescanMaxFetches = 64
 )
 
 // applyAppStateSalt stores a salt from an app-state SET. App state is the
-// authoritative source and overrides whatever was stored.
-func (c *Core) applyAppStateSalt(ctx context.Context, value *waSyncAction.SyncActionValue) {
+// authoritative source and overrides whatever was stored, unless a change
+// learned later (a higher seq, see saltSeq) was applied first.
+func (c *Core) applyAppStateSalt(ctx context.Context, value *waSyncAction.SyncActionValue, seq uint64) {
 	salt := c.compat.AppStateSalt(value)
 	if len(salt) == 0 {
 		c.log.Warn().Msg("Ignored an nct_salt_sync mutation with no salt the plugin can read")
 		return
 	}
-	if err := c.SetAppStateSalt(ctx, salt); err != nil {
+	if c.beforeSaltChange != nil {
+		c.beforeSaltChange(salt)
+	}
+	if err := c.setAppStateSalt(ctx, salt, seq); err != nil {
 		c.log.Err(err).Msg("Failed to store the NCT salt from app state")
 	}
 }
 
-// SetAppStateSalt stores an authoritative salt.
+// SetAppStateSalt stores an authoritative salt, as the newest change.
 func (c *Core) SetAppStateSalt(ctx context.Context, salt []byte) error {
-	return c.changeSalt(ctx, sqlstore.SaltFromAppState, salt, func(acc *accountState) (bool, error) {
+	return c.setAppStateSalt(ctx, salt, c.saltSeq.Add(1))
+}
+
+func (c *Core) setAppStateSalt(ctx context.Context, salt []byte, seq uint64) error {
+	return c.changeSalt(ctx, sqlstore.SaltFromAppState, salt, seq, func(acc *accountState) (bool, error) {
 		return true, acc.store.SetAppStateSalt(ctx, salt)
 	})
 }
@@ -47,7 +58,7 @@ func (c *Core) SetAppStateSalt(ctx context.Context, salt []byte) error {
 // RemoveAppStateSalt forgets the salt because app state removed it; history
 // sync can never bring it back.
 func (c *Core) RemoveAppStateSalt(ctx context.Context) error {
-	return c.changeSalt(ctx, sqlstore.SaltFromAppState, nil, func(acc *accountState) (bool, error) {
+	return c.changeSalt(ctx, sqlstore.SaltFromAppState, nil, c.saltSeq.Add(1), func(acc *accountState) (bool, error) {
 		return true, acc.store.RemoveAppStateSalt(ctx)
 	})
 }
@@ -58,7 +69,7 @@ func (c *Core) applyHistorySalt(ctx context.Context, salt []byte) {
 	if len(salt) == 0 {
 		return
 	}
-	err := c.changeSalt(ctx, sqlstore.SaltFromHistorySync, salt, func(acc *accountState) (bool, error) {
+	err := c.changeSalt(ctx, sqlstore.SaltFromHistorySync, salt, 0, func(acc *accountState) (bool, error) {
 		return acc.store.SetHistorySalt(ctx, salt)
 	})
 	if err != nil {
@@ -70,7 +81,12 @@ func (c *Core) applyHistorySalt(ctx context.Context, salt []byte) {
 // the account's salt lock, so that two sources racing (app state and history
 // sync both arrive around the first sync) leave memory and database alike.
 // write reports whether it applied.
-func (c *Core) changeSalt(ctx context.Context, source sqlstore.SaltSource, salt []byte, write func(*accountState) (bool, error)) error {
+//
+// seq orders app-state changes: each runs on a goroutine of its own, so two
+// SETs of one sync can reach the lock in either order, and a change older
+// than the last one applied is dropped. History-sync backfills pass 0; the
+// database's rules order them.
+func (c *Core) changeSalt(ctx context.Context, source sqlstore.SaltSource, salt []byte, seq uint64, write func(*accountState) (bool, error)) error {
 	if err := checkSaltSize(source, salt); err != nil {
 		return err
 	}
@@ -80,11 +96,16 @@ func (c *Core) changeSalt(ctx context.Context, source sqlstore.SaltSource, salt 
 	}
 	acc.saltMu.Lock()
 	defer acc.saltMu.Unlock()
+	if seq != 0 && seq < acc.saltSeq {
+		c.log.Debug().Str("source", string(source)).Msg("Ignored an NCT salt change overtaken by a newer one")
+		return nil
+	}
 	applied, err := write(acc)
 	if err != nil {
 		c.metrics.dbError("put_salt")
 		return fmt.Errorf("store NCT salt from %s: %w", source, err)
 	}
+	acc.saltSeq = max(acc.saltSeq, seq)
 	switch {
 	case !applied:
 		c.log.Debug().Str("source", string(source)).Msg("Ignored the NCT salt: app state or an earlier salt takes precedence")
@@ -143,7 +164,12 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult 
 		removalsBefore = c.appState.removals.Load()
 	}
 	var last *appstate.Mutation
-	for {
+	for fetches := 0; ; fetches++ {
+		if fetches == rescanMaxFetches {
+			c.log.Warn().Uint64("from_version", fromVersion).Uint64("to_version", state.Version).Int("fetches", fetches).
+				Msg("Stopped re-reading regular_high for the NCT salt: the server kept reporting more patches")
+			return rescanFailed
+		}
 		list, err := c.cli.DangerousInternals().FetchAppStatePatches(ctx, appstate.WAPatchRegularHigh, state.Version, snapshot)
 		if err != nil {
 			c.log.Warn().Err(err).Uint64("from_version", state.Version).Msg("Failed to re-read regular_high for the NCT salt")
@@ -169,6 +195,9 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult 
 			break
 		}
 	}
+	// What the re-read found is as new as its last fetch: a change that
+	// arrives later orders after it.
+	seq := c.saltSeq.Add(1)
 	c.log.Debug().Uint64("from_version", fromVersion).Uint64("to_version", state.Version).Bool("found", last != nil).
 		Msg("Re-read regular_high for the NCT salt")
 	if c.appState != nil && c.appState.removals.Load() != removalsBefore {
@@ -190,7 +219,7 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult 
 		}
 		return rescanAbsent
 	default:
-		c.applyAppStateSalt(ctx, last.Action)
+		c.applyAppStateSalt(ctx, last.Action, seq)
 		return rescanFound
 	}
 }

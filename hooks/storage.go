@@ -30,8 +30,7 @@ type TokenStorage interface {
 	MendHistoryTimestamp(ctx context.Context, contact types.JID, token []byte, wrongTS, rightTS int64) (bool, error)
 	MendHistoryTimestamps(ctx context.Context, mends ...sqlstore.HistoryMend) ([]bool, error)
 	Prune(ctx context.Context, recvCutoff, sendCutoff int64) (int64, error)
-	Imported(ctx context.Context) (bool, error)
-	ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, afterBatch func()) (int64, error)
+	ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, write func(ctx context.Context, batch sqlstore.ImportBatch) error) (sqlstore.ImportResult, error)
 }
 
 // SharedStorage is what the store can do when whatsmeow's store shares its

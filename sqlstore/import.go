@@ -5,16 +5,30 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
+
+	"go.mau.fi/util/dbutil"
 )
 
 // WhatsmeowTokensTable is whatsmeow's own privacy token table, in the same
 // database as the plugin's.
 const WhatsmeowTokensTable = "whatsmeow_privacy_tokens"
 
-// ImportBatchSize is how many of whatsmeow's rows one import transaction
-// copies: small enough that SQLite's single write lock, which sends wait on,
-// is never held for long.
+// whatsmeowDevicesTable holds whatsmeow's devices: a database that has our
+// device there is the one whatsmeow's store runs on.
+const whatsmeowDevicesTable = "whatsmeow_device"
+
+// ImportBatchSize is how many of whatsmeow's rows one import batch reads:
+// small enough that the write of what it found, which holds SQLite's single
+// write lock that sends wait on, is never long.
 const ImportBatchSize = 2000
+
+// ErrWhatsmeowNotVisible is ImportWhatsmeowTokens' answer when the plugin's
+// database does not hold whatsmeow's token table for this account (the
+// plugin's tables were put in a database of their own). Nothing is recorded
+// then: only whatsmeow's own store can answer for its tokens.
+var ErrWhatsmeowNotVisible = errors.New("tctoken: whatsmeow's token table is not in the plugin's database")
 
 const (
 	getImportQuery = `SELECT imported_at, row_count FROM tctoken_imports WHERE our_jid=$1`
@@ -22,41 +36,141 @@ const (
 		INSERT INTO tctoken_imports (our_jid, imported_at, row_count) VALUES ($1, $2, $3)
 		ON CONFLICT (our_jid) DO UPDATE SET imported_at=excluded.imported_at, row_count=excluded.row_count
 	`
-	// The key ImportBatchSize rows past the last one imported: the upper
-	// bound of the next batch. No row means the next batch is the last.
+	// Our device in whatsmeow's device table: the database is whatsmeow's.
+	getWhatsmeowDeviceQuery = `SELECT 1 FROM whatsmeow_device WHERE jid=$1`
+	// The last key of the next batch: at most ImportBatchSize keys read from
+	// the primary key, which holds them, so no row is read. NULL when no key
+	// is left. The batch itself is then the closed range (after, upper].
 	importBoundQuery = `
-		SELECT their_jid FROM whatsmeow_privacy_tokens
-		WHERE our_jid=$1 AND their_jid > $2 ORDER BY their_jid LIMIT 1 OFFSET $3
+		SELECT MAX(their_jid) FROM (
+			SELECT their_jid FROM whatsmeow_privacy_tokens
+			WHERE our_jid=$1 AND their_jid > $2 ORDER BY their_jid LIMIT $3
+		) batch
 	`
-	// One batch, merged: a token the plugin already holds wins (see
-	// importNewerCondition), and the sender timestamp only moves forward. whatsmeow 2025-12 has no sender timestamp column (%s is then
-	// NULL); the newer whatsmeow writes 0 for "none". The WHERE in the
-	// SELECT also settles SQLite's INSERT ... SELECT ... ON CONFLICT parse.
-	// Tokens already expired ($5 is the receiver cutoff) stay behind: they
-	// would only be pruned again.
+	// One batch: whatsmeow's rows in the key range ($2, $3] that hold more
+	// than the plugin does for that contact. The plugin keys a token under
+	// the contact's LID where whatsmeow may have filed it under the phone
+	// number, and the other way round, so the plugin's row under the other
+	// key whatsmeow's LID map pairs with it counts too (%[2]s). A row is taken when
+	//   - its token is valid at the receiver cutoff ($4), and no row of the
+	//     plugin's holds a token as new, or the same bytes (the same bytes
+	//     with a newer timestamp are whatsmeow 2025-12's history-sync write,
+	//     our sender timestamp filed as the token's: the plugin's own
+	//     timestamp is the right one); or
+	//   - its sender timestamp (the newer whatsmeow's; %[1]s) is newer than
+	//     any of the plugin's rows.
+	// The plugin's rows are looked up one by one by key in scalar
+	// subqueries, which neither database turns into a join: joined,
+	// PostgreSQL hashed the plugin's whole table for every batch. It only
+	// reads: rows the plugin already holds cost no write, so a pass over a
+	// million of them takes no write lock.
+	// The last column says which: whether the token is taken.
 	importBatchQuery = `
-		INSERT INTO tctoken_tokens (our_jid, their_jid, token, token_ts, sender_ts, updated_at)
-		SELECT our_jid, their_jid, token, timestamp, %s, $4 FROM whatsmeow_privacy_tokens
-		WHERE our_jid=$1 AND their_jid > $2 AND ($3 = '' OR their_jid <= $3)
-			AND token IS NOT NULL AND length(token) > 0 AND timestamp >= $5
-		ON CONFLICT (our_jid, their_jid) DO UPDATE SET
-			token = CASE WHEN ` + importNewerCondition + ` THEN excluded.token ELSE tctoken_tokens.token END,
-			token_ts = CASE WHEN ` + importNewerCondition + ` THEN excluded.token_ts ELSE tctoken_tokens.token_ts END,
-			sender_ts = CASE WHEN excluded.sender_ts IS NOT NULL
-					AND (tctoken_tokens.sender_ts IS NULL OR excluded.sender_ts > tctoken_tokens.sender_ts)
-				THEN excluded.sender_ts ELSE tctoken_tokens.sender_ts END,
-			updated_at = excluded.updated_at
+		SELECT their_jid, token, timestamp, sender, token_newer FROM (
+			SELECT w.their_jid, w.token, w.timestamp, %[1]s AS sender,
+				CASE WHEN w.timestamp >= $4 AND ` + importTokenNewer + ` THEN 1 ELSE 0 END AS token_newer,
+				CASE WHEN ` + importSenderNewer + ` THEN 1 ELSE 0 END AS sender_newer
+			FROM whatsmeow_privacy_tokens w
+			WHERE w.our_jid=$1 AND w.their_jid > $2 AND w.their_jid <= $3
+		) batch
+		WHERE token_newer = 1 OR sender_newer = 1
 	`
-	// A token the plugin already holds wins, whatever the timestamps. The
-	// import runs once, on the account's first bind, so the plugin's rows
-	// then are only those written since: every one of them went through the
-	// plugin first, and was written through to whatsmeow's table, which
-	// holds the same or, caught mid-correction (a history-sync mend written
-	// through a moment later), a misfiled newer timestamp.
-	importNewerCondition = `tctoken_tokens.token IS NULL`
-	importSenderColumn   = `NULLIF(sender_timestamp, 0)`
-	importNoSender       = `CAST(NULL AS BIGINT)`
+	importTokenNewer = `(
+			SELECT 1 FROM tctoken_tokens p WHERE p.our_jid=$1 AND p.their_jid IN (w.their_jid, %[2]s)
+				AND p.token IS NOT NULL AND (p.token_ts >= w.timestamp OR p.token = w.token)
+			LIMIT 1
+		) IS NULL`
+	importSenderNewer = `(%[1]s > 0 AND (
+			SELECT 1 FROM tctoken_tokens p WHERE p.our_jid=$1 AND p.their_jid IN (w.their_jid, %[2]s)
+				AND p.sender_ts >= %[1]s
+			LIMIT 1
+		) IS NULL)`
+	// importCopyQuery writes what importBatchQuery read, database-side, for
+	// the rows whose contact is their own key and that passed the plugin's
+	// checks: all but the keys the caller names (%[3]s, a NOT IN list or
+	// nothing). The copy is a twentieth of writing the same rows as values
+	// from Go (a 2,000-row statement to compile, 8,000 values to bind) on
+	// SQLite. It repeats the read's conditions, and the checks on a token's
+	// shape ($5 the latest timestamp allowed, $6 the longest token), so a
+	// row that changed since the read is written only if it still passes
+	// them; the rule of PutTokens decides against the plugin's row. The
+	// unary plus keeps the timestamp conditions off the newer whatsmeow's
+	// index on (our_jid, timestamp): with it, the copy read every valid
+	// token of the account instead of the batch's key range.
+	importCopyQuery = `
+		INSERT INTO tctoken_tokens (our_jid, their_jid, token, token_ts, sender_ts, updated_at)
+		SELECT w.our_jid, w.their_jid, w.token, w.timestamp, NULLIF(%[1]s, 0), $7
+		FROM whatsmeow_privacy_tokens w
+		WHERE w.our_jid=$1 AND w.their_jid > $2 AND w.their_jid <= $3
+			AND +w.timestamp >= $4 AND +w.timestamp > 0 AND +w.timestamp <= $5
+			AND length(w.token) > 0 AND length(w.token) <= $6
+			AND ` + importTokenNewer + `%[3]s
+		ON CONFLICT (our_jid, their_jid) DO UPDATE SET
+			token = CASE WHEN ` + tokenWins + ` THEN excluded.token ELSE tctoken_tokens.token END,
+			token_ts = CASE WHEN ` + tokenWins + ` THEN excluded.token_ts ELSE tctoken_tokens.token_ts END,
+			sender_ts = CASE WHEN ` + senderWins + ` THEN excluded.sender_ts ELSE tctoken_tokens.sender_ts END,
+			updated_at = excluded.updated_at
+		WHERE (` + tokenWins + `) OR ` + senderWins + `
+	`
+	// The other key of w's contact in whatsmeow's LID map: the LID paired
+	// with a phone number (the plugin keys a token under it), or the phone
+	// number paired with a LID (a token that arrived before the LID was
+	// known stays under it); NULL when the map has none.
+	importPairedLID = `COALESCE((SELECT m.lid || '@lid' FROM whatsmeow_lid_map m WHERE m.pn=replace(w.their_jid, '@s.whatsapp.net', '')),
+		(SELECT m.pn || '@s.whatsapp.net' FROM whatsmeow_lid_map m WHERE m.lid=replace(w.their_jid, '@lid', '')))`
+	// whatsmeow 2025-12 has no sender timestamp column; the newer whatsmeow
+	// writes 0 for "none".
+	importSenderColumn = `COALESCE(w.sender_timestamp, 0)`
+	importNoSender     = `0`
 )
+
+// WhatsmeowToken is one row of whatsmeow's token table that holds more than
+// the plugin's rows: a token, a sender timestamp, or both. Nothing in it has
+// been checked; Contact is whatsmeow's key as stored.
+type WhatsmeowToken struct {
+	Contact  string
+	Token    []byte
+	TokenTS  int64
+	SenderTS int64
+	// TokenNewer: the token is valid at the cutoff and newer than the
+	// plugin's; otherwise only the sender timestamp is.
+	TokenNewer bool
+}
+
+// ImportBatch is one key range of whatsmeow's rows, as ImportWhatsmeowTokens
+// hands it to its writer.
+type ImportBatch struct {
+	// Rows are the range's rows that hold more than the plugin's rows.
+	Rows []WhatsmeowToken
+	copy func(ctx context.Context, check TokenChecks, except []string) error
+}
+
+// TokenChecks are the limits a token's shape must keep, as the plugin
+// checks them: the latest timestamp allowed, and the longest token.
+type TokenChecks struct {
+	LatestTS int64
+	MaxSize  int
+}
+
+// Copyable reports whether Copy can write the batch: a batch built
+// elsewhere (a row a read found in whatsmeow's store) has no range to copy.
+func (b ImportBatch) Copyable() bool { return b.copy != nil }
+
+// Copy writes the batch's rows database-side, as PutTokens would (without
+// reporting which changed a row), but for those whose contact is in except:
+// the rows the caller refused, or writes itself under another key.
+func (b ImportBatch) Copy(ctx context.Context, check TokenChecks, except ...string) error {
+	return b.copy(ctx, check, except)
+}
+
+// ImportResult is what one pass over whatsmeow's token table did.
+type ImportResult struct {
+	// Rows is how many of whatsmeow's rows held more than the plugin's and
+	// were handed to the batch writer.
+	Rows int64
+	// Batches is how many key ranges were read.
+	Batches int
+}
 
 // Imported reports whether whatsmeow's tokens were already imported for this
 // account.
@@ -71,55 +185,196 @@ func (s *Store) Imported(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// ImportWhatsmeowTokens copies this account's rows from whatsmeow's own token
-// table into the plugin's, in batches of ImportBatchSize, each its own
-// transaction, and then records that the import ran. A token the plugin
-// already holds is kept, and sender timestamps only move forward, so running
-// it again changes nothing that matters. Tokens older than recvCutoff (expired on
-// the receiver side) are not copied. afterBatch (may be nil) runs after each
-// committed batch. A database without whatsmeow's table imports nothing and
-// is recorded as imported. It returns how many rows were merged.
-func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, afterBatch func()) (int64, error) {
+// SeesWhatsmeow reports whether the plugin's database holds whatsmeow's
+// token table for this account: the table, and our device in whatsmeow's
+// device table beside it. A database of the plugin's own holds neither.
+func (s *Store) SeesWhatsmeow(ctx context.Context) (bool, error) {
+	for _, table := range []string{WhatsmeowTokensTable, whatsmeowDevicesTable} {
+		exists, err := s.db.TableExists(ctx, table)
+		if err != nil {
+			return false, fmt.Errorf("tctoken: failed to look for %s for %s: %w", table, s.ourJID, err)
+		} else if !exists {
+			return false, nil
+		}
+	}
+	var one int
+	err := s.db.QueryRow(ctx, getWhatsmeowDeviceQuery, s.ourJID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("tctoken: failed to look for the device %s in %s: %w", s.ourJID, whatsmeowDevicesTable, err)
+	}
+	return true, nil
+}
+
+// ImportWhatsmeowTokens goes over this account's rows in whatsmeow's own
+// token table, in key ranges of ImportBatchSize, and hands write the rows
+// that hold more than the plugin's (see importBatchQuery), one batch at a
+// time; then it records that the pass ran. write checks and stores them
+// (the store has no say in what a valid token is). Tokens expired at
+// recvCutoff are not handed over unless their sender timestamp is newer.
+//
+// Reading a batch takes no lock a send waits on; write does, on SQLite, for
+// as long as it writes. So after a batch that wrote, on SQLite, the pass
+// pauses as long as the write took (as Prune does, and for the same reason:
+// a send waiting in SQLite's busy handler retries in the pause; a prune's
+// statements are short, and it pauses three times as long, but a write of
+// 2,000 rows would then make the first import of a million rows take over
+// 15 s), and otherwise as long as the batch took, so that a pass over a
+// million rows does not take the CPU that sends need on a small machine.
+//
+// A database that does not hold whatsmeow's table for the account (see
+// SeesWhatsmeow) returns ErrWhatsmeowNotVisible and records nothing.
+func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, write func(ctx context.Context, batch ImportBatch) error) (ImportResult, error) {
+	var result ImportResult
 	recvCutoff = max(recvCutoff, 0)
-	exists, err := s.db.TableExists(ctx, WhatsmeowTokensTable)
+	if visible, err := s.SeesWhatsmeow(ctx); err != nil {
+		return result, err
+	} else if !visible {
+		return result, fmt.Errorf("%w (account %s)", ErrWhatsmeowNotVisible, s.ourJID)
+	}
+	sender := importNoSender
+	if shape, err := s.whatsmeowTableShape(ctx); err != nil {
+		return result, fmt.Errorf("tctoken: failed to inspect %s while importing for %s: %w", WhatsmeowTokensTable, s.ourJID, err)
+	} else if shape == whatsmeowShapeSender {
+		sender = importSenderColumn
+	}
+	query := fmt.Sprintf(importBatchQuery, sender, importPairedLID)
+	after := ""
+	for {
+		start := time.Now()
+		var rows []WhatsmeowToken
+		var upper sql.NullString
+		err := s.importReadTxn(ctx, func(ctx context.Context) (err error) {
+			if err = s.db.QueryRow(ctx, importBoundQuery, s.ourJID, after, ImportBatchSize).Scan(&upper); err != nil {
+				return fmt.Errorf("page after %q: %w", after, err)
+			} else if !upper.Valid {
+				return nil
+			}
+			if rows, err = s.readImportBatch(ctx, query, after, upper.String, recvCutoff); err != nil {
+				return fmt.Errorf("read (%q, %q]: %w", after, upper.String, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return result, fmt.Errorf("tctoken: failed to read whatsmeow's tokens of %s: %w", s.ourJID, err)
+		} else if !upper.Valid {
+			break
+		}
+		result.Batches++
+		var wrote time.Duration
+		if len(rows) > 0 {
+			writeStart := time.Now()
+			lower, high := after, upper.String
+			batch := ImportBatch{Rows: rows, copy: func(ctx context.Context, check TokenChecks, except []string) error {
+				return s.copyImportBatch(ctx, sender, lower, high, recvCutoff, check, except)
+			}}
+			if err := write(ctx, batch); err != nil {
+				return result, fmt.Errorf("tctoken: failed to import whatsmeow's tokens of %s in (%q, %q]: %w", s.ourJID, after, upper.String, err)
+			}
+			wrote = time.Since(writeStart)
+			result.Rows += int64(len(rows))
+		}
+		after = upper.String
+		if err := s.pauseAfterBatch(ctx, time.Since(start)-wrote, wrote); err != nil {
+			return result, fmt.Errorf("tctoken: import for %s interrupted: %w", s.ourJID, err)
+		}
+	}
+	if _, err := s.db.Exec(ctx, putImportQuery, s.ourJID, s.now(), result.Rows); err != nil {
+		return result, fmt.Errorf("tctoken: failed to record the import for %s: %w", s.ourJID, err)
+	}
+	return result, nil
+}
+
+// copyImportBatch runs importCopyQuery on the key range (lower, upper], in
+// the transaction ctx holds (the batch writer's).
+func (s *Store) copyImportBatch(ctx context.Context, sender, lower, upper string, recvCutoff int64, check TokenChecks, except []string) error {
+	args := []any{s.ourJID, lower, upper, recvCutoff, check.LatestTS, check.MaxSize, s.now()}
+	notIn := ""
+	if len(except) > 0 {
+		marks := make([]string, len(except))
+		for i, key := range except {
+			args = append(args, key)
+			marks[i] = fmt.Sprintf("$%d", len(args))
+		}
+		notIn = " AND w.their_jid NOT IN (" + strings.Join(marks, ", ") + ")"
+	}
+	if s.db.Dialect == dbutil.Postgres {
+		// In the writer's transaction: pinned for the rest of it, as the
+		// reads are (see importPlanSettings).
+		if _, err := s.db.Exec(ctx, importPlanSettings); err != nil {
+			return fmt.Errorf("planner settings: %w", err)
+		}
+	}
+	if _, err := s.db.Exec(ctx, fmt.Sprintf(importCopyQuery, sender, importPairedLID, notIn), args...); err != nil {
+		return fmt.Errorf("copy (%q, %q]: %w", lower, upper, err)
+	}
+	return nil
+}
+
+// readImportBatch reads one key range of whatsmeow's rows (see
+// importBatchQuery).
+func (s *Store) readImportBatch(ctx context.Context, query, after, upper string, recvCutoff int64) ([]WhatsmeowToken, error) {
+	rows, err := s.db.Query(ctx, query, s.ourJID, after, upper, recvCutoff)
 	if err != nil {
-		return 0, fmt.Errorf("tctoken: failed to look for %s while importing for %s: %w", WhatsmeowTokensTable, s.ourJID, err)
+		return nil, err
 	}
-	var total int64
-	if exists {
-		sender := importNoSender
-		if has, err := s.db.ColumnExists(ctx, WhatsmeowTokensTable, "sender_timestamp"); err != nil {
-			return 0, fmt.Errorf("tctoken: failed to inspect %s while importing for %s: %w", WhatsmeowTokensTable, s.ourJID, err)
-		} else if has {
-			sender = importSenderColumn
+	return dbutil.ConvertRowFn[WhatsmeowToken](scanWhatsmeowToken).NewRowIter(rows, nil).AsList()
+}
+
+func scanWhatsmeowToken(row dbutil.Scannable) (WhatsmeowToken, error) {
+	var token WhatsmeowToken
+	err := row.Scan(&token.Contact, &token.Token, &token.TokenTS, &token.SenderTS, &token.TokenNewer)
+	return token, err
+}
+
+// importPlanSettings pins, for one batch's read transaction on PostgreSQL,
+// the plan that reads whatsmeow's key range and the plugin's rows by index.
+// Right after a bridge filled them (a history sync, the first import),
+// before autovacuum has analysed the tables, the planner guessed a few rows
+// per account, and read and sorted every key past the batch's lower bound
+// to find its upper one, for every batch.
+const importPlanSettings = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+	set_config('enable_sort', 'off', true)`
+
+// importReadTxn runs one batch's reads: on PostgreSQL in a transaction
+// that pins their plan (see importPlanSettings), on SQLite as they are.
+func (s *Store) importReadTxn(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.db.Dialect != dbutil.Postgres {
+		return fn(ctx)
+	}
+	return s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		if _, err := s.db.Exec(ctx, importPlanSettings); err != nil {
+			return fmt.Errorf("planner settings: %w", err)
 		}
-		query := fmt.Sprintf(importBatchQuery, sender)
-		after := ""
-		for {
-			var upper string
-			err := s.db.QueryRow(ctx, importBoundQuery, s.ourJID, after, ImportBatchSize-1).Scan(&upper)
-			if errors.Is(err, sql.ErrNoRows) {
-				upper = ""
-			} else if err != nil {
-				return total, fmt.Errorf("tctoken: failed to page whatsmeow's tokens of %s after %q: %w", s.ourJID, after, err)
-			}
-			res, err := s.db.Exec(ctx, query, s.ourJID, after, upper, s.now(), recvCutoff)
-			if err != nil {
-				return total, fmt.Errorf("tctoken: failed to import whatsmeow's tokens of %s after %q: %w", s.ourJID, after, err)
-			}
-			n, _ := res.RowsAffected()
-			total += n
-			if afterBatch != nil {
-				afterBatch()
-			}
-			if upper == "" {
-				break
-			}
-			after = upper
+		return fn(ctx)
+	})
+}
+
+// importMinPause is the shortest pause after an import batch that wrote,
+// on SQLite.
+const importMinPause = 2 * time.Millisecond
+
+// pauseAfterBatch waits between two import batches, after one that spent
+// read reading and wrote writing (zero when it found nothing to write); see
+// ImportWhatsmeowTokens. On SQLite, after a write, it also checkpoints the
+// WAL, where that costs the import rather than the next send's commit (as
+// Prune does).
+func (s *Store) pauseAfterBatch(ctx context.Context, read, wrote time.Duration) error {
+	wait := read + wrote
+	if wrote > 0 && s.db.Dialect == dbutil.SQLite {
+		start := time.Now()
+		if _, err := s.db.Exec(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
 		}
+		wait = max(wrote, importMinPause) - time.Since(start)
 	}
-	if _, err := s.db.Exec(ctx, putImportQuery, s.ourJID, s.now(), total); err != nil {
-		return total, fmt.Errorf("tctoken: failed to record the import for %s: %w", s.ourJID, err)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
 	}
-	return total, nil
 }

@@ -2,10 +2,14 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
 	"testing"
 
 	"go.mau.fi/util/dbutil"
+	"go.mau.fi/whatsmeow/proto/waAdv"
+	"go.mau.fi/whatsmeow/types"
 
 	"github.com/tctoken/tctoken/internal/dbtest"
 	"github.com/tctoken/tctoken/sqlstore"
@@ -13,12 +17,19 @@ import (
 
 const insertWhatsmeowTokenQuery = `INSERT INTO whatsmeow_privacy_tokens (our_jid, their_jid, token, timestamp) VALUES ($1, $2, $3, $4)`
 
-// whatsmeowTables creates whatsmeow's own tables (2025-12's schema) in db;
+// whatsmeowTables creates whatsmeow's own tables (2025-12's schema) in db,
+// with our device in them as whatsmeow's store would have it;
 // withSenderColumn adds the newer whatsmeow's sender_timestamp column.
-func whatsmeowTables(t *testing.T, db *dbutil.Database, withSenderColumn bool) {
+func whatsmeowTables(t testing.TB, db *dbutil.Database, withSenderColumn bool) {
 	t.Helper()
 	ctx := context.Background()
-	dbtest.WhatsmeowContainer(t, db)
+	container := dbtest.WhatsmeowContainer(t, db)
+	device := container.NewDevice()
+	device.ID = &ourJID
+	device.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64), AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
+	if err := container.PutDevice(ctx, device); err != nil {
+		t.Fatal(err)
+	}
 	if withSenderColumn {
 		// Newer whatsmeow versions create the column themselves.
 		exists, err := db.ColumnExists(ctx, "whatsmeow_privacy_tokens", "sender_timestamp")
@@ -33,6 +44,15 @@ func whatsmeowTables(t *testing.T, db *dbutil.Database, withSenderColumn bool) {
 	}
 }
 
+// importInto is the batch writer a test hands ImportWhatsmeowTokens: it
+// copies each batch whole, and counts the batches.
+func importInto(t testing.TB, s *sqlstore.Store, batches *int) func(ctx context.Context, batch sqlstore.ImportBatch) error {
+	return func(ctx context.Context, batch sqlstore.ImportBatch) error {
+		*batches++
+		return batch.Copy(ctx, sqlstore.TokenChecks{LatestTS: clockUnix + 86400, MaxSize: 1024})
+	}
+}
+
 func TestImportWhatsmeowTokens(t *testing.T) {
 	for _, withSender := range []bool{false, true} {
 		t.Run(fmt.Sprintf("sender_timestamp column %v", withSender), func(t *testing.T) {
@@ -41,14 +61,20 @@ func TestImportWhatsmeowTokens(t *testing.T) {
 				whatsmeowTables(t, db, withSender)
 				s := newContainer(t, db).ForAccount(ourJID)
 				// What the plugin already holds: a newer token from alice, an
-				// older one from bob with our sender timestamp.
+				// older one from bob with our sender timestamp, dave's under
+				// his LID where whatsmeow filed it under his phone number,
+				// and erin's token, which whatsmeow holds with a later
+				// timestamp (its history-sync misfiling).
 				put(t, s, sqlstore.TokenWrite{Contact: aliceLID, Token: []byte("alice-plugin"), TokenTS: 5000},
-					sqlstore.TokenWrite{Contact: bobPN, Token: []byte("bob-plugin"), TokenTS: 1500})
+					sqlstore.TokenWrite{Contact: bobPN, Token: []byte("bob-plugin"), TokenTS: 1500},
+					sqlstore.TokenWrite{Contact: daveLID, Token: []byte("dave-plugin"), TokenTS: 3500},
+					sqlstore.TokenWrite{Contact: erinLID, Token: []byte("erin"), TokenTS: 3000})
 				if err := s.SetSenderTimestamps(ctx, 900, bobPN); err != nil {
 					t.Fatal(err)
 				}
 				// whatsmeow's rows: more than two batches of strangers,
-				// alice and bob, an expired one, and another account's.
+				// alice, bob, dave, erin, an expired one, and another
+				// account's.
 				const strangers = sqlstore.ImportBatchSize*2 + 123
 				err := db.DoTxn(ctx, nil, func(ctx context.Context) error {
 					for i := range strangers {
@@ -62,12 +88,17 @@ func TestImportWhatsmeowTokens(t *testing.T) {
 					}{
 						{ourJID.String(), aliceLID.String(), "alice-whatsmeow", 4000},
 						{ourJID.String(), bobPN.String(), "bob-whatsmeow", 4000},
+						{ourJID.String(), davePN.String(), "dave-whatsmeow", 3000},
+						{ourJID.String(), erinLID.String(), "erin", 4500},
 						{ourJID.String(), carolLID.String(), "carol-expired", 10},
 						{otherJID.String(), alicePN.String(), "other-account", 4000},
 					} {
 						if _, err := db.Exec(ctx, insertWhatsmeowTokenQuery, row.account, row.contact, []byte(row.token), row.ts); err != nil {
 							return err
 						}
+					}
+					if _, err := db.Exec(ctx, `INSERT INTO whatsmeow_lid_map (lid, pn) VALUES ($1, $2)`, daveLID.User, davePN.User); err != nil {
+						return err
 					}
 					if withSender {
 						_, err := db.Exec(ctx, `UPDATE whatsmeow_privacy_tokens SET sender_timestamp=1200 WHERE their_jid=$1`, bobPN.String())
@@ -83,54 +114,151 @@ func TestImportWhatsmeowTokens(t *testing.T) {
 					t.Fatalf("before the import: imported=%v, %v", done, err)
 				}
 				batches := 0
-				n, err := s.ImportWhatsmeowTokens(ctx, 1000, func() { batches++ })
+				result, err := s.ImportWhatsmeowTokens(ctx, 1000, importInto(t, s, &batches))
 				if err != nil {
 					t.Fatal(err)
 				}
-				if n != strangers+2 || batches != 3 {
-					t.Fatalf("merged %d rows in %d batches, want %d in 3", n, batches, strangers+2)
+				// The strangers and bob: alice's, dave's and erin's rows hold
+				// nothing the plugin lacks.
+				if result.Rows != strangers+1 || result.Batches != 3 || batches != 3 {
+					t.Fatalf("handed over %d rows in %d batches (%d written), want %d in 3", result.Rows, result.Batches, batches, strangers+1)
 				}
 				if done, err := s.Imported(ctx); err != nil || !done {
 					t.Fatalf("after the import: imported=%v, %v", done, err)
 				}
 				assertEntry(t, get(t, s, aliceLID), sqlstore.Entry{Contact: aliceLID, Token: []byte("alice-plugin"), TokenTS: 5000})
-				// The plugin's own token wins even against a newer one: all
-				// it holds went through it first and was written through.
-				wantBob := sqlstore.Entry{Contact: bobPN, Token: []byte("bob-plugin"), TokenTS: 1500, SenderTS: 900}
+				// A newer token whatsmeow stored alone wins.
+				wantBob := sqlstore.Entry{Contact: bobPN, Token: []byte("bob-whatsmeow"), TokenTS: 4000, SenderTS: 900}
 				if withSender {
 					wantBob.SenderTS = 1200
 				}
 				assertEntry(t, get(t, s, bobPN), wantBob)
+				if e := get(t, s, davePN); e != nil {
+					t.Fatalf("dave's older row under his number was imported beside his LID's: %+v", e)
+				}
+				assertEntry(t, get(t, s, erinLID), sqlstore.Entry{Contact: erinLID, Token: []byte("erin"), TokenTS: 3000})
 				if e := get(t, s, carolLID); e != nil {
 					t.Fatalf("an expired token was imported: %+v", e)
 				}
 				if e := get(t, newContainer(t, db).ForAccount(otherJID), alicePN); e != nil {
 					t.Fatalf("another account's row was imported: %+v", e)
 				}
-				contacts, err := s.Contacts(ctx)
-				if err != nil || len(contacts) != strangers+2 {
-					t.Fatalf("%d contacts after the import, want %d (%v)", len(contacts), strangers+2, err)
-				}
 
-				// Running it again changes nothing that matters.
-				if _, err := s.ImportWhatsmeowTokens(ctx, 1000, nil); err != nil {
+				// The next pass finds nothing: what the plugin holds now is
+				// whatsmeow's or newer. Then whatsmeow alone stores a newer
+				// token from dave under his number: the pass after takes it.
+				batches = 0
+				if result, err = s.ImportWhatsmeowTokens(ctx, 1000, importInto(t, s, &batches)); err != nil || result.Rows != 0 || batches != 0 {
+					t.Fatalf("a second pass handed over %d rows (%v), want none", result.Rows, err)
+				}
+				if _, err := db.Exec(ctx, `UPDATE whatsmeow_privacy_tokens SET token=$1, timestamp=3600 WHERE our_jid=$2 AND their_jid=$3`,
+					[]byte("dave-newer"), ourJID.String(), davePN.String()); err != nil {
 					t.Fatal(err)
 				}
-				assertEntry(t, get(t, s, bobPN), wantBob)
+				if result, err = s.ImportWhatsmeowTokens(ctx, 1000, importInto(t, s, &batches)); err != nil || result.Rows != 1 {
+					t.Fatalf("after whatsmeow stored a newer token alone: %d rows (%v), want 1", result.Rows, err)
+				}
+				assertEntry(t, get(t, s, davePN), sqlstore.Entry{Contact: davePN, Token: []byte("dave-newer"), TokenTS: 3600})
 			})
 		})
 	}
 }
 
+// TestImportWithoutWhatsmeowTables: the plugin's tables in a database of
+// their own. The import must say it could not see whatsmeow's table, and
+// record nothing: recording it done would end the reads of whatsmeow's own
+// store, the only place its tokens are reachable.
 func TestImportWithoutWhatsmeowTables(t *testing.T) {
 	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
+		ctx := context.Background()
 		s := newContainer(t, db).ForAccount(ourJID)
-		n, err := s.ImportWhatsmeowTokens(context.Background(), 0, nil)
-		if err != nil || n != 0 {
-			t.Fatalf("a database without whatsmeow's table: %d rows, %v", n, err)
+		write := func(context.Context, sqlstore.ImportBatch) error {
+			t.Fatal("nothing to hand over")
+			return nil
 		}
-		if done, err := s.Imported(context.Background()); err != nil || !done {
-			t.Fatalf("recorded as imported: %v, %v", done, err)
+		check := func(when string) {
+			t.Helper()
+			_, err := s.ImportWhatsmeowTokens(ctx, 0, write)
+			if !errors.Is(err, sqlstore.ErrWhatsmeowNotVisible) {
+				t.Fatalf("%s: %v, want ErrWhatsmeowNotVisible", when, err)
+			}
+			if done, err := s.Imported(ctx); err != nil || done {
+				t.Fatalf("%s: recorded as imported (%v, %v)", when, done, err)
+			}
+		}
+		check("no whatsmeow table at all")
+		// whatsmeow's tables, but not our device: another bridge's schema,
+		// or leftovers, not the store our client runs on.
+		dbtest.WhatsmeowContainer(t, db)
+		check("whatsmeow's tables without our device")
+	})
+}
+
+// TestImportBatchPlan: each batch of the import reads one key range bounded
+// on both sides, on both databases. With only a lower bound, SQLite read to
+// the end of the account on every batch (a quadratic import: 36 s for a
+// million rows), holding its write lock.
+func TestImportBatchPlan(t *testing.T) {
+	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
+		ctx := context.Background()
+		whatsmeowTables(t, db, true)
+		s := newContainer(t, db).ForAccount(ourJID)
+		// Rows in both tables, just written and not analysed, as after a
+		// history sync or the first import: PostgreSQL's planner then has
+		// no statistics to go on.
+		const rows = 20_000
+		writes := make([]sqlstore.TokenWrite, rows)
+		err := db.DoTxn(ctx, nil, func(ctx context.Context) error {
+			for i := range rows {
+				contact := fmt.Sprintf("%015d@lid", i)
+				if _, err := db.Exec(ctx, insertWhatsmeowTokenQuery, ourJID.String(), contact, []byte("t"), 2000+i); err != nil {
+					return err
+				}
+				writes[i] = sqlstore.TokenWrite{Contact: types.NewJID(contact[:15], types.HiddenUserServer), Token: []byte("t"), TokenTS: 1000 + int64(i)}
+				if _, err := db.Exec(ctx, `INSERT INTO whatsmeow_lid_map (lid, pn) VALUES ($1, $2)`, contact[:15], fmt.Sprint(1_000_000+i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(t, s, writes...)
+		plans, err := s.ImportPlans(ctx, fmt.Sprintf("%015d@lid", 5000), fmt.Sprintf("%015d@lid", 6999))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, plan := range plans {
+			t.Logf("%s:\n%s", name, plan)
+		}
+		// whatsmeow's rows in one key range, and the plugin's looked up by
+		// key: nothing is read whole.
+		var ranged, scan *regexp.Regexp
+		if db.Dialect == dbutil.Postgres {
+			ranged = regexp.MustCompile(`(Index (Only )?Scan using|Bitmap Index Scan on) whatsmeow_privacy_tokens_pkey[^\n]*\n\s+Index Cond: \(\(our_jid = '[^']+'::text\) AND \(their_jid > '[^']+'::text\) AND \(their_jid <= '[^']+'::text\)\)`)
+			scan = regexp.MustCompile(`Seq Scan`)
+		} else {
+			ranged = regexp.MustCompile(`SEARCH w USING (INDEX \S+|PRIMARY KEY) \(our_jid=\? AND their_jid>\? AND their_jid<\?\)`)
+			scan = regexp.MustCompile(`(^|\n)\s*SCAN `)
+		}
+		for _, name := range []string{"batch", "copy"} {
+			if !ranged.MatchString(plans[name]) {
+				t.Fatalf("the %s does not read one key range bounded on both sides:\n%s", name, plans[name])
+			}
+			if scan.MatchString(plans[name]) {
+				t.Fatalf("the %s scans a table whole:\n%s", name, plans[name])
+			}
+		}
+		// The bound reads at most a batch of keys from the index, no row.
+		var bounded *regexp.Regexp
+		if db.Dialect == dbutil.Postgres {
+			bounded = regexp.MustCompile(`Limit[^\n]*\n\s+->\s+Index Only Scan using whatsmeow_privacy_tokens_pkey`)
+		} else {
+			bounded = regexp.MustCompile(`SEARCH whatsmeow_privacy_tokens USING COVERING INDEX \S+ \(our_jid=\? AND their_jid>\?\)`)
+		}
+		if !bounded.MatchString(plans["bound"]) {
+			t.Fatalf("the bound of a batch is not read from the index alone:\n%s", plans["bound"])
 		}
 	})
 }
@@ -149,7 +277,7 @@ func BenchmarkImport100k(b *testing.B) {
 				} else {
 					db = dbtest.Postgres(b)
 				}
-				dbtest.WhatsmeowContainer(b, db)
+				whatsmeowTables(b, db, false)
 				c := sqlstore.New(db)
 				if err := c.Upgrade(ctx); err != nil {
 					b.Fatal(err)
@@ -166,10 +294,18 @@ func BenchmarkImport100k(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				if n, err := c.ForAccount(ourJID).ImportWhatsmeowTokens(ctx, 0, nil); err != nil || n != 100_000 {
-					b.Fatalf("imported %d: %v", n, err)
+				s := c.ForAccount(ourJID)
+				var batches int
+				if result, err := s.ImportWhatsmeowTokens(ctx, 0, importInto(b, s, &batches)); err != nil || result.Rows != 100_000 {
+					b.Fatalf("imported %d: %v", result.Rows, err)
 				}
 			}
 		})
 	}
 }
+
+var (
+	davePN  = types.NewJID("1004", types.DefaultUserServer)
+	daveLID = types.NewJID("9004", types.HiddenUserServer)
+	erinLID = types.NewJID("9005", types.HiddenUserServer)
+)

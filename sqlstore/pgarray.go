@@ -24,10 +24,6 @@ const (
 		SELECT $1, u.their_jid, decode(u.token, 'hex'), u.token_ts, NULLIF(u.sender_ts, 0), $2
 		FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[]) AS u(their_jid, token, token_ts, sender_ts)
 	`
-	unnestMendsSource = `
-		SELECT $1::text, u.their_jid, decode(u.token, 'hex'), u.wrong_ts, u.right_ts, $2::bigint
-		FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[]) AS u(their_jid, token, wrong_ts, right_ts)
-	`
 	unnestSenderTimestampsSource = `
 		SELECT $1, u.their_jid, u.sender_ts, $2
 		FROM unnest($3::text[], $4::bigint[]) AS u(their_jid, sender_ts)

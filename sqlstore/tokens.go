@@ -85,26 +85,43 @@ const (
 	// whatsmeow 2025-12 stores history-sync tokens with the sender timestamp
 	// in place of the token timestamp. The monotonic guard above would then
 	// protect the wrong value, so this repairs it in place, and only while
-	// the row still holds exactly what whatsmeow wrote. %s is the mends, as
-	// rows u(our_jid, their_jid, token, wrong_ts, right_ts, updated_at): a
-	// VALUES list in SQLite's own placeholders, or mendsSource on
-	// PostgreSQL. A history blob's mends are one statement: one each cost a
-	// round trip per conversation, more than whatsmeow's whole write of the
-	// blob. The second %s matches a mend to its row: mendRowSQLite, or
-	// mendRowPostgres.
+	// the row still holds exactly what whatsmeow wrote. A history blob's
+	// mends are one statement: one each cost a round trip per conversation,
+	// more than whatsmeow's whole write of the blob. On SQLite %s is the
+	// mends as a VALUES list in SQLite's own placeholders; SQLite looks each
+	// row up by its key.
 	mendHistoryTimestampsQuery = `
 		WITH u(our_jid, their_jid, token, wrong_ts, right_ts, updated_at) AS (%s)
 		UPDATE tctoken_tokens SET token_ts=u.right_ts, updated_at=u.updated_at
 		FROM u
-		WHERE %s AND tctoken_tokens.token=u.token AND tctoken_tokens.token_ts=u.wrong_ts
+		WHERE tctoken_tokens.our_jid=u.our_jid AND tctoken_tokens.their_jid=u.their_jid
+			AND tctoken_tokens.token=u.token AND tctoken_tokens.token_ts=u.wrong_ts
 		RETURNING tctoken_tokens.their_jid, tctoken_tokens.token, tctoken_tokens.token_ts
 	`
-	mendRowSQLite = `tctoken_tokens.our_jid=u.our_jid AND tctoken_tokens.their_jid=u.their_jid`
-	// On PostgreSQL the key is compared as an array of one: a condition no
-	// hash or merge join can use, only a lookup in the primary key per mend.
-	// With a plain equality PostgreSQL hashed the whole table for a blob of
-	// a thousand mends (at 100,000 rows, 260 ms against 30 ms).
-	mendRowPostgres = `tctoken_tokens.our_jid=$1 AND tctoken_tokens.their_jid = ANY(ARRAY[u.their_jid])`
+	// On PostgreSQL the mends come as arrays (see pgarray.go), and the
+	// statement finds each mend's row by its key first, then updates those
+	// rows by their physical address. Joined to the table directly, the
+	// mends let the planner hash or merge-join the whole table: at 100,000
+	// rows it hashed them all for every blob (260 ms against 30 ms), and on
+	// a table just filled, without statistics, it merge-joined on the token
+	// and timestamp (a minute and more). The lookup per mend can only use
+	// the primary key: the token and timestamp are compared inside IS TRUE,
+	// which no index serves.
+	mendHistoryTimestampsPostgres = `
+		WITH u(their_jid, token, wrong_ts, right_ts) AS MATERIALIZED (
+			SELECT u.their_jid, decode(u.token, 'hex'), u.wrong_ts, u.right_ts
+			FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[]) AS u(their_jid, token, wrong_ts, right_ts)
+		)
+		UPDATE tctoken_tokens SET token_ts=u.right_ts, updated_at=$2
+		FROM u
+		WHERE tctoken_tokens.ctid = ANY(ARRAY(
+				SELECT (SELECT t.ctid FROM tctoken_tokens t WHERE t.our_jid=$1 AND t.their_jid=u.their_jid
+					AND (t.token=u.token AND t.token_ts=u.wrong_ts) IS TRUE)
+				FROM u))
+			AND tctoken_tokens.our_jid=$1 AND tctoken_tokens.their_jid=u.their_jid
+			AND tctoken_tokens.token=u.token AND tctoken_tokens.token_ts=u.wrong_ts
+		RETURNING tctoken_tokens.their_jid, tctoken_tokens.token, tctoken_tokens.token_ts
+	`
 	// Only ever moves sender_ts forward: a late or replayed issuance result
 	// must not make us issue again early. Creates a row without a token for a
 	// contact who never sent us one.
@@ -374,14 +391,14 @@ func (s *Store) MendHistoryTimestamps(ctx context.Context, mends ...HistoryMend)
 			for i, m := range chunk {
 				keys[i] = contactKey(mends[m].Contact)
 			}
-			var source, match string
+			var query string
 			var args []any
 			if s.db.Dialect == dbutil.Postgres {
 				tokens, wrong, right := make([][]byte, len(chunk)), make([]int64, len(chunk)), make([]int64, len(chunk))
 				for i, m := range chunk {
 					tokens[i], wrong[i], right[i] = mends[m].Token, mends[m].WrongTS, mends[m].RightTS
 				}
-				source, match = unnestMendsSource, mendRowPostgres
+				query = mendHistoryTimestampsPostgres
 				args = []any{s.ourJID, now, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(wrong), pgInt64Array(right)}
 			} else {
 				args = make([]any, 2, 2+4*len(chunk))
@@ -389,9 +406,9 @@ func (s *Store) MendHistoryTimestamps(ctx context.Context, mends ...HistoryMend)
 				for i, m := range chunk {
 					args = append(args, keys[i], secret(mends[m].Token), mends[m].WrongTS, mends[m].RightTS)
 				}
-				source, match = "VALUES "+s.tuples(len(chunk), 4, 3, ", $2"), mendRowSQLite
+				query = fmt.Sprintf(mendHistoryTimestampsQuery, "VALUES "+s.tuples(len(chunk), 4, 3, ", $2"))
 			}
-			rows, err := s.db.Query(ctx, fmt.Sprintf(mendHistoryTimestampsQuery, source, match), args...)
+			rows, err := s.db.Query(ctx, query, args...)
 			if err == nil {
 				err = scanMended(rows, mends, chunk, changed)
 			}

@@ -41,6 +41,7 @@ type SharedStorage interface {
 	InTransaction(ctx context.Context) bool
 	SharesTransactions(ctx context.Context, read func(ctx context.Context, contact types.JID) ([]byte, error)) (bool, error)
 	GetByLID(ctx context.Context, lid types.JID) (pn types.JID, entries []*sqlstore.Entry, err error)
+	LIDsForPNs(ctx context.Context, pns []types.JID) (map[types.JID]types.JID, error)
 	PutWhatsmeowTokens(ctx context.Context, writes ...sqlstore.TokenWrite) error
 }
 

@@ -41,14 +41,22 @@ type scaleWorld struct {
 	plugin *tctoken.Plugin
 	ours   store.PrivacyTokenStore // the interposer: what whatsmeow calls
 	plain  store.PrivacyTokenStore // whatsmeow's own store
+	lids   store.LIDStore          // whatsmeow's LID map
+	log    *statementLog           // every statement, when recording
 	now    time.Time
 	next   int // the next unused contact number
 	cold   int // how many cold reads so far
+	old    int // the next stored contact a history blob updates
+	round  int // history blobs built so far
 }
 
 func newScaleWorld(b *testing.B, dialect string) *scaleWorld {
 	b.Helper()
 	db := benchDB(b, dialect)
+	// Installed before whatsmeow's container is made: its Child database
+	// takes the logger with it.
+	log := &statementLog{DatabaseLogger: db.Log}
+	db.Log = log
 	ctx := context.Background()
 	srv := wamock.NewServer(b)
 	device, err := srv.NewDevice(ctx, dbtest.WhatsmeowContainer(b, db))
@@ -56,7 +64,7 @@ func newScaleWorld(b *testing.B, dialect string) *scaleWorld {
 		b.Fatal(err)
 	}
 	cli := srv.NewClient(device, nil)
-	w := &scaleWorld{ctx: ctx, db: db, plain: cli.Store.PrivacyTokens, now: time.Now()}
+	w := &scaleWorld{ctx: ctx, db: db, plain: cli.Store.PrivacyTokens, lids: cli.Store.LIDs, log: log, now: time.Now()}
 	if w.plugin, err = tctoken.Enable(ctx, cli, db); err != nil {
 		b.Fatal(err)
 	}

@@ -307,14 +307,17 @@ func overlappingAny(samples []sendSample, windows [][2]time.Time) []time.Duratio
 // (the interposer), 1000 per call, and reports how much the live heap grew,
 // whatsmeow's caches (its LID map among them) included: heap-MB, after a
 // GC on both sides. "whatsmeow" is the same ingest into whatsmeow's own
-// store. Contacts come by LID ("lid") or, as from an old history sync, by a
-// phone number whatsmeow has no LID for ("pn").
+// store. Contacts come by LID ("lid"), by a phone number whatsmeow has no
+// LID for ("pn"), or, as whatsmeow 2025-12 writes the PN chats of a real
+// account's history blobs, by a phone number whose LID whatsmeow's LID map
+// table holds from an earlier run ("pn-mapped": the plugin's lookups must
+// not copy the map into whatsmeow's never-evicting cache).
 //
 // TCTOKEN_HEAP_PROFILE=dir writes a heap profile of each case into dir
 // after the ingest (never into the repository).
 func BenchmarkIngestHeap(b *testing.B) {
 	forBenchDialects(b, func(b *testing.B, dialect string) {
-		for _, by := range []string{"lid", "pn"} {
+		for _, by := range []string{"lid", "pn", "pn-mapped"} {
 			for _, side := range []string{"plugin", "whatsmeow"} {
 				b.Run(by+"/"+side, func(b *testing.B) {
 					var grown float64
@@ -334,6 +337,13 @@ func BenchmarkIngestHeap(b *testing.B) {
 							}
 						}
 						tokens := cli.Store.PrivacyTokens
+						if by == "pn-mapped" {
+							pairs := make(map[types.JID]types.JID, benchRows())
+							for i := range benchRows() {
+								pairs[ingestJID("pn", i)] = ingestJID("lid", i)
+							}
+							mapLIDs(b, db, pairs)
+						}
 						before := liveHeap()
 						b.StartTimer()
 						ingestChunks(b, tokens, by, benchRows())
@@ -364,16 +374,21 @@ func ingestChunks(b *testing.B, tokens store.PrivacyTokenStore, by string, n int
 	for start := 0; start < n; start += cap(chunk) {
 		chunk = chunk[:0]
 		for i := start; i < min(start+cap(chunk), n); i++ {
-			user := types.NewJID(fmt.Sprint(500000000000000+i), types.HiddenUserServer)
-			if by == "pn" {
-				user = types.NewJID(fmt.Sprint(16000000000+i), types.DefaultUserServer)
-			}
-			chunk = append(chunk, store.PrivacyToken{User: user, Token: []byte("token"), Timestamp: now})
+			chunk = append(chunk, store.PrivacyToken{User: ingestJID(by, i), Token: []byte("token"), Timestamp: now})
 		}
 		if err := tokens.PutPrivacyTokens(ctx, chunk...); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// ingestJID is the i-th contact of an ingest by LID or by phone number;
+// the i-th phone number pairs with the i-th LID.
+func ingestJID(by string, i int) types.JID {
+	if by == "lid" {
+		return types.NewJID(fmt.Sprint(500000000000000+i), types.HiddenUserServer)
+	}
+	return types.NewJID(fmt.Sprint(16000000000+i), types.DefaultUserServer)
 }
 
 // liveHeap is the heap in use after a full collection.

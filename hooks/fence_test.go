@@ -18,6 +18,7 @@ func TestFenceWrapsEveryWrite(t *testing.T) {
 		"GetMany":            "read",
 		"Contacts":           "read",
 		"GetByLID":           "read",
+		"LIDsForPNs":         "read",
 		"GetSalt":            "read",
 		"GetProps":           "read",
 		"GetTimelock":        "read",

@@ -47,10 +47,11 @@ func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.J
 
 // resolveKeys returns, for each JID, the key its row is stored under: a LID
 // is its own key, and a PN maps to its LID when whatsmeow knows it, else
-// stays. It asks whatsmeow's LID map once for all the PNs, through the batch
-// call, which caches no negative answers: ingesting a million tokens must
-// not fill whatsmeow's never-evicting cache with "no LID" entries, as one
-// GetLIDForPN (or GetPNForLID) per token did.
+// stays. It asks whatsmeow's LID map once for all the PNs: in the shared
+// database when whatsmeow's tables are there, else through whatsmeow's
+// batch call, which caches no negative answers (ingesting a million tokens
+// must not fill whatsmeow's never-evicting cache with "no LID" entries, as
+// one GetLIDForPN per token did; its positive answers it does keep).
 func (c *Core) resolveKeys(ctx context.Context, jids []types.JID) []types.JID {
 	keys := make([]types.JID, len(jids))
 	var pns []types.JID
@@ -63,7 +64,15 @@ func (c *Core) resolveKeys(ctx context.Context, jids []types.JID) []types.JID {
 	if len(pns) == 0 || c.cli.Store.LIDs == nil {
 		return keys
 	}
-	lids, err := c.cli.Store.LIDs.GetManyLIDsForPNs(ctx, pns)
+	var lids map[types.JID]types.JID
+	var err error
+	if acc := c.account.Load(); acc != nil && c.joinsWhatsmeow(acc) {
+		// whatsmeow's LID map is in the plugin's database: read it there,
+		// which leaves whatsmeow's never-evicting cache alone.
+		lids, err = acc.store.LIDsForPNs(ctx, pns)
+	} else {
+		lids, err = c.cli.Store.LIDs.GetManyLIDsForPNs(ctx, pns)
+	}
 	if err != nil {
 		c.warnOnce("lid-lookup", err, "Failed to look up contacts' LIDs; storing under the phone numbers")
 		return keys

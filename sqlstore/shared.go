@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.mau.fi/util/dbutil"
@@ -151,6 +152,86 @@ func scanEntriesByLID(rows dbutil.Rows) (pn types.JID, entries []*Entry, err err
 		entries = append(entries, &scan.entry)
 	}
 	return pn, entries, rows.Err()
+}
+
+// getLIDsForPNsQuery reads the LIDs whatsmeow's LID map pairs with phone
+// numbers (user parts), for a batch of tokens keyed by phone number; the
+// IN list is filled in with one placeholder per number, or on PostgreSQL
+// getLIDsForPNsPostgres takes them as one array.
+const (
+	getLIDsForPNsQuery    = `SELECT pn, lid FROM whatsmeow_lid_map WHERE pn IN (%s)`
+	getLIDsForPNsPostgres = `SELECT pn, lid FROM whatsmeow_lid_map WHERE pn = ANY($1::text[])`
+)
+
+// LIDsForPNs returns the LIDs whatsmeow's LID map (in the same database)
+// pairs with phone numbers, keyed by the numbers without their device;
+// numbers without one are missing from the map. It reads the table in one
+// statement per putTokensChunk numbers and adds nothing to whatsmeow's
+// in-memory LID cache, which never evicts: whatsmeow's own batch lookup
+// kept every answer there, a million of them after an ingest of a million
+// tokens. Only for a database that holds whatsmeow's tables (see
+// SharesTransactions).
+func (s *Store) LIDsForPNs(ctx context.Context, pns []types.JID) (map[types.JID]types.JID, error) {
+	lids := make(map[types.JID]types.JID, len(pns))
+	users := make([]string, 0, len(pns))
+	for _, pn := range pns {
+		if pn.Server == types.DefaultUserServer {
+			users = append(users, pn.User)
+		}
+	}
+	for start := 0; start < len(users); start += putTokensChunk {
+		chunk := users[start:min(start+putTokensChunk, len(users))]
+		var rows dbutil.Rows
+		var err error
+		if s.db.Dialect == dbutil.Postgres {
+			rows, err = s.db.Query(ctx, getLIDsForPNsPostgres, pgTextArray(chunk))
+		} else {
+			args := make([]any, len(chunk))
+			for i, user := range chunk {
+				args[i] = user
+			}
+			rows, err = s.db.Query(ctx, fmt.Sprintf(getLIDsForPNsQuery, s.placeholders(len(chunk))), args...)
+		}
+		if err == nil {
+			err = scanLIDs(rows, lids)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tctoken: failed to look up the LIDs of %d phone number(s) (first %s) in %s: %w",
+				len(chunk), chunk[0], WhatsmeowLIDMapTable, err)
+		}
+	}
+	return lids, nil
+}
+
+// placeholders is a list of n placeholders from $1 on, in the dialect's
+// own syntax (see tuples).
+func (s *Store) placeholders(n int) string {
+	mark := s.mark()
+	b := make([]byte, 0, n*7)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, mark)
+		b = strconv.AppendInt(b, int64(i+1), 10)
+	}
+	return string(b)
+}
+
+func scanLIDs(rows dbutil.Rows, lids map[types.JID]types.JID) (err error) {
+	defer func() {
+		if closeErr := rows.Close(); err == nil {
+			err = closeErr
+		}
+	}()
+	for rows.Next() {
+		var pn, lid string
+		if err = rows.Scan(&pn, &lid); err != nil {
+			return err
+		}
+		lids[types.NewJID(pn, types.DefaultUserServer)] = types.NewJID(lid, types.HiddenUserServer)
+	}
+	return rows.Err()
 }
 
 // The write-through in whatsmeow's own words. Inside a joined transaction

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -258,5 +259,44 @@ func TestPutTokensWithSender(t *testing.T) {
 		// newest sender timestamp.
 		assertChanged(t, put(t, s, write("t3", 3000, 960), write("t4", 4000, 0), write("t-old", 10, 990)), false, true, false)
 		assertEntry(t, get(t, s, aliceLID), want("t4", 4000, 990))
+	})
+}
+
+// LIDsForPNs answers as whatsmeow's own batch lookup does, for more
+// numbers than one statement takes, without whatsmeow's cache: numbers
+// with a LID map to it, the others are missing, and a LID asked for is
+// ignored.
+func TestLIDsForPNs(t *testing.T) {
+	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
+		ctx := context.Background()
+		whatsmeow := dbtest.WhatsmeowContainer(t, db)
+		s := newContainer(t, db).ForAccount(ourJID)
+		const mapped = 2500
+		var values []string
+		var pns []types.JID
+		for i := range mapped + 10 {
+			pn := types.NewJID(fmt.Sprint(4400000+i), types.DefaultUserServer)
+			pns = append(pns, pn)
+			if i < mapped {
+				values = append(values, fmt.Sprintf("('%d', '%s')", 7700000+i, pn.User))
+			}
+		}
+		if _, err := db.Exec(ctx, "INSERT INTO whatsmeow_lid_map (lid, pn) VALUES "+strings.Join(values, ", ")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.LIDsForPNs(ctx, append(pns, aliceLID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := whatsmeow.LIDMap.GetManyLIDsForPNs(ctx, pns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != mapped || !maps.Equal(got, want) {
+			t.Fatalf("%d LIDs, whatsmeow's lookup %d; want %d and the same answers", len(got), len(want), mapped)
+		}
+		if got[pns[0]] != types.NewJID("7700000", types.HiddenUserServer) {
+			t.Errorf("first number maps to %v", got[pns[0]])
+		}
 	})
 }

@@ -23,8 +23,10 @@ import (
 )
 
 // ConnectTimeout is how long ConnectAndWait and QuickClient wait for
-// events.Connected.
-var ConnectTimeout = 10 * time.Second
+// events.Connected. A fresh device first generates and uploads its
+// prekeys, which under the race detector on a busy 2-core machine took
+// longer than 10 s.
+var ConnectTimeout = 30 * time.Second
 
 // uploadedPreKey is a one-time prekey our client uploaded.
 type uploadedPreKey struct {

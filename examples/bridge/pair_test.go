@@ -15,8 +15,9 @@ import (
 )
 
 // pairTimeout bounds a whole pairing test: codes, pairing, the second login
-// with its prekey upload (about a second under -race).
-const pairTimeout = 20 * time.Second
+// with its prekey upload (about a second under -race on an idle machine,
+// far more on a busy one).
+const pairTimeout = 60 * time.Second
 
 // unpairedClient opens a bridge database the way real mode does and makes
 // a client for its first device, which is new and unpaired. The client

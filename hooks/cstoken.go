@@ -7,9 +7,6 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-// csTokenSize is the length of a cstoken: one HMAC-SHA256 output.
-const csTokenSize = sha256.Size
-
 // csToken computes the first-contact fallback token: HMAC-SHA256 keyed with
 // the NCT salt over "<lid user>@lid". It returns nil unless lid is a LID and
 // the salt is non-empty, because the server only accepts it over the LID.

@@ -10,6 +10,13 @@ import (
 	waBinary "go.mau.fi/whatsmeow/binary"
 )
 
+// propsState is where the policy comes from before and beside the
+// server's AB props: the configured defaults and the local overrides.
+type propsState struct {
+	defaults  Defaults
+	overrides map[int]string
+}
+
 // AB prop config codes the plugin obeys. The profile-picture (9666) and
 // group (11261, 11262) gates are not among them: whatsmeow reads tokens for
 // those through the same store call as for messages, so the plugin cannot
@@ -24,14 +31,14 @@ const (
 	PropIssueToLID       = 14303
 )
 
-// KnownProps lists the codes the plugin keeps; others in a reply are dropped.
-var KnownProps = []int{
+// knownProps lists the codes the plugin keeps; others in a reply are dropped.
+var knownProps = []int{
 	PropReceiverDuration, PropReceiverBuckets, PropSenderDuration, PropSenderBuckets,
 	PropTCTokenOn1to1, PropNCTSend, PropIssueToLID,
 }
 
 func isKnownProp(code int) bool {
-	for _, known := range KnownProps {
+	for _, known := range knownProps {
 		if known == code {
 			return true
 		}
@@ -55,38 +62,38 @@ var integerProps = map[int]bool{
 	PropReceiverDuration: true, PropReceiverBuckets: true, PropSenderDuration: true, PropSenderBuckets: true,
 }
 
-// ErrMalformedPropsReply means the abt reply, or one of its props, did not
+// errMalformedPropsReply means the abt reply, or one of its props, did not
 // have the expected shape.
-var ErrMalformedPropsReply = errors.New("malformed AB props reply")
+var errMalformedPropsReply = errors.New("malformed AB props reply")
 
 const (
-	// MinPropsRefresh keeps a tiny refresh from busy-looping.
-	MinPropsRefresh = time.Minute
-	// MaxPropsRefresh keeps a huge refresh from overflowing time.Duration
+	// minPropsRefresh keeps a tiny refresh from busy-looping.
+	minPropsRefresh = time.Minute
+	// maxPropsRefresh keeps a huge refresh from overflowing time.Duration
 	// and from freezing props for the life of the process.
-	MaxPropsRefresh = 7 * 24 * time.Hour
-	// DefaultPropsRefresh applies when the server names no usable interval.
-	DefaultPropsRefresh = 24 * time.Hour
+	maxPropsRefresh = 7 * 24 * time.Hour
+	// propsRefreshDefault applies when the server names no usable interval.
+	propsRefreshDefault = 24 * time.Hour
 )
 
-// PropsRefreshInterval turns the server's refresh (seconds) into how long to
+// propsRefreshInterval turns the server's refresh (seconds) into how long to
 // wait: ≤ 0 means the default, otherwise clamped to [MinPropsRefresh,
 // MaxPropsRefresh]. The clamp happens in seconds, before the conversion,
 // because seconds × time.Second overflows for anything over 292 years.
-func PropsRefreshInterval(seconds int64) time.Duration {
+func propsRefreshInterval(seconds int64) time.Duration {
 	switch {
 	case seconds <= 0:
-		return DefaultPropsRefresh
-	case seconds < int64(MinPropsRefresh/time.Second):
-		return MinPropsRefresh
-	case seconds > int64(MaxPropsRefresh/time.Second):
-		return MaxPropsRefresh
+		return propsRefreshDefault
+	case seconds < int64(minPropsRefresh/time.Second):
+		return minPropsRefresh
+	case seconds > int64(maxPropsRefresh/time.Second):
+		return maxPropsRefresh
 	}
 	return time.Duration(seconds) * time.Second
 }
 
-// PropsReply is a parsed answer to an abt IQ.
-type PropsReply struct {
+// propsReply is a parsed answer to an abt IQ.
+type propsReply struct {
 	Hash      string
 	RefreshID string
 	Refresh   int64 // seconds until the next fetch, as sent; 0 if absent or bad
@@ -97,9 +104,9 @@ type PropsReply struct {
 	Problems []error
 }
 
-// BuildPropsQuery builds the <props> child of an abt get IQ. The cached hash
+// buildPropsQuery builds the <props> child of an abt get IQ. The cached hash
 // lets the server answer with only what changed.
-func BuildPropsQuery(hash, refreshID string) waBinary.Node {
+func buildPropsQuery(hash, refreshID string) waBinary.Node {
 	attrs := waBinary.Attrs{"protocol": "1"}
 	if hash != "" {
 		attrs["hash"] = hash
@@ -110,28 +117,28 @@ func BuildPropsQuery(hash, refreshID string) waBinary.Node {
 	return waBinary.Node{Tag: "props", Attrs: attrs}
 }
 
-// ParsePropsReply reads the reply to an abt IQ, keeping only KnownProps.
+// parsePropsReply reads the reply to an abt IQ, keeping only KnownProps.
 // Sampling entries (event_code) are ignored. Only a reply that is not a
 // props result at all is an error: one bad attribute or prop is skipped and
 // described in Problems, so that it cannot cost the rest of the reply.
-func ParsePropsReply(node *waBinary.Node) (*PropsReply, error) {
-	if err := checkIQResult(node, ErrMalformedPropsReply); err != nil {
+func parsePropsReply(node *waBinary.Node) (*propsReply, error) {
+	if err := checkIQResult(node, errMalformedPropsReply); err != nil {
 		return nil, err
 	}
 	props, ok := node.GetOptionalChildByTag("props")
 	if !ok {
-		return nil, fmt.Errorf("%w: abt result has no <props>", ErrMalformedPropsReply)
+		return nil, fmt.Errorf("%w: abt result has no <props>", errMalformedPropsReply)
 	}
-	reply := &PropsReply{
+	reply := &propsReply{
 		Hash:      stringAttr(props.Attrs, "hash"),
 		RefreshID: stringAttr(props.Attrs, "refresh_id"),
-		Delta:     ParsePropBool(stringAttr(props.Attrs, "delta_update"), false),
+		Delta:     parsePropBool(stringAttr(props.Attrs, "delta_update"), false),
 		Values:    make(map[int]string),
 	}
 	if refresh := stringAttr(props.Attrs, "refresh"); refresh != "" {
 		seconds, err := strconv.ParseInt(refresh, 10, 64)
 		if err != nil || seconds < 0 {
-			reply.Problems = append(reply.Problems, fmt.Errorf("%w: bad refresh interval %q, using the default", ErrMalformedPropsReply, refresh))
+			reply.Problems = append(reply.Problems, fmt.Errorf("%w: bad refresh interval %q, using the default", errMalformedPropsReply, refresh))
 		} else {
 			reply.Refresh = seconds
 		}
@@ -146,7 +153,7 @@ func ParsePropsReply(node *waBinary.Node) (*PropsReply, error) {
 		}
 		code, err := strconv.Atoi(codeStr)
 		if err != nil {
-			reply.Problems = append(reply.Problems, fmt.Errorf("%w: prop #%d has a bad config_code %q", ErrMalformedPropsReply, i+1, codeStr))
+			reply.Problems = append(reply.Problems, fmt.Errorf("%w: prop #%d has a bad config_code %q", errMalformedPropsReply, i+1, codeStr))
 			continue
 		}
 		if !isKnownProp(code) {
@@ -167,7 +174,7 @@ func checkPropValue(code int, value string) error {
 	trimmed := strings.TrimSpace(value)
 	if integerProps[code] {
 		if _, err := strconv.ParseInt(trimmed, 10, 64); err != nil {
-			return fmt.Errorf("%w: prop %d (%s) has a non-integer value %q", ErrMalformedPropsReply, code, propNames[code], value)
+			return fmt.Errorf("%w: prop %d (%s) has a non-integer value %q", errMalformedPropsReply, code, propNames[code], value)
 		}
 		return nil
 	}
@@ -175,7 +182,7 @@ func checkPropValue(code int, value string) error {
 	case "1", "true", "enabled", "0", "false", "disabled":
 		return nil
 	}
-	return fmt.Errorf("%w: prop %d (%s) has a non-boolean value %q", ErrMalformedPropsReply, code, propNames[code], value)
+	return fmt.Errorf("%w: prop %d (%s) has a non-boolean value %q", errMalformedPropsReply, code, propNames[code], value)
 }
 
 // stringAttr reads an attribute as a string whatever type the decoder gave
@@ -196,8 +203,8 @@ func stringAttr(attrs waBinary.Attrs, key string) string {
 	}
 }
 
-// ParsePropBool reads an AB prop boolean: 1, true or enabled in any case.
-func ParsePropBool(value string, def bool) bool {
+// parsePropBool reads an AB prop boolean: 1, true or enabled in any case.
+func parsePropBool(value string, def bool) bool {
 	switch strings.ToLower(strings.TrimSpace(value)) {
 	case "1", "true", "enabled":
 		return true
@@ -207,9 +214,9 @@ func ParsePropBool(value string, def bool) bool {
 	return def
 }
 
-// ParsePropInt reads an AB prop integer, falling back to def when it does
+// parsePropInt reads an AB prop integer, falling back to def when it does
 // not parse.
-func ParsePropInt(value string, def int64) int64 {
+func parsePropInt(value string, def int64) int64 {
 	n, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
 	if err != nil {
 		return def
@@ -253,13 +260,13 @@ func ComputePolicy(defaults Defaults, server, overrides map[int]string) Policy {
 	}
 	intProp := func(code int, def int64) int64 {
 		if v, ok := get(code); ok {
-			return ParsePropInt(v, def)
+			return parsePropInt(v, def)
 		}
 		return def
 	}
 	boolProp := func(code int, def bool) bool {
 		if v, ok := get(code); ok {
-			return ParsePropBool(v, def)
+			return parsePropBool(v, def)
 		}
 		return def
 	}

@@ -11,10 +11,10 @@ import (
 )
 
 func TestBuildPropsQuery(t *testing.T) {
-	if q := BuildPropsQuery("", ""); len(q.Attrs) != 1 || q.Attrs["protocol"] != "1" {
+	if q := buildPropsQuery("", ""); len(q.Attrs) != 1 || q.Attrs["protocol"] != "1" {
 		t.Errorf("first fetch attrs = %v", q.Attrs)
 	}
-	if q := BuildPropsQuery("abc", "7"); q.Attrs["hash"] != "abc" || q.Attrs["refresh_id"] != "7" {
+	if q := buildPropsQuery("abc", "7"); q.Attrs["hash"] != "abc" || q.Attrs["refresh_id"] != "7" {
 		t.Errorf("cached fetch attrs = %v", q.Attrs)
 	}
 }
@@ -28,7 +28,7 @@ func TestParsePropsReply(t *testing.T) {
 		{Tag: "prop", Attrs: waBinary.Attrs{"config_code": "1", "config_value": "unrelated"}},
 		{Tag: "prop", Attrs: waBinary.Attrs{"event_code": "5", "sampling_weight": "1"}},
 	}})
-	got, err := ParsePropsReply(reply)
+	got, err := parsePropsReply(reply)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,11 +41,11 @@ func TestParsePropsReply(t *testing.T) {
 }
 
 func TestParsePropsReplyErrors(t *testing.T) {
-	if _, err := ParsePropsReply(resultIQ()); !errors.Is(err, ErrMalformedPropsReply) || errors.Is(err, ErrMalformedReply) {
+	if _, err := parsePropsReply(resultIQ()); !errors.Is(err, errMalformedPropsReply) || errors.Is(err, ErrMalformedReply) {
 		t.Errorf("no <props>: %v", err)
 	}
-	_, err := ParsePropsReply(&waBinary.Node{Tag: "message"})
-	if !errors.Is(err, ErrMalformedPropsReply) || strings.Contains(err.Error(), "privacy token") {
+	_, err := parsePropsReply(&waBinary.Node{Tag: "message"})
+	if !errors.Is(err, errMalformedPropsReply) || strings.Contains(err.Error(), "privacy token") {
 		t.Errorf("not an iq: %v, want an AB props error that does not mention privacy tokens", err)
 	}
 }
@@ -59,7 +59,7 @@ func TestParsePropsReplySkipsBadParts(t *testing.T) {
 		{Tag: "prop", Attrs: waBinary.Attrs{"config_code": "10518", "config_value": "enabled"}},
 		{Tag: "prop", Attrs: waBinary.Attrs{"config_code": "996", "config_value": "-9223372036854775808"}},
 	}})
-	got, err := ParsePropsReply(reply)
+	got, err := parsePropsReply(reply)
 	if err != nil {
 		t.Fatalf("one bad prop must not reject the reply: %v", err)
 	}
@@ -79,7 +79,7 @@ func TestParsePropsReplySkipsBadParts(t *testing.T) {
 		t.Fatalf("problems = %v, want 4 (refresh, code abc, 909, 24941)", got.Problems)
 	}
 	for i, part := range []string{"refresh", `"abc"`, "909 (tctoken_num_buckets)", "24941 (wa_nct_token_send_enabled)"} {
-		if !strings.Contains(got.Problems[i].Error(), part) || !errors.Is(got.Problems[i], ErrMalformedPropsReply) {
+		if !strings.Contains(got.Problems[i].Error(), part) || !errors.Is(got.Problems[i], errMalformedPropsReply) {
 			t.Errorf("problem %d = %v, want it to name %s", i, got.Problems[i], part)
 		}
 	}
@@ -102,7 +102,7 @@ func TestPropsRefreshInterval(t *testing.T) {
 		{math.MaxInt64, 7 * 24 * time.Hour},
 	}
 	for _, c := range cases {
-		if got := PropsRefreshInterval(c.seconds); got != c.want {
+		if got := propsRefreshInterval(c.seconds); got != c.want {
 			t.Errorf("PropsRefreshInterval(%d) = %v, want %v", c.seconds, got, c.want)
 		}
 	}
@@ -116,7 +116,7 @@ func TestComputePolicyHostile(t *testing.T) {
 		PropSenderBuckets:    "-9223372036854775808",
 	}
 	p := ComputePolicy(DefaultDefaults(), server, nil)
-	want := Timing{ReceiverDuration: DefaultBucketDuration, ReceiverBuckets: 52, SenderDuration: DefaultBucketDuration, SenderBuckets: DefaultBucketCount}
+	want := Timing{ReceiverDuration: DefaultBucketDuration, ReceiverBuckets: 52, SenderDuration: DefaultBucketDuration, SenderBuckets: defaultBucketCount}
 	if p.Timing != want {
 		t.Errorf("timing = %+v, want %+v", p.Timing, want)
 	}
@@ -124,19 +124,19 @@ func TestComputePolicyHostile(t *testing.T) {
 
 func TestParsePropValues(t *testing.T) {
 	for _, v := range []string{"1", "true", "TRUE", "Enabled"} {
-		if !ParsePropBool(v, false) {
+		if !parsePropBool(v, false) {
 			t.Errorf("%q must be true", v)
 		}
 	}
 	for _, v := range []string{"0", "false", "disabled"} {
-		if ParsePropBool(v, true) {
+		if parsePropBool(v, true) {
 			t.Errorf("%q must be false", v)
 		}
 	}
-	if !ParsePropBool("maybe", true) || ParsePropBool("maybe", false) {
+	if !parsePropBool("maybe", true) || parsePropBool("maybe", false) {
 		t.Error("an unknown boolean must fall back to the default")
 	}
-	if ParsePropInt("12x", 42) != 42 || ParsePropInt(" 7 ", 42) != 7 {
+	if parsePropInt("12x", 42) != 42 || parsePropInt(" 7 ", 42) != 7 {
 		t.Error("integers fall back to their default when they do not parse")
 	}
 }
@@ -148,7 +148,7 @@ func TestComputePolicy(t *testing.T) {
 	}
 	server := map[int]string{PropReceiverDuration: "3600", PropReceiverBuckets: "0", PropTCTokenOn1to1: "0", PropSenderDuration: "99999999999"}
 	p := ComputePolicy(d, server, map[int]string{PropTCTokenOn1to1: "1"})
-	if p.Timing.ReceiverDuration != 3600 || p.Timing.ReceiverBuckets != DefaultBucketCount || p.Timing.SenderDuration != MaxBucketDuration {
+	if p.Timing.ReceiverDuration != 3600 || p.Timing.ReceiverBuckets != defaultBucketCount || p.Timing.SenderDuration != maxBucketDuration {
 		t.Errorf("timing: %+v", p.Timing)
 	}
 	if !p.AttachTCToken {

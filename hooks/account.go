@@ -14,6 +14,20 @@ import (
 
 // The account the plugin is bound to: its state, binding it, our own JIDs.
 
+// accountLifecycle is the account the core serves, from bind to logout,
+// and what the core put in front of the device's stores for it.
+type accountLifecycle struct {
+	account   atomic.Pointer[accountState]
+	loggedOut atomic.Bool  // set on LoggedOut, cleared by the next PairSuccess
+	bindMu    sync.Mutex   // one bind at a time
+	bindNext  atomic.Int64 // unix seconds before which a failed bind is not retried
+	wrapStore func(AccountStore) AccountStore
+	appState  *appStateWatch
+	handlerID uint32
+	nextPrune atomic.Int64 // unix seconds; 0 = prune at the next chance
+	connGen   atomic.Uint64
+}
+
 // accountState is everything bound to one logged-in device.
 type accountState struct {
 	jid   types.JID
@@ -136,8 +150,8 @@ func (c *Core) nowUnix() int64 { return c.now().Unix() }
 // own is our account in both forms. Both are read from the device store
 // once and kept, because whatsmeow clears those fields without a lock when
 // the session is deleted.
-func (c *Core) own() Own {
-	var own Own
+func (c *Core) own() ownJIDs {
+	var own ownJIDs
 	if acc := c.account.Load(); acc != nil {
 		own.PN = acc.jid.ToNonAD()
 		if lid := acc.ownLID.Load(); lid != nil {

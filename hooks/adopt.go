@@ -132,16 +132,16 @@ func (c *Core) importBatch(ctx context.Context, acc *accountState, batch sqlstor
 		}
 		rows, jids = append(rows, row), append(jids, jid)
 	}
-	keys := c.storageKeys(ctx, jids)
+	keys := c.resolveKeys(ctx, jids)
 	own := c.own()
 	copied := batch.Copyable()
 	var writes []sqlstore.TokenWrite
 	var senders []sqlstore.SenderWrite
 	for i, row := range rows {
 		// The contact is checked above; its key must pass too (see
-		// tokenWrites).
-		if why := Ineligible(keys[i], own); why != "" {
-			reject(fmt.Errorf("whatsmeow's row for %s: the contact maps to %s", jids[i], why))
+		// resolveTokens).
+		if own.mapsToOwn(jids[i], keys[i]) {
+			reject(fmt.Errorf("whatsmeow's row for %s: the contact maps to our own account", jids[i]))
 			except = append(except, row.Contact)
 			continue
 		}
@@ -171,7 +171,7 @@ func (c *Core) importBatch(ctx context.Context, acc *accountState, batch sqlstor
 	})
 	// Committed or not, what the cache holds for these contacts is read
 	// again on its next use.
-	c.wrote(keys...)
+	c.cacheStale(keys...)
 	return err
 }
 
@@ -243,16 +243,16 @@ func (c *Core) writeThrough(ctx context.Context, writes []sqlstore.TokenWrite) {
 	if len(writes) == 0 {
 		return
 	}
-	if err := c.putInner(ctx, writes); err != nil {
+	if err := c.writeThroughInner(ctx, writes); err != nil {
 		c.warnOnce("write-through", err, "Failed to copy privacy tokens to whatsmeow's own store; the plugin's tables still hold them")
 		return
 	}
 	c.clearWarned("write-through")
 }
 
-// putInner writes tokens to whatsmeow's own store, in the transaction ctx
-// holds when that store joins it (see writeJoined).
-func (c *Core) putInner(ctx context.Context, writes []sqlstore.TokenWrite) error {
+// writeThroughInner writes tokens to whatsmeow's own store, in the transaction ctx
+// holds when that store joins it (see storeThrough).
+func (c *Core) writeThroughInner(ctx context.Context, writes []sqlstore.TokenWrite) error {
 	if len(writes) == 0 {
 		return nil
 	}
@@ -263,17 +263,17 @@ func (c *Core) putInner(ctx context.Context, writes []sqlstore.TokenWrite) error
 	return c.innerStore().PutPrivacyTokens(ctx, tokens...)
 }
 
-// LogoutWatch wraps Client.Store.Container: Client.Logout in whatsmeow
+// logoutWatch wraps Client.Store.Container: Client.Logout in whatsmeow
 // 2025-12 deletes the device through it and emits no LoggedOut event, so
 // this is where the plugin learns that the account's rows must go.
-type LogoutWatch struct {
+type logoutWatch struct {
 	store.DeviceContainer
 	core *Core
 }
 
 // DeleteDevice deletes the device in whatsmeow's store, then the plugin's
 // rows of that account (and nothing else).
-func (w *LogoutWatch) DeleteDevice(ctx context.Context, device *store.Device) error {
+func (w *logoutWatch) DeleteDevice(ctx context.Context, device *store.Device) error {
 	var jid types.JID
 	if device != nil && device.ID != nil {
 		jid = *device.ID

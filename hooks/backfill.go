@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// DefaultSaltBackfillInterval is how long one salt backfill attempt is
+// defaultSaltBackfillInterval is how long one salt backfill attempt is
 // remembered: a phone that has no salt is asked again once a day, not on
 // every reconnect.
-const DefaultSaltBackfillInterval = 24 * time.Hour
+const defaultSaltBackfillInterval = 24 * time.Hour
 
 // BackfillResult is what BackfillSalt did.
 type BackfillResult uint8

@@ -35,7 +35,7 @@ type backoffEntry struct {
 }
 
 func (b *issueBackoff) init() {
-	b.once.Do(func() { b.entries, _ = lru.New[types.JID, backoffEntry](DefaultCacheSize) })
+	b.once.Do(func() { b.entries, _ = lru.New[types.JID, backoffEntry](defaultCacheSize) })
 }
 
 // allow reports whether an issuance to key may be attempted at now.

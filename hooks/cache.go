@@ -78,7 +78,7 @@ func (c *Core) lookup(ctx context.Context, acc *accountState, key, lid, pn types
 		c.metrics.dbError("read_tokens")
 		// The plugin's database is failing: the last entry known beats
 		// none, and whatsmeow's own store (which a failed write still
-		// reached, see storeTokensApplied) may hold a newer token. Expiry
+		// reached, see receiveTokens) may hold a newer token. Expiry
 		// is still judged by the clock when it is used.
 		if entry := fallbackEntry(cached, c.whatsmeowRow(ctx, key)); entry != nil {
 			c.warnOnce("read", err, "Failed to read privacy tokens; using the last known ones")
@@ -174,12 +174,12 @@ func mergeRows(rows []*sqlstore.Entry) *cachedEntry {
 	return entry
 }
 
-// wrote must follow every write whose effect the cache cannot apply itself
+// cacheStale must follow every write whose effect the cache cannot apply itself
 // (or that may have failed halfway): in-flight reads will not cache what
 // they read, and the cached entries of the keys are marked stale. A stale
 // entry is read again on its next use, and still served if that read fails,
 // so a database outage never costs a contact the token last known for it.
-func (c *Core) wrote(keys ...types.JID) {
+func (c *Core) cacheStale(keys ...types.JID) {
 	c.cacheMu.Lock()
 	defer c.cacheMu.Unlock()
 	c.writeGen++
@@ -200,10 +200,10 @@ func (c *Core) forgetCache() {
 	c.cache.Purge()
 }
 
-// wroteTokens applies committed token writes to the cached entries in place,
+// cacheWrites applies committed token writes to the cached entries in place,
 // so a send right after a new token arrived needs no read. Entries are
 // replaced, never mutated: readers hold them without a lock.
-func (c *Core) wroteTokens(writes []sqlstore.TokenWrite) {
+func (c *Core) cacheWrites(writes []sqlstore.TokenWrite) {
 	c.cacheMu.Lock()
 	defer c.cacheMu.Unlock()
 	c.writeGen++
@@ -216,10 +216,10 @@ func (c *Core) wroteTokens(writes []sqlstore.TokenWrite) {
 	}
 }
 
-// prunedCache applies a committed prune to the cached entries, as the
+// cachePrune applies a committed prune to the cached entries, as the
 // store's Prune applied it to the rows: expired tokens go, expired sender
 // timestamps go.
-func (c *Core) prunedCache(recvCutoff, sendCutoff int64) {
+func (c *Core) cachePrune(recvCutoff, sendCutoff int64) {
 	c.cacheMu.Lock()
 	defer c.cacheMu.Unlock()
 	c.writeGen++
@@ -244,9 +244,9 @@ func (c *Core) prunedCache(recvCutoff, sendCutoff int64) {
 	}
 }
 
-// wroteSenderTimestamp applies a committed sender timestamp to the cached
+// cacheSenderTimestamp applies a committed sender timestamp to the cached
 // entries in place; the stored one only ever moves forward, and so does this.
-func (c *Core) wroteSenderTimestamp(ts int64, keys ...types.JID) {
+func (c *Core) cacheSenderTimestamp(ts int64, keys ...types.JID) {
 	c.cacheMu.Lock()
 	defer c.cacheMu.Unlock()
 	c.writeGen++

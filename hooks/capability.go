@@ -58,7 +58,7 @@ func reportedTimestamp(tokenTS int64) time.Time {
 func (c *Core) nativeGet(ctx context.Context, user types.JID) *store.PrivacyToken {
 	user = user.ToNonAD()
 	out := &store.PrivacyToken{User: user}
-	if Ineligible(user, c.own()) != "" {
+	if ineligible(user, c.own()) != "" {
 		return out
 	}
 	v, err := c.view(ctx, user)
@@ -75,7 +75,7 @@ func (c *Core) nativeGet(ctx context.Context, user types.JID) *store.PrivacyToke
 	}
 	var attach bool
 	token := v.entry.token
-	if pin, ok := ctx.Value(pinKey{}).(*pinned); ok && (user == pin.lid || user == pin.pn) {
+	if pin := pinFor(ctx, user); pin != nil {
 		attach, token = pin.decision.Attach == AttachTCToken, pin.decision.Token
 	} else {
 		policy := v.acc.policy.Load()
@@ -106,7 +106,7 @@ func (c *Core) adoptNativeIssuance(ctx context.Context, v contactView, user type
 		c.log.Warn().Err(err).Stringer("contact", v.key).Msg("Failed to record whatsmeow's own issuance")
 		return stored
 	}
-	c.wroteSenderTimestamp(mapped.Unix(), v.key)
+	c.cacheSenderTimestamp(mapped.Unix(), v.key)
 	c.log.Debug().Stringer("contact", v.key).Int64("t", mapped.Unix()).Msg("Recorded whatsmeow's own issuance")
 	return mapped.Unix()
 }
@@ -126,7 +126,7 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 		// A JID the database cannot hold is refused with its token below.
 		if senderTS > 0 && senderTS <= time.Now().Unix()+maxFutureSkew && sqlstore.CheckContact(token.User) == nil {
 			key, _, _ := c.resolve(ctx, token.User)
-			if Ineligible(key, own) != "" {
+			if ineligible(key, own) != "" {
 				// Our own account (a history mapping can pair a contact's
 				// number with our LID), a group, a bot: no sender
 				// timestamp is kept for it, as for its token.
@@ -152,7 +152,7 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 				Msg("Failed to record sender timestamps whatsmeow wrote")
 			continue
 		}
-		c.wroteSenderTimestamp(ts, keys...)
+		c.cacheSenderTimestamp(ts, keys...)
 	}
 	return incoming
 }

@@ -15,7 +15,7 @@ const (
 	// scheduleTick is how often the connection loop looks at its schedule.
 	scheduleTick = time.Second
 	// defaultPropsRefresh applies when the server names no interval.
-	defaultPropsRefresh = DefaultPropsRefresh
+	defaultPropsRefresh = propsRefreshDefault
 	// propsRetry and pruneRetry are how soon a failure is tried again.
 	propsRetry = 5 * time.Minute
 	pruneRetry = 5 * time.Minute
@@ -32,7 +32,7 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 	}
 	// An import that failed at bind (the database was down) tries again.
 	c.startImport(acc)
-	c.FetchProps(ctx)
+	c.fetchProps(ctx)
 	c.pruneAndLog(ctx, "connect")
 	c.BackfillSalt(ctx, "connect")
 	// Check the schedule every tick against the plugin's clock rather than
@@ -54,7 +54,7 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 			return
 		}
 		if c.untilPropsRefresh(acc) <= 0 {
-			c.FetchProps(ctx)
+			c.fetchProps(ctx)
 		}
 		if c.untilNextPrune() <= 0 {
 			c.pruneAndLog(ctx, "daily")
@@ -96,7 +96,7 @@ func (c *Core) Prune(ctx context.Context) (int64, error) {
 	removed, err := acc.store.Prune(ctx, recvCutoff, sendCutoff)
 	c.metrics.pruned(removed, err != nil)
 	if err == nil {
-		c.prunedCache(recvCutoff, sendCutoff)
+		c.cachePrune(recvCutoff, sendCutoff)
 	} else {
 		c.metrics.dbError("prune")
 	}
@@ -118,10 +118,10 @@ func (c *Core) pruneAndLog(ctx context.Context, trigger string) {
 	c.log.Info().Int64("removed", removed).Str("trigger", trigger).Msg("Pruned expired privacy tokens")
 }
 
-// FetchProps asks the server for AB props, sending the cached hash, and
+// fetchProps asks the server for AB props, sending the cached hash, and
 // merges or replaces the cache. A failure keeps the last known values and
 // tries again after propsRetry.
-func (c *Core) FetchProps(ctx context.Context) {
+func (c *Core) fetchProps(ctx context.Context) {
 	acc, err := c.acct(ctx)
 	if err != nil {
 		return
@@ -132,10 +132,10 @@ func (c *Core) FetchProps(ctx context.Context) {
 		hash = cached.Hash
 	}
 	refreshID, _ := acc.refreshID.Load().(string)
-	reply, err := sendIQ(ctx, c.cli, "abt", "get", BuildPropsQuery(hash, refreshID))
-	var parsed *PropsReply
+	reply, err := sendIQ(ctx, c.cli, "abt", "get", buildPropsQuery(hash, refreshID))
+	var parsed *propsReply
 	if err == nil {
-		parsed, err = ParsePropsReply(reply)
+		parsed, err = parsePropsReply(reply)
 	}
 	now := c.now()
 	if err != nil {
@@ -148,7 +148,7 @@ func (c *Core) FetchProps(ctx context.Context) {
 		c.log.Warn().Err(problem).Msg("Skipped part of the AB props reply; the rest applies")
 	}
 	acc.refreshID.Store(parsed.RefreshID)
-	acc.nextPropsFetch.Store(now.Add(PropsRefreshInterval(parsed.Refresh)).Unix())
+	acc.nextPropsFetch.Store(now.Add(propsRefreshInterval(parsed.Refresh)).Unix())
 
 	snap := sqlstore.PropsSnapshot{Hash: parsed.Hash, Refresh: parsed.Refresh, FetchedAt: now.Unix(), Values: parsed.Values}
 	if parsed.Delta && cached != nil {

@@ -14,14 +14,13 @@ import (
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/tctoken/tctoken/internal/compat"
 	"github.com/tctoken/tctoken/sqlstore"
 )
 
-// DefaultCacheSize bounds the per-contact token cache.
-const DefaultCacheSize = 4096
+// defaultCacheSize bounds the per-contact token cache.
+const defaultCacheSize = 4096
 
 var (
 	// ErrNotLoggedIn is returned by calls that need our account before pairing.
@@ -60,78 +59,41 @@ type Config struct {
 }
 
 // Core is the plugin's machinery for one client: the store interposer, the
-// event handlers and the background work.
+// event handlers and the background work. It wires the concerns, each a
+// type with its own fields, declared in the file of its steps: received
+// tokens (ingest.go), issuance (issuance.go), salt and cstoken (salt.go),
+// AB props and timing (abprops.go), recovery (recovery.go), the account's
+// lifecycle (account.go) and the background work (below). Diagnosis and
+// timelock state is per account (accountState, timelock.go).
 type Core struct {
 	cli *whatsmeow.Client
 	// compat is what this whatsmeow does by itself, detected at New: every
 	// difference between whatsmeow 2025-12 and the newer one is asked there.
 	compat    *compat.Features
 	container *sqlstore.Container
-	// inner is whatsmeow's own token store, behind the interposer. It is
-	// replaced when pairing gives the device its SQL stores (interpose).
-	inner atomic.Pointer[innerTokens]
-	log   zerolog.Logger
-	now   func() time.Time
-
-	wrapStore func(AccountStore) AccountStore
-	defaults  Defaults
-	overrides map[int]string
-	recovery  Recovery
+	log       zerolog.Logger
+	now       func() time.Time
 	metrics   observer
-	// reissued remembers (contact, sender bucket) pairs a 463 reissued to.
-	reissued *lru.Cache[reissueKey, struct{}]
-	// backfillEvery is how long a salt backfill attempt is remembered.
-	backfillEvery time.Duration
-	backfilling   atomic.Bool // a salt backfill is under way
-	// saltSeq numbers app-state salt changes in the order the plugin
-	// learned of them (whatsmeow's event order), so that they apply in it.
-	saltSeq atomic.Uint64
 
-	account   atomic.Pointer[accountState]
-	loggedOut atomic.Bool  // set on LoggedOut, cleared by the next PairSuccess
-	bindMu    sync.Mutex   // one bind at a time
-	bindNext  atomic.Int64 // unix seconds before which a failed bind is not retried
+	receivedTokens
+	issuedTokens
+	saltState
+	propsState
+	recoveryState
+	accountLifecycle
+	backgroundWork
+}
 
-	cache *lru.Cache[types.JID, *cachedEntry]
-	// cacheMu orders "no write since my read began, so cache it" against
-	// "a write happened, drop the entry", so a stale read is never cached.
-	cacheMu  sync.Mutex
-	writeGen uint64
-
-	cstokens   *lru.Cache[types.JID, cstokenEntry]
-	issuing    singleflight.Group
-	issuer     issuance // the queue, the backoff and the in-flight set
-	history    *lru.Cache[types.JID, historyFact]
-	subscribed *lru.Cache[types.JID, types.JID]
-	presence   presenceQueue // presence updates waiting to be recorded
-	// First-contact LID lookups (lidlookup.go): one in flight per number,
-	// and numbers without a LID remembered for a while.
-	lidLookups  singleflight.Group
-	unknownLIDs *ttlSet
-	// adopting holds the contacts whose row in whatsmeow's store is being
-	// taken over (adopt.go), one at a time each.
-	adopting sync.Map
-
+// backgroundWork is the work the core runs besides the calls it gets, tied
+// to its lifetime: Close ends it.
+type backgroundWork struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
 	bgMu     sync.Mutex // orders closing against bg.Add
 	stop     chan struct{}
 	closed   atomic.Bool // no new background work; the interposers pass through
-
-	appState  *AppStateWatch
-	handlerID uint32
-	logOnce   sync.Map     // error kind -> struct{}: log a recurring failure once
-	nextPrune atomic.Int64 // unix seconds; 0 = prune at the next chance
-	connGen   atomic.Uint64
-
-	// beforeTokenWrite, when set by a test, runs between the history-fact
-	// check and the database write of every token batch, so that tests can
-	// force the interleavings of whatsmeow's write and the history handler.
-	beforeTokenWrite func(source string)
-	// beforeSaltChange, when set by a test, runs before an app-state salt
-	// change takes the salt lock, so that tests can order two of them.
-	beforeSaltChange func(salt []byte)
+	logOnce  sync.Map    // error kind -> struct{}: log a recurring failure once
 }
 
 // cstokenEntry is a computed cstoken and the salt it was computed with.
@@ -153,7 +115,7 @@ type historyFact struct {
 func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core {
 	cacheSize := cfg.CacheSize
 	if cacheSize <= 0 {
-		cacheSize = DefaultCacheSize
+		cacheSize = defaultCacheSize
 	}
 	defaults := DefaultDefaults()
 	if cfg.Defaults != nil {
@@ -169,19 +131,18 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 		container: container,
 		log:       cfg.Log,
 		now:       now,
-		defaults:  defaults,
-		overrides: cfg.PropOverrides,
-		wrapStore: cfg.WrapStore,
-		recovery:  DefaultRecovery(),
 		metrics:   observer{cfg.Observer},
 	}
+	c.defaults, c.overrides = defaults, cfg.PropOverrides
+	c.wrapStore = cfg.WrapStore
+	c.recovery = DefaultRecovery()
 	c.compat.Log(c.log)
 	if cfg.Recovery != nil {
 		c.recovery = *cfg.Recovery
 	}
 	c.backfillEvery = cfg.SaltBackfillInterval
 	if c.backfillEvery <= 0 {
-		c.backfillEvery = DefaultSaltBackfillInterval
+		c.backfillEvery = defaultSaltBackfillInterval
 	}
 	c.reissued, _ = lru.New[reissueKey, struct{}](cacheSize)
 	c.cache, _ = lru.New[types.JID, *cachedEntry](cacheSize)
@@ -310,7 +271,7 @@ func (c *Core) Contacts(ctx context.Context) ([]types.JID, error) {
 
 // Closed reports whether Close was called: the interposer then passes every
 // call through to whatsmeow's own store.
-func (s *TokenStore) Closed() bool { return s.closed.Load() }
+func (s *TokenStore) Closed() bool { return s.core.closed.Load() }
 
 // innerTokens boxes whatsmeow's own token store, so that it can be swapped
 // atomically whatever its concrete type.
@@ -331,12 +292,12 @@ func (c *Core) innerStore() store.PrivacyTokenStore {
 // as they are.
 func (c *Core) interpose() {
 	st := c.cli.Store
-	if current, ok := st.PrivacyTokens.(*TokenStore); !ok || (*Core)(current) != c {
+	if current, ok := st.PrivacyTokens.(*TokenStore); !ok || current.core != c {
 		c.inner.Store(&innerTokens{st.PrivacyTokens})
-		st.PrivacyTokens = (*TokenStore)(c)
+		st.PrivacyTokens = &TokenStore{core: c}
 	}
-	if current, ok := st.AppState.(*AppStateWatch); !ok || current.core != c {
-		watch := &AppStateWatch{AppStateStore: st.AppState, core: c}
+	if current, ok := st.AppState.(*appStateWatch); !ok || current.core != c {
+		watch := &appStateWatch{AppStateStore: st.AppState, core: c}
 		c.appState = watch
 		st.AppState = watch
 	}
@@ -351,13 +312,13 @@ func (c *Core) interpose() {
 func (c *Core) watchLogout() {
 	st := c.cli.Store
 	inner := st.Container
-	if current, ok := inner.(*LogoutWatch); ok {
+	if current, ok := inner.(*logoutWatch); ok {
 		if current.core == c {
 			return
 		}
 		inner = current.DeviceContainer
 	}
 	if inner != nil {
-		st.Container = &LogoutWatch{DeviceContainer: inner, core: c}
+		st.Container = &logoutWatch{DeviceContainer: inner, core: c}
 	}
 }

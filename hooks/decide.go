@@ -1,6 +1,8 @@
 package hooks
 
 import (
+	"context"
+
 	"go.mau.fi/whatsmeow/types"
 )
 
@@ -83,12 +85,12 @@ type Decision struct {
 	Reason string
 }
 
-// DecisionInput is everything Decide needs. It is gathered by the caller so
-// that Decide does no I/O.
-type DecisionInput struct {
+// decisionInput is everything decideFrom needs. It is gathered by the caller so
+// that decideFrom does no I/O.
+type decisionInput struct {
 	To   types.JID // the recipient as the caller gave it
 	Peer bool      // a message to our own devices
-	Own  Own
+	Own  ownJIDs
 	// LID is the recipient's LID when known (To itself when it is a LID).
 	LID types.JID
 	// Token and TokenTS are the stored token the contact issued to us, if any.
@@ -96,32 +98,75 @@ type DecisionInput struct {
 	TokenTS int64
 	Salt    []byte
 	// CSToken, when set, is CSToken(Salt, LID) computed earlier (cached);
-	// Decide computes it otherwise.
+	// decideFrom computes it otherwise.
 	CSToken []byte
 	Policy  Policy
 	Now     int64
 }
 
-// Decide applies the fallback chain: a valid tctoken, else a cstoken over the
+// Decide gathers what the decision needs (cache, salt, policy) and returns
+// what to attach for a send to `to` now. No I/O once the contact is cached.
+// Any failure degrades to the best decision possible without it.
+//
+// It is on every send's path: the recipient is judged eligible once, the
+// clock is read only for a stored token, and the cstoken is looked up only
+// when it is the decision.
+func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, types.JID, types.JID) {
+	in := decisionInput{To: to, Peer: peer, Own: c.own()}
+	var why string
+	if !peer {
+		why = ineligible(to, in.Own)
+	}
+	if peer || why != "" {
+		return decideJudged(&in, why), types.EmptyJID, types.EmptyJID
+	}
+	v, err := c.view(ctx, to)
+	if err != nil {
+		// Decide with what is known without the database: the LID and the
+		// salt still give a cstoken.
+		_, lid, pn := c.resolve(ctx, to)
+		in.LID, in.Salt, in.Policy = lid, c.Salt(), c.Policy()
+		decision := decideJudged(&in, "")
+		if decision.Attach == AttachCSToken {
+			decision.Token = csToken(in.Salt, lid)
+		}
+		return decision, lid, pn
+	}
+	salt := v.acc.salt.Load()
+	if salt != nil {
+		in.Salt = *salt
+	}
+	in.LID, in.Policy = v.lid, *v.acc.policy.Load()
+	if in.Token = v.entry.token; len(in.Token) > 0 {
+		in.TokenTS, in.Now = v.entry.tokenTS, c.nowUnix()
+	}
+	decision := decideJudged(&in, "")
+	if decision.Attach == AttachCSToken {
+		decision.Token = c.cachedCSToken(salt, v.lid)
+	}
+	return decision, v.lid, v.pn
+}
+
+// decideFrom applies the fallback chain: a valid tctoken, else a cstoken over the
 // LID, else nothing. Never both.
-func Decide(in DecisionInput) Decision {
+func decideFrom(in decisionInput) Decision {
 	var why string
 	if !in.Peer {
-		why = Ineligible(in.To, in.Own)
+		why = ineligible(in.To, in.Own)
 	}
-	decision := decide(&in, why)
+	decision := decideJudged(&in, why)
 	if decision.Attach == AttachCSToken && decision.Token == nil {
-		decision.Token = CSToken(in.Salt, in.LID.ToNonAD())
+		decision.Token = csToken(in.Salt, in.LID.ToNonAD())
 	}
 	return decision
 }
 
-// decide is Decide with the recipient's eligibility already judged (why is
+// decideJudged is decideFrom with the recipient's eligibility already judged (why is
 // what Ineligible said of in.To), so that a send judges it once. A cstoken
 // decision carries in.CSToken, nil when the caller has not computed it: the
 // caller then computes it (or takes it from its cache), which it does only
 // when the decision is a cstoken. in.Now is read only when in.Token is set.
-func decide(in *DecisionInput, why string) Decision {
+func decideJudged(in *decisionInput, why string) Decision {
 	if in.Peer {
 		return Decision{Cause: CausePeerMessage, Reason: "peer message"}
 	}

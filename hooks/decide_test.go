@@ -9,7 +9,7 @@ import (
 )
 
 func TestDecide(t *testing.T) {
-	own := Own{PN: types.NewJID("15550000001", types.DefaultUserServer), LID: types.NewJID("900", types.HiddenUserServer)}
+	own := ownJIDs{PN: types.NewJID("15550000001", types.DefaultUserServer), LID: types.NewJID("900", types.HiddenUserServer)}
 	salt := []byte("whatsapp_nct_salt_example")
 	alice := types.NewJID("alice", types.HiddenUserServer)
 	now := 10 * week
@@ -17,33 +17,33 @@ func TestDecide(t *testing.T) {
 	tcOff := ComputePolicy(DefaultDefaults(), map[int]string{PropTCTokenOn1to1: "0"}, nil)
 	nctOff := ComputePolicy(DefaultDefaults(), map[int]string{PropNCTSend: "0"}, nil)
 	token := []byte("contact-token")
-	cs := CSToken(salt, alice)
+	cs := csToken(salt, alice)
 
 	cases := []struct {
 		name   string
-		in     DecisionInput
+		in     decisionInput
 		attach Attach
 		bytes  []byte
 		reason string
 		cause  Cause
 	}{
-		{"valid tctoken", DecisionInput{To: alice, LID: alice, Token: token, TokenTS: now - 1, Salt: salt, Policy: on}, AttachTCToken, token, "valid tctoken", CauseValidTCToken},
-		{"expired tctoken falls back to cstoken", DecisionInput{To: alice, LID: alice, Token: token, TokenTS: 7*week - 1, Salt: salt, Policy: on}, AttachCSToken, cs, "expired", CauseCSTokenExpired},
-		{"first contact", DecisionInput{To: alice, LID: alice, Salt: salt, Policy: on}, AttachCSToken, cs, "cstoken over LID", CauseCSTokenNoTCToken},
-		{"PN with known LID", DecisionInput{To: types.NewJID("15551234567", types.DefaultUserServer), LID: alice, Salt: salt, Policy: on}, AttachCSToken, cs, "cstoken", CauseCSTokenNoTCToken},
-		{"PN without LID", DecisionInput{To: types.NewJID("15551234567", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "LID unknown", CauseNoLID},
-		{"no salt", DecisionInput{To: alice, LID: alice, Policy: on}, AttachNothing, nil, "no NCT salt", CauseNoSalt},
-		{"tctoken gate off", DecisionInput{To: alice, LID: alice, Token: token, TokenTS: now, Salt: salt, Policy: tcOff}, AttachCSToken, cs, "disabled by AB prop", CauseCSTokenTCTokenOff},
-		{"nct gate off", DecisionInput{To: alice, LID: alice, Salt: salt, Policy: nctOff}, AttachNothing, nil, "cstoken disabled", CauseCSTokenOff},
-		{"group", DecisionInput{To: types.NewJID("1203630", types.GroupServer), Salt: salt, Policy: on}, AttachNothing, nil, "group", CauseIneligible},
-		{"own LID", DecisionInput{To: own.LID, LID: own.LID, Salt: salt, Policy: on}, AttachNothing, nil, "own", CauseIneligible},
-		{"bot", DecisionInput{To: types.NewJID("13135550001", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "bot", CauseIneligible},
-		{"PSA", DecisionInput{To: types.NewJID("0", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "PSA", CauseIneligible},
-		{"peer", DecisionInput{To: alice, LID: alice, Peer: true, Token: token, TokenTS: now, Salt: salt, Policy: on}, AttachNothing, nil, "peer", CausePeerMessage},
+		{"valid tctoken", decisionInput{To: alice, LID: alice, Token: token, TokenTS: now - 1, Salt: salt, Policy: on}, AttachTCToken, token, "valid tctoken", CauseValidTCToken},
+		{"expired tctoken falls back to cstoken", decisionInput{To: alice, LID: alice, Token: token, TokenTS: 7*week - 1, Salt: salt, Policy: on}, AttachCSToken, cs, "expired", CauseCSTokenExpired},
+		{"first contact", decisionInput{To: alice, LID: alice, Salt: salt, Policy: on}, AttachCSToken, cs, "cstoken over LID", CauseCSTokenNoTCToken},
+		{"PN with known LID", decisionInput{To: types.NewJID("15551234567", types.DefaultUserServer), LID: alice, Salt: salt, Policy: on}, AttachCSToken, cs, "cstoken", CauseCSTokenNoTCToken},
+		{"PN without LID", decisionInput{To: types.NewJID("15551234567", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "LID unknown", CauseNoLID},
+		{"no salt", decisionInput{To: alice, LID: alice, Policy: on}, AttachNothing, nil, "no NCT salt", CauseNoSalt},
+		{"tctoken gate off", decisionInput{To: alice, LID: alice, Token: token, TokenTS: now, Salt: salt, Policy: tcOff}, AttachCSToken, cs, "disabled by AB prop", CauseCSTokenTCTokenOff},
+		{"nct gate off", decisionInput{To: alice, LID: alice, Salt: salt, Policy: nctOff}, AttachNothing, nil, "cstoken disabled", CauseCSTokenOff},
+		{"group", decisionInput{To: types.NewJID("1203630", types.GroupServer), Salt: salt, Policy: on}, AttachNothing, nil, "group", CauseIneligible},
+		{"own LID", decisionInput{To: own.LID, LID: own.LID, Salt: salt, Policy: on}, AttachNothing, nil, "own", CauseIneligible},
+		{"bot", decisionInput{To: types.NewJID("13135550001", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "bot", CauseIneligible},
+		{"PSA", decisionInput{To: types.NewJID("0", types.DefaultUserServer), Salt: salt, Policy: on}, AttachNothing, nil, "PSA", CauseIneligible},
+		{"peer", decisionInput{To: alice, LID: alice, Peer: true, Token: token, TokenTS: now, Salt: salt, Policy: on}, AttachNothing, nil, "peer", CausePeerMessage},
 	}
 	for _, c := range cases {
 		c.in.Own, c.in.Now = own, now
-		got := Decide(c.in)
+		got := decideFrom(c.in)
 		if got.Attach != c.attach || !bytes.Equal(got.Token, c.bytes) || !strings.Contains(got.Reason, c.reason) || got.Cause != c.cause {
 			t.Errorf("%s: got %s %x %s (%q), want %s %x %s (reason containing %q)", c.name, got.Attach, got.Token, got.Cause, got.Reason, c.attach, c.bytes, c.cause, c.reason)
 		}
@@ -69,12 +69,12 @@ func TestCauseNames(t *testing.T) {
 
 func BenchmarkDecide(b *testing.B) {
 	alice := types.NewJID("111111111111111", types.HiddenUserServer)
-	in := DecisionInput{To: alice, LID: alice, Token: []byte("contact-token"), TokenTS: 10 * week, Salt: []byte("salt"),
+	in := decisionInput{To: alice, LID: alice, Token: []byte("contact-token"), TokenTS: 10 * week, Salt: []byte("salt"),
 		Policy: ComputePolicy(DefaultDefaults(), nil, nil), Now: 10*week + 5,
-		Own: Own{PN: types.NewJID("15550000001", types.DefaultUserServer), LID: types.NewJID("900", types.HiddenUserServer)}}
+		Own: ownJIDs{PN: types.NewJID("15550000001", types.DefaultUserServer), LID: types.NewJID("900", types.HiddenUserServer)}}
 	b.Run("tctoken", func(b *testing.B) {
 		for b.Loop() {
-			Decide(in)
+			decideFrom(in)
 		}
 	})
 	// Addressed by phone number, the LID known: the PN is judged eligible
@@ -82,13 +82,13 @@ func BenchmarkDecide(b *testing.B) {
 	in.To = types.NewJID("15551234567", types.DefaultUserServer)
 	b.Run("tctoken-pn", func(b *testing.B) {
 		for b.Loop() {
-			Decide(in)
+			decideFrom(in)
 		}
 	})
 	in.Token = nil
 	b.Run("cstoken", func(b *testing.B) {
 		for b.Loop() {
-			Decide(in)
+			decideFrom(in)
 		}
 	})
 }

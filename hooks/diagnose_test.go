@@ -24,14 +24,14 @@ func TestClassify(t *testing.T) {
 		t.Fatalf("%d causes classified, %d exist", len(want), len(causeNames))
 	}
 	for cause, diagnosis := range want {
-		if got := Classify(Decision{Cause: cause}, TimelockState{}, now); got != diagnosis {
+		if got := classify(Decision{Cause: cause}, TimelockState{}, now); got != diagnosis {
 			t.Errorf("%s: %s, want %s", cause, got, diagnosis)
 		}
 		locked := TimelockState{Active: true, Source: TimelockFromNotification, Ends: now.Add(time.Hour)}
-		if got := Classify(Decision{Cause: cause}, locked, now); got != DiagnosisTimelock {
+		if got := classify(Decision{Cause: cause}, locked, now); got != DiagnosisTimelock {
 			t.Errorf("%s under a timelock: %s", cause, got)
 		}
-		if got := Classify(Decision{Cause: cause}, locked, now.Add(time.Hour)); got != diagnosis {
+		if got := classify(Decision{Cause: cause}, locked, now.Add(time.Hour)); got != diagnosis {
 			t.Errorf("%s after the timelock ended: %s, want %s", cause, got, diagnosis)
 		}
 	}
@@ -55,7 +55,7 @@ func TestIs463(t *testing.T) {
 		fmt.Errorf("%w %d", whatsmeow.ErrServerReturnedError, 479):  false,
 		errors.New("server returned error 463"):                     false,
 	} {
-		if Is463(err) != want {
+		if is463(err) != want {
 			t.Errorf("Is463(%v) = %v", err, !want)
 		}
 	}

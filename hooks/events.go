@@ -45,7 +45,7 @@ func (c *Core) handleEvent(rawEvt any) {
 			return
 		}
 		jid := evt.JID
-		c.goBackground(func(ctx context.Context) { c.Reissue(ctx, jid) })
+		c.goBackground(func(ctx context.Context) { c.reissue(ctx, jid) })
 	case *events.Receipt:
 		c.handleReceipt(evt)
 	case *events.Presence:
@@ -54,7 +54,7 @@ func (c *Core) handleEvent(rawEvt any) {
 		data := evt.Data
 		c.goBackground(func(ctx context.Context) { c.handleHistorySync(ctx, data) })
 	case *events.AppState:
-		if len(evt.Index) > 0 && evt.Index[0] == IndexNCTSalt {
+		if len(evt.Index) > 0 && evt.Index[0] == indexNCTSalt {
 			value, seq := evt.SyncActionValue, c.saltSeq.Add(1)
 			c.goBackground(func(ctx context.Context) { c.applyAppStateSalt(ctx, value, seq) })
 		}

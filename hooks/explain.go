@@ -10,14 +10,14 @@ import (
 	"github.com/tctoken/tctoken/sqlstore"
 )
 
-// ExplainInput is everything known about one contact at one moment. A
+// explainInput is everything known about one contact at one moment. A
 // running plugin gathers it from its cache (Core.Explain); the inspector
 // gathers it from the database (ExplainStored). Explain turns either into
 // the same Explanation.
-type ExplainInput struct {
+type explainInput struct {
 	// Contact is the JID asked about; Key, LID and PN are how it resolves.
 	Contact, Key, LID, PN types.JID
-	Own                   Own
+	Own                   ownJIDs
 	// Token, TokenTS and SenderTS are the merged stored entry.
 	Token             []byte
 	TokenTS, SenderTS int64
@@ -58,17 +58,10 @@ type Explanation struct {
 	Timelock  TimelockState `json:"timelock"`
 }
 
-// TokenExpiry is when a token issued at tokenTS stops being valid: the
-// start of the bucket N buckets after its own.
-func (t Timing) TokenExpiry(tokenTS int64) int64 {
-	d := clampDuration(t.ReceiverDuration)
-	return satMul(Bucket(tokenTS, d)+clampCount(t.ReceiverBuckets, d), d)
-}
-
-// Explain applies the decision and the diagnosis rules to what is known.
-func Explain(in ExplainInput) Explanation {
+// explain applies the decision and the diagnosis rules to what is known.
+func explain(in explainInput) Explanation {
 	now := in.Now.Unix()
-	decision := Decide(DecisionInput{
+	decision := decideFrom(decisionInput{
 		To: in.Contact, Own: in.Own, LID: in.LID, Token: in.Token, TokenTS: in.TokenTS,
 		Salt: in.Salt, Policy: in.Policy, Now: now,
 	})
@@ -98,9 +91,9 @@ func Explain(in ExplainInput) Explanation {
 	if in.SenderTS > 0 {
 		out.SenderTimestamp = time.Unix(in.SenderTS, 0)
 	}
-	out.IssuanceDue = Ineligible(in.Contact, in.Own) == "" && in.Policy.Timing.IssuanceDue(in.SenderTS, now)
-	if Ineligible(in.Contact, in.Own) == "" {
-		out.IfRefused = Classify(decision, in.Timelock, in.Now)
+	out.IssuanceDue = ineligible(in.Contact, in.Own) == "" && in.Policy.Timing.IssuanceDue(in.SenderTS, now)
+	if ineligible(in.Contact, in.Own) == "" {
+		out.IfRefused = classify(decision, in.Timelock, in.Now)
 		out.Hint = out.IfRefused.Hint()
 	}
 	return out
@@ -112,7 +105,7 @@ func (c *Core) Explain(ctx context.Context, jid types.JID) (Explanation, error) 
 	if err != nil {
 		return Explanation{}, fmt.Errorf("tctoken: explain %s: %w", jid, err)
 	}
-	in := ExplainInput{
+	in := explainInput{
 		Contact: jid.ToNonAD(), Key: v.key, LID: v.lid, PN: v.pn, Own: c.own(),
 		Token: v.entry.token, TokenTS: v.entry.tokenTS, SenderTS: v.entry.senderTS,
 		Salt: c.Salt(), Policy: *v.acc.policy.Load(), Timelock: c.Timelock(), Now: c.now(),
@@ -125,7 +118,7 @@ func (c *Core) Explain(ctx context.Context, jid types.JID) (Explanation, error) 
 		}
 		in.SaltSource = string(source)
 	}
-	return Explain(in), nil
+	return explain(in), nil
 }
 
 // ExplainStored explains one contact of one account from the database
@@ -169,11 +162,11 @@ func ExplainStored(ctx context.Context, container *sqlstore.Container, account, 
 	if err != nil {
 		return Explanation{}, fmt.Errorf("tctoken: explain %s for %s: read the timelock: %w", jid, account, err)
 	}
-	own := Own{PN: account.ToNonAD()}
+	own := ownJIDs{PN: account.ToNonAD()}
 	if ownLID, _, err := container.ResolveStored(ctx, own.PN); err == nil {
 		own.LID = ownLID
 	}
-	in := ExplainInput{
+	in := explainInput{
 		Contact: jid.ToNonAD(), Key: key, LID: lid, PN: pn, Own: own,
 		Token: entry.token, TokenTS: entry.tokenTS, SenderTS: entry.senderTS,
 		Salt: salt, Policy: ComputePolicy(defaults, values, nil), Timelock: TimelockFromStored(timelock), Now: now,
@@ -181,5 +174,5 @@ func ExplainStored(ctx context.Context, container *sqlstore.Container, account, 
 	if len(salt) > 0 {
 		in.SaltSource = string(source)
 	}
-	return Explain(in), nil
+	return explain(in), nil
 }

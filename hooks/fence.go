@@ -113,7 +113,9 @@ func fencedErr(f *accountFence, write func() error) error {
 }
 
 // fencedStore puts every write of an account's store inside its fence;
-// reads pass straight through.
+// reads pass straight through. A write method added to a storage interface
+// (storage.go) needs its override here: TestFenceWrapsEveryWrite fails
+// until it has one.
 type fencedStore struct {
 	AccountStore
 	fence *accountFence

@@ -82,11 +82,11 @@ func checkStored(t *testing.T, c *Core) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	own := Own{PN: fuzzOwnPN.ToNonAD(), LID: fuzzOwnLID.ToNonAD()}
+	own := ownJIDs{PN: fuzzOwnPN.ToNonAD(), LID: fuzzOwnLID.ToNonAD()}
 	for _, row := range rows {
 		switch {
-		case Ineligible(row.Contact, own) != "":
-			t.Fatalf("stored a row for %s: %s", row.Contact, Ineligible(row.Contact, own))
+		case ineligible(row.Contact, own) != "":
+			t.Fatalf("stored a row for %s: %s", row.Contact, ineligible(row.Contact, own))
 		case row.Contact.Device != 0 || row.Contact.ToNonAD() != row.Contact:
 			t.Fatalf("stored a key with a device part: %s", row.Contact)
 		case len(row.Token) > MaxTokenSize:
@@ -97,7 +97,7 @@ func checkStored(t *testing.T, c *Core) {
 			t.Fatalf("stored a sender timestamp %d for %s", row.SenderTS, row.Contact)
 		}
 	}
-	if salt := c.Salt(); len(salt) > MaxSaltSize {
+	if salt := c.Salt(); len(salt) > maxSaltSize {
 		t.Fatalf("holds a %d-byte salt", len(salt))
 	}
 	// Judge the next input on its own rows: prune everything (both cutoffs
@@ -229,7 +229,7 @@ func FuzzIssueReply(f *testing.F) {
 		if node == nil {
 			return
 		}
-		received, refused, problems, err := ParseIssueReply(node)
+		received, refused, problems, err := parseIssueReply(node)
 		if err != nil && (received != nil || refused != nil || problems != nil) {
 			t.Fatalf("a failed reply returned results: %v", err)
 		}
@@ -245,7 +245,7 @@ func FuzzIssueReply(f *testing.F) {
 		}
 		// What the reply carried goes where an issuance puts it.
 		acc, _ := c.acct(ctx)
-		_ = c.storeTokens(ctx, acc, "issuance reply", received)
+		_ = c.receiveTokens(ctx, acc, "issuance reply", received)
 		checkStored(t, c)
 	})
 }
@@ -272,7 +272,7 @@ func FuzzPropsReply(f *testing.F) {
 		if node == nil {
 			return
 		}
-		reply, err := ParsePropsReply(node)
+		reply, err := parsePropsReply(node)
 		if err != nil {
 			return
 		}
@@ -284,13 +284,13 @@ func FuzzPropsReply(f *testing.F) {
 				t.Fatalf("kept prop %d with bad value %q", code, value)
 			}
 		}
-		if d := PropsRefreshInterval(reply.Refresh); d < MinPropsRefresh || d > MaxPropsRefresh {
+		if d := propsRefreshInterval(reply.Refresh); d < minPropsRefresh || d > maxPropsRefresh {
 			t.Fatalf("refresh %d gives %v", reply.Refresh, d)
 		}
 		tm := ComputePolicy(DefaultDefaults(), reply.Values, nil).Timing
 		for _, side := range [][2]int64{{tm.ReceiverDuration, tm.ReceiverBuckets}, {tm.SenderDuration, tm.SenderBuckets}} {
 			d, n := side[0], side[1]
-			if d < 1 || d > MaxBucketDuration || n < 1 || d*n > MaxWindow {
+			if d < 1 || d > maxBucketDuration || n < 1 || d*n > maxWindow {
 				t.Fatalf("timing out of bounds: %+v", tm)
 			}
 		}
@@ -310,7 +310,7 @@ func FuzzSaltReaders(f *testing.F) {
 	action := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), salt)
 	f.Add(protowire.AppendBytes(protowire.AppendTag(nil, 80, protowire.BytesType), action))
 	f.Add(protowire.AppendBytes(protowire.AppendTag(nil, 19, protowire.BytesType), salt))
-	f.Add(protowire.AppendBytes(protowire.AppendTag(nil, 19, protowire.BytesType), make([]byte, MaxSaltSize+1)))
+	f.Add(protowire.AppendBytes(protowire.AppendTag(nil, 19, protowire.BytesType), make([]byte, maxSaltSize+1)))
 	f.Add(append(protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), 7), protowire.AppendTag(nil, 80, protowire.BytesType)...))
 	f.Add([]byte{0xff, 0xff, 0xff})
 	f.Add([]byte{})
@@ -328,11 +328,11 @@ func FuzzSaltReaders(f *testing.F) {
 		}
 		// Both go where the plugin puts them.
 		if len(fromAppState) > 0 {
-			_ = c.SetAppStateSalt(ctx, fromAppState)
+			_ = c.setNewestAppStateSalt(ctx, fromAppState)
 		}
 		c.applyHistorySalt(ctx, fromHistory)
 		checkStored(t, c)
-		if salt := c.Salt(); len(salt) > 0 && len(fromAppState) > 0 && len(fromAppState) <= MaxSaltSize && string(salt) != string(fromAppState) {
+		if salt := c.Salt(); len(salt) > 0 && len(fromAppState) > 0 && len(fromAppState) <= maxSaltSize && string(salt) != string(fromAppState) {
 			t.Fatal("an acceptable app-state salt must be the one in force")
 		}
 	})

@@ -44,6 +44,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	// whatsmeow stores the blob's PN->LID pairs in a goroutine that may not
 	// have run yet; storing them first lets every token below be keyed
 	// under its LID. Writing what whatsmeow writes anyway changes nothing.
+	own := c.own()
 	var mappings []store.LIDMapping
 	for _, mapping := range data.GetPhoneNumberToLidMappings() {
 		pn, errPN := types.ParseJID(mapping.GetPnJID())
@@ -59,7 +60,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 			}
 		}
 		if errPN == nil && errLID == nil && pn.Server == types.DefaultUserServer && lid.Server == types.HiddenUserServer &&
-			!c.own().Is(pn) && !c.own().Is(lid) {
+			!own.Is(pn) && !own.mapsToOwn(pn, lid) {
 			mappings = append(mappings, store.LIDMapping{LID: lid.ToNonAD(), PN: pn.ToNonAD()})
 		}
 	}
@@ -68,7 +69,6 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 			c.log.Warn().Err(err).Int("mappings", len(mappings)).Msg("Failed to store history-sync LID mappings; tokens may be keyed by phone number")
 		}
 	}
-	own := c.own()
 	now := c.nowUnix()
 	// Sized for the whole blob up front: a blob of thousands of
 	// conversations otherwise regrows each slice a dozen times.
@@ -77,7 +77,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	chats := make([]types.JID, 0, n)
 	for _, conv := range data.GetConversations() {
 		chat, err := types.ParseJID(conv.GetID())
-		if err != nil || Ineligible(chat, own) != "" {
+		if err != nil || ineligible(chat, own) != "" {
 			continue
 		}
 		if err = sqlstore.CheckContact(chat); err != nil {
@@ -90,15 +90,15 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 		chats = append(chats, chat.ToNonAD())
 	}
 	// One LID lookup for the whole blob; the mappings above are in by now.
-	chatKeys := c.storageKeys(ctx, chats)
+	chatKeys := c.resolveKeys(ctx, chats)
 	tokens := make([]ReceivedToken, 0, len(convs))
 	keys := make([]types.JID, 0, 2*len(convs))
 	mends := make([]sqlstore.HistoryMend, 0, len(convs))
 	senderTimes := make([]sqlstore.SenderWrite, 0, len(convs))
 	for i, conv := range convs {
 		chat, key := chats[i], chatKeys[i]
-		if Ineligible(key, own) != "" {
-			// The chat maps to our own account (a mapping stored earlier).
+		if own.mapsToOwn(chat, key) {
+			// A mapping stored earlier ties the chat to our own account.
 			continue
 		}
 		token, tokenTS, senderTS := conv.GetTcToken(), int64(conv.GetTcTokenTimestamp()), int64(conv.GetTcTokenSenderTimestamp())
@@ -132,8 +132,8 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	// One transaction for the whole blob when whatsmeow's store shares the
 	// plugin's database (the tokens, the sender timestamps, the mends and the
 	// write-through of all of them), else a constant number of them.
-	defer c.wrote(keys...)
-	writes := c.tokenWrites(ctx, "history sync", tokens)
+	defer c.cacheStale(keys...)
+	writes := c.resolveTokens(ctx, "history sync", tokens)
 	// A conversation's sender timestamp goes in the same statement as its
 	// token: one write per row instead of two. The rest (no token, or one
 	// rejected) are written on their own.
@@ -157,13 +157,13 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	if len(writes) > 0 && c.beforeTokenWrite != nil {
 		c.beforeTokenWrite("history sync")
 	}
-	var result tokenWriteResult
+	var result storeResult
 	var mended []sqlstore.TokenWrite
-	_, err = c.writeJoined(ctx, acc, func(ctx context.Context, joined bool) ([]sqlstore.TokenWrite, error) {
-		result, mended = tokenWriteResult{}, nil
+	_, err = c.storeThrough(ctx, acc, func(ctx context.Context, joined bool) ([]sqlstore.TokenWrite, error) {
+		result, mended = storeResult{}, nil
 		if len(writes) > 0 {
 			var err error
-			if result, err = c.putTokenWrites(ctx, acc, writes); err != nil {
+			if result, err = c.storeWrites(ctx, acc, writes); err != nil {
 				return nil, fmt.Errorf("store %d history-sync privacy tokens (first from %s): %w", len(writes), writes[0].Contact, err)
 			}
 		}
@@ -207,7 +207,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 		return
 	}
 	if len(writes) > 0 {
-		c.storedTokens("history sync", result)
+		c.cacheTokens("history sync", result)
 	}
 	c.log.Debug().Int("tokens", len(tokens)).Int("sender_timestamps", senderCount).Int("mended", len(mended)).
 		Msg("Stored history-sync privacy tokens")

@@ -11,8 +11,8 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-// DefaultIQTimeout bounds how long a background IQ may wait for its reply.
-const DefaultIQTimeout = 30 * time.Second
+// defaultIQTimeout bounds how long a background IQ may wait for its reply.
+const defaultIQTimeout = 30 * time.Second
 
 // ErrDisconnected means the connection was down, or dropped before the
 // server replied.
@@ -42,7 +42,7 @@ func sendIQ(ctx context.Context, cli *whatsmeow.Client, namespace, iqType string
 		// or its socket failed, which is ErrDisconnected to the caller.
 		return nil, fmt.Errorf("send %s iq: %w: %w", namespace, ErrDisconnected, err)
 	}
-	timeout := time.NewTimer(DefaultIQTimeout)
+	timeout := time.NewTimer(defaultIQTimeout)
 	defer timeout.Stop()
 	select {
 	case reply, ok := <-waiter:

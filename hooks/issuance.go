@@ -6,7 +6,15 @@ import (
 	"fmt"
 
 	"go.mau.fi/whatsmeow/types"
+	"golang.org/x/sync/singleflight"
 )
+
+// issuedTokens is the state of our own issuance: the queue, the backoff
+// and the in-flight set (issuer), and the calls issuing right now.
+type issuedTokens struct {
+	issuing singleflight.Group
+	issuer  issuance
+}
 
 // ErrIneligible means a JID can never be issued a token.
 var ErrIneligible = errors.New("cannot issue a trusted-contact token")
@@ -20,7 +28,7 @@ func (c *Core) IssueTokens(ctx context.Context, jids []types.JID) ([]ReceivedTok
 	}
 	own := c.own()
 	for _, jid := range jids {
-		if why := Ineligible(jid, own); why != "" {
+		if why := ineligible(jid, own); why != "" {
 			return nil, fmt.Errorf("%w to %s: %s", ErrIneligible, jid, why)
 		}
 	}
@@ -29,7 +37,7 @@ func (c *Core) IssueTokens(ctx context.Context, jids []types.JID) ([]ReceivedTok
 		return nil, err
 	}
 	now := c.nowUnix()
-	targets := make([]IssueTarget, 0, len(jids))
+	targets := make([]issueRecipient, 0, len(jids))
 	keyOf := make(map[types.JID]types.JID, len(jids))
 	seen := make(map[types.JID]bool, len(jids))
 	issueToLID := acc.policy.Load().IssueToLID
@@ -41,7 +49,7 @@ func (c *Core) IssueTokens(ctx context.Context, jids []types.JID) ([]ReceivedTok
 		}
 		seen[key] = true
 		keyOf[target] = key
-		targets = append(targets, IssueTarget{JID: target, T: now})
+		targets = append(targets, issueRecipient{JID: target, T: now})
 	}
 	out, err := c.issue(ctx, acc, targets, keyOf)
 	return out.received, err
@@ -75,19 +83,19 @@ type issueOutcome struct {
 
 // issue sends the IQs, chunk by chunk. A chunk that fails stops the run; the
 // chunks before it stay recorded.
-func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarget, keyOf map[types.JID]types.JID) (issueOutcome, error) {
+func (c *Core) issue(ctx context.Context, acc *accountState, targets []issueRecipient, keyOf map[types.JID]types.JID) (issueOutcome, error) {
 	var out issueOutcome
-	for n, chunk := range ChunkTargets(targets) {
-		reply, err := sendIQ(ctx, c.cli, "privacy", "set", BuildIssueTokens(chunk))
+	for n, chunk := range chunkTargets(targets) {
+		reply, err := sendIQ(ctx, c.cli, "privacy", "set", buildIssueTokens(chunk))
 		var got []ReceivedToken
 		var refused []types.JID
 		var problems []error
 		if err == nil {
-			got, refused, problems, err = ParseIssueReply(reply)
+			got, refused, problems, err = parseIssueReply(reply)
 		}
 		if err != nil {
 			// This chunk and all after it are not issued.
-			for _, rest := range ChunkTargets(targets)[n:] {
+			for _, rest := range chunkTargets(targets)[n:] {
 				for _, target := range rest {
 					out.refused = append(out.refused, keyOf[target.JID])
 				}
@@ -131,14 +139,14 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []IssueTarg
 				}
 				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", ErrNotRecorded, len(contacts), contacts[0], writeErr(err))
 			}
-			c.wroteSenderTimestamp(ts, contacts...)
+			c.cacheSenderTimestamp(ts, contacts...)
 			out.recorded = append(out.recorded, contacts...)
 			for _, key := range contacts {
 				recorded[key] = true
 			}
 		}
 		if len(got) > 0 {
-			if err = c.storeTokens(ctx, acc, "issuance reply", got); err != nil {
+			if err = c.receiveTokens(ctx, acc, "issuance reply", got); err != nil {
 				return out, fmt.Errorf("%w: %w", ErrNotRecorded, writeErr(err))
 			}
 			out.received = append(out.received, got...)
@@ -167,12 +175,12 @@ func (c *Core) maybeIssueAfterSend(ctx context.Context, to, by types.JID) {
 	c.enqueueIssue(to)
 }
 
-// Reissue sends our token again to a contact whose identity changed (a
+// reissue sends our token again to a contact whose identity changed (a
 // reinstall), with the original sender timestamp so the bucket window is
 // kept. Nothing is sent if we never issued, or if that issuance expired on
 // the sender side.
-func (c *Core) Reissue(ctx context.Context, contact types.JID) {
-	if Ineligible(contact, c.own()) != "" {
+func (c *Core) reissue(ctx context.Context, contact types.JID) {
+	if ineligible(contact, c.own()) != "" {
 		return
 	}
 	c.issueOne(ctx, contact, "identity change", func(timing Timing, senderTS, now int64) (int64, bool) {
@@ -205,7 +213,7 @@ func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, 
 		defer c.issuer.inflight.Delete(v.key)
 		target := issueTarget(v.acc.policy.Load().IssueToLID, v.key, v.lid, v.pn)
 		now := c.nowUnix()
-		out, err := c.issue(ctx, v.acc, []IssueTarget{{JID: target, T: t}}, map[types.JID]types.JID{target: v.key})
+		out, err := c.issue(ctx, v.acc, []issueRecipient{{JID: target, T: t}}, map[types.JID]types.JID{target: v.key})
 		c.noteIssuance(out, err, Bucket(now, v.acc.policy.Load().Timing.SenderDuration), now, trigger)
 		if err == nil {
 			c.log.Debug().Stringer("contact", key).Str("trigger", trigger).Int64("t", t).Msg("Issued our privacy token")

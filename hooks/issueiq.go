@@ -10,9 +10,9 @@ import (
 )
 
 const (
-	// MaxTokensPerIQ bounds one privacy IQ. WhatsApp Web batches issuance
+	// maxTokensPerIQ bounds one privacy IQ. WhatsApp Web batches issuance
 	// per chat; nothing says how many the server takes, so stay modest.
-	MaxTokensPerIQ = 100
+	maxTokensPerIQ = 100
 	// MaxTokenSize rejects tokens no real server sends (they are tens of
 	// bytes), so that a bad stanza cannot fill the database.
 	MaxTokenSize = 1024
@@ -20,9 +20,9 @@ const (
 	tokenTypeTrustedContact = "trusted_contact"
 )
 
-// IssueTarget is one contact to issue our token to, at timestamp T. A reissue
+// issueRecipient is one contact to issue our token to, at timestamp T. A reissue
 // after an identity change keeps the original T to keep the bucket window.
-type IssueTarget struct {
+type issueRecipient struct {
 	JID types.JID
 	T   int64
 }
@@ -50,8 +50,8 @@ func (e *IQError) Error() string {
 	return fmt.Sprintf("server returned IQ error %d: %s", e.Code, e.Text)
 }
 
-// BuildIssueTokens builds the <tokens> child of a privacy IQ.
-func BuildIssueTokens(targets []IssueTarget) waBinary.Node {
+// buildIssueTokens builds the <tokens> child of a privacy IQ.
+func buildIssueTokens(targets []issueRecipient) waBinary.Node {
 	children := make([]waBinary.Node, len(targets))
 	for i, target := range targets {
 		children[i] = waBinary.Node{
@@ -66,12 +66,12 @@ func BuildIssueTokens(targets []IssueTarget) waBinary.Node {
 	return waBinary.Node{Tag: "tokens", Content: children}
 }
 
-// ChunkTargets splits targets into groups of at most MaxTokensPerIQ.
-func ChunkTargets(targets []IssueTarget) [][]IssueTarget {
-	var chunks [][]IssueTarget
-	for len(targets) > MaxTokensPerIQ {
-		chunks = append(chunks, targets[:MaxTokensPerIQ])
-		targets = targets[MaxTokensPerIQ:]
+// chunkTargets splits targets into groups of at most MaxTokensPerIQ.
+func chunkTargets(targets []issueRecipient) [][]issueRecipient {
+	var chunks [][]issueRecipient
+	for len(targets) > maxTokensPerIQ {
+		chunks = append(chunks, targets[:maxTokensPerIQ])
+		targets = targets[maxTokensPerIQ:]
 	}
 	if len(targets) > 0 {
 		chunks = append(chunks, targets)
@@ -101,13 +101,13 @@ func checkIQResult(node *waBinary.Node, malformed error) error {
 	}
 }
 
-// ParseIssueReply reads the reply to a privacy IQ. An error means the IQ
+// parseIssueReply reads the reply to a privacy IQ. An error means the IQ
 // failed as a whole (an error reply, or not a result at all). The real
 // server's result usually carries no tokens; when it does, they are tokens
 // the contacts issued to us. Tokens with an error attribute are contacts the
 // server refused. A token that cannot be used is skipped and described in
 // problems, so that one bad token never loses what the server accepted.
-func ParseIssueReply(node *waBinary.Node) (received []ReceivedToken, refused []types.JID, problems []error, err error) {
+func parseIssueReply(node *waBinary.Node) (received []ReceivedToken, refused []types.JID, problems []error, err error) {
 	if err = checkIQResult(node, ErrMalformedReply); err != nil {
 		return nil, nil, nil, err
 	}

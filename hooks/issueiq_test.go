@@ -15,7 +15,7 @@ var (
 )
 
 func TestBuildIssueTokens(t *testing.T) {
-	node := BuildIssueTokens([]IssueTarget{
+	node := buildIssueTokens([]issueRecipient{
 		{JID: types.JID{User: aliceLID.User, Server: types.HiddenUserServer, Device: 3}, T: 1700000000},
 		{JID: bobPN, T: 1700000001},
 	})
@@ -39,12 +39,12 @@ func TestBuildIssueTokens(t *testing.T) {
 }
 
 func TestChunkTargets(t *testing.T) {
-	targets := make([]IssueTarget, 2*MaxTokensPerIQ+1)
-	chunks := ChunkTargets(targets)
-	if len(chunks) != 3 || len(chunks[0]) != MaxTokensPerIQ || len(chunks[2]) != 1 {
+	targets := make([]issueRecipient, 2*maxTokensPerIQ+1)
+	chunks := chunkTargets(targets)
+	if len(chunks) != 3 || len(chunks[0]) != maxTokensPerIQ || len(chunks[2]) != 1 {
 		t.Fatalf("got %d chunks", len(chunks))
 	}
-	if ChunkTargets(nil) != nil {
+	if chunkTargets(nil) != nil {
 		t.Error("no targets must give no chunks")
 	}
 }
@@ -63,7 +63,7 @@ func TestParseIssueReplyWithTokens(t *testing.T) {
 		{Tag: "token", Attrs: waBinary.Attrs{"jid": bobPN, "t": "1700000006", "type": "trusted_contact"}},
 		{Tag: "token", Attrs: waBinary.Attrs{"jid": types.NewJID("3", types.HiddenUserServer), "error": "406"}},
 	}})
-	received, refused, problems, err := ParseIssueReply(reply)
+	received, refused, problems, err := parseIssueReply(reply)
 	if err != nil || problems != nil {
 		t.Fatal(err, problems)
 	}
@@ -76,7 +76,7 @@ func TestParseIssueReplyWithTokens(t *testing.T) {
 }
 
 func TestParseIssueReplyEmpty(t *testing.T) {
-	received, refused, problems, err := ParseIssueReply(resultIQ())
+	received, refused, problems, err := parseIssueReply(resultIQ())
 	if err != nil || received != nil || refused != nil || problems != nil {
 		t.Fatalf("empty result: %v %v %v %v", received, refused, problems, err)
 	}
@@ -86,7 +86,7 @@ func TestParseIssueReplyError(t *testing.T) {
 	reply := &waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"type": "error"}, Content: []waBinary.Node{
 		{Tag: "error", Attrs: waBinary.Attrs{"code": "500", "text": "internal-server-error"}},
 	}}
-	_, _, _, err := ParseIssueReply(reply)
+	_, _, _, err := parseIssueReply(reply)
 	var iqErr *IQError
 	if !errors.As(err, &iqErr) || iqErr.Code != 500 || iqErr.Text != "internal-server-error" {
 		t.Fatalf("err = %v", err)
@@ -99,7 +99,7 @@ func TestParseIssueReplyMalformed(t *testing.T) {
 		"not an iq": {Tag: "message"},
 		"odd type":  {Tag: "iq", Attrs: waBinary.Attrs{"type": "get"}},
 	} {
-		if _, _, _, err := ParseIssueReply(reply); !errors.Is(err, ErrMalformedReply) {
+		if _, _, _, err := parseIssueReply(reply); !errors.Is(err, ErrMalformedReply) {
 			t.Errorf("%s: err = %v, want ErrMalformedReply", name, err)
 		}
 	}
@@ -116,7 +116,7 @@ func TestParseIssueReplySkipsBadTokens(t *testing.T) {
 	}
 	for name, bad := range cases {
 		reply := resultIQ(waBinary.Node{Tag: "tokens", Content: []waBinary.Node{bad, good}})
-		received, _, problems, err := ParseIssueReply(reply)
+		received, _, problems, err := parseIssueReply(reply)
 		if err != nil {
 			t.Errorf("%s: a bad token must not fail the reply: %v", name, err)
 		}

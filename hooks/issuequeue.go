@@ -11,7 +11,7 @@ import (
 )
 
 // IssueBatchSize is how many contacts one queued privacy IQ covers at most.
-const IssueBatchSize = MaxTokensPerIQ
+const IssueBatchSize = maxTokensPerIQ
 
 const (
 	// issueLinger is how long the queue waits for more contacts after the
@@ -175,7 +175,7 @@ func (c *Core) issueBatch(ctx context.Context, jids []types.JID) {
 	now := c.nowUnix()
 	policy := acc.policy.Load()
 	bucket := Bucket(now, policy.Timing.SenderDuration)
-	targets := make([]IssueTarget, 0, len(jids))
+	targets := make([]issueRecipient, 0, len(jids))
 	keyOf := make(map[types.JID]types.JID, len(jids))
 	var claimed []types.JID
 	defer func() {
@@ -186,11 +186,11 @@ func (c *Core) issueBatch(ctx context.Context, jids []types.JID) {
 	cands := make([]issueCandidate, 0, len(jids))
 	seen := make(map[types.JID]bool, len(jids))
 	for _, jid := range jids {
-		if Ineligible(jid, own) != "" {
+		if ineligible(jid, own) != "" {
 			continue
 		}
 		key, lid, pn := c.resolve(ctx, jid)
-		if seen[key] || Ineligible(key, own) != "" {
+		if seen[key] || ineligible(key, own) != "" {
 			continue
 		}
 		seen[key] = true
@@ -213,7 +213,7 @@ func (c *Core) issueBatch(ctx context.Context, jids []types.JID) {
 		}
 		claimed = append(claimed, cand.key)
 		keyOf[target] = cand.key
-		targets = append(targets, IssueTarget{JID: target, T: now})
+		targets = append(targets, issueRecipient{JID: target, T: now})
 	}
 	if len(targets) == 0 {
 		return

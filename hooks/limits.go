@@ -7,18 +7,18 @@ import (
 	"github.com/tctoken/tctoken/sqlstore"
 )
 
-// MaxSaltSize bounds the NCT salt. A real one is a few dozen bytes; a huge
+// maxSaltSize bounds the NCT salt. A real one is a few dozen bytes; a huge
 // one would be copied into every cstoken computation and the database.
-const MaxSaltSize = 256
+const maxSaltSize = 256
 
-// ErrSaltTooLarge means a salt over MaxSaltSize was refused.
-var ErrSaltTooLarge = errors.New("NCT salt too large")
+// errSaltTooLarge means a salt over MaxSaltSize was refused.
+var errSaltTooLarge = errors.New("NCT salt too large")
 
 // checkSaltSize refuses an oversized salt, naming the source and the size,
 // never the bytes. A nil salt (a removal) passes.
 func checkSaltSize(source sqlstore.SaltSource, salt []byte) error {
-	if len(salt) > MaxSaltSize {
-		return fmt.Errorf("%w: the salt from %s is %d bytes, over the %d-byte limit", ErrSaltTooLarge, source, len(salt), MaxSaltSize)
+	if len(salt) > maxSaltSize {
+		return fmt.Errorf("%w: the salt from %s is %d bytes, over the %d-byte limit", errSaltTooLarge, source, len(salt), maxSaltSize)
 	}
 	return nil
 }

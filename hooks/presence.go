@@ -77,7 +77,7 @@ func (c *Core) SubscribePresence(ctx context.Context, jid types.JID) error {
 // Presence updates only reach subscribers, so one from a contact counts too.
 func (c *Core) markSubscribed(jid types.JID) {
 	jid = jid.ToNonAD()
-	if Ineligible(jid, Own{}) != "" {
+	if ineligible(jid, ownJIDs{}) != "" {
 		return
 	}
 	key, _, _ := c.resolve(context.Background(), jid)

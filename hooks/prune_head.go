@@ -23,7 +23,7 @@ type expiredTokenDeleter interface {
 // no token the plugin dropped and loses none the plugin keeps. On whatsmeow
 // 2025-12 nothing calls this.
 func (s *TokenStore) DeleteExpiredPrivacyTokens(ctx context.Context, cutoff time.Time) (int64, error) {
-	c := (*Core)(s)
+	c := s.core
 	inner, innerPrunes := c.innerStore().(expiredTokenDeleter)
 	if !innerPrunes {
 		return 0, nil

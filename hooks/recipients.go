@@ -4,24 +4,31 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-// Own is our own account, both addresses, without device parts.
-type Own struct {
+// ownJIDs is our own account, both addresses, without device parts.
+type ownJIDs struct {
 	PN  types.JID
 	LID types.JID
 }
 
 // Is reports whether jid is our own account in either form.
-func (o Own) Is(jid types.JID) bool {
+func (o ownJIDs) Is(jid types.JID) bool {
 	jid = jid.ToNonAD()
 	return (!o.PN.IsEmpty() && jid == o.PN) || (!o.LID.IsEmpty() && jid == o.LID)
 }
 
+// mapsToOwn is the guard against a mapping that ties a contact to our own
+// account: it reports whether exactly one of a and b (a PN and its LID, or a
+// contact and the key its row lives under) is us. A hostile history blob can
+// store such a mapping; followed, it would file someone's token under our
+// own account, or ours under theirs.
+func (o ownJIDs) mapsToOwn(a, b types.JID) bool { return o.Is(a) != o.Is(b) }
+
 // psaUser is WhatsApp's official announcement account.
 const psaUser = "0"
 
-// Ineligible says why jid can never carry or receive a trusted-contact token,
+// ineligible says why jid can never carry or receive a trusted-contact token,
 // or "" when it can. Tokens only exist between two people in a 1:1 chat.
-func Ineligible(jid types.JID, own Own) string {
+func ineligible(jid types.JID, own ownJIDs) string {
 	jid = jid.ToNonAD()
 	if jid.Server == types.DefaultUserServer || jid.Server == types.HiddenUserServer {
 		// A person, as nearly every send's recipient is: of the cases

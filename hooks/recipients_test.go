@@ -8,7 +8,7 @@ import (
 )
 
 func TestIneligible(t *testing.T) {
-	own := Own{PN: types.NewJID("15550000001", types.DefaultUserServer), LID: types.NewJID("900", types.HiddenUserServer)}
+	own := ownJIDs{PN: types.NewJID("15550000001", types.DefaultUserServer), LID: types.NewJID("900", types.HiddenUserServer)}
 	cases := []struct {
 		jid      types.JID
 		eligible bool
@@ -29,7 +29,7 @@ func TestIneligible(t *testing.T) {
 		{types.EmptyJID, false},
 	}
 	for _, c := range cases {
-		reason := Ineligible(c.jid, own)
+		reason := ineligible(c.jid, own)
 		if (reason == "") != c.eligible {
 			t.Errorf("Ineligible(%s) = %q, want eligible=%v", c.jid, reason, c.eligible)
 		}

@@ -5,10 +5,16 @@ import (
 	"fmt"
 	"time"
 
-	"go.mau.fi/whatsmeow"
-	"go.mau.fi/whatsmeow/proto/waE2E"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.mau.fi/whatsmeow/types"
 )
+
+// recoveryState is what a 463 sets off, and what it already did.
+type recoveryState struct {
+	recovery Recovery
+	// reissued remembers (contact, sender bucket) pairs a 463 reissued to.
+	reissued *lru.Cache[reissueKey, struct{}]
+}
 
 // Recovery is what the plugin does after a 1:1 send was refused with 463.
 // Every step is bounded, and none runs under a reach-out timelock: blind
@@ -33,8 +39,8 @@ type Recovery struct {
 	ResendWait time.Duration
 }
 
-// DefaultResendWait is how long a resend waits for a change by default.
-const DefaultResendWait = 10 * time.Second
+// defaultResendWait is how long a resend waits for a change by default.
+const defaultResendWait = 10 * time.Second
 
 // DefaultRecovery is the conservative default: diagnose, then reissue.
 func DefaultRecovery() Recovery { return Recovery{Reissue: true} }
@@ -95,57 +101,14 @@ type SendDiagnosed struct {
 	*SendError
 }
 
-// after463 diagnoses a refused send, runs the recovery the policy allows,
-// tells the bridge, and returns the resend's response when a resend got
-// through, or the SendError.
-func (c *Core) after463(ctx context.Context, to types.JID, message *waE2E.Message, req whatsmeow.SendRequestExtra,
-	resp whatsmeow.SendResponse, sent sendState, sendErr error) (whatsmeow.SendResponse, error) {
-	key, _, _ := c.resolve(ctx, to)
-	acc := c.account.Load()
-	if acc != nil {
-		c.notePatternRefusal(ctx, acc, key, sent.decision)
-	}
-	timelock := c.Timelock()
-	diagnosis := Classify(sent.decision, timelock, c.now())
-	c.metrics.refused(diagnosis)
+// recover runs the steps of the policy that apply to the diagnosis. Under
+// a timelock none does: nothing the plugin can do lifts it.
+func (c *Core) recover(ctx context.Context, to, key types.JID, diagnosis Diagnosis) RecoveryReport {
 	var report RecoveryReport
 	if diagnosis == DiagnosisTimelock {
 		report.Skipped = "timelock"
-	} else {
-		report = c.recover(ctx, to, key, diagnosis)
+		return report
 	}
-	final, finalErr := resp, error(nil)
-	if c.recovery.Resend && report.Skipped == "" {
-		if changed := c.waitForChange(ctx, to, sent); changed {
-			req.ID = resp.ID
-			report.Resent = true
-			final, _, finalErr = c.sendOnce(ctx, to, message, req)
-			report.ResendAccepted = finalErr == nil
-			c.log.Info().Stringer("to", to).Str("message_id", resp.ID).Bool("accepted", finalErr == nil).
-				Msg("Resent a message refused with 463 once, after what it lacked became known")
-		}
-	}
-	c.log.Warn().Stringer("to", to).Str("message_id", resp.ID).Stringer("diagnosis", diagnosis).
-		Stringer("attached", sent.decision.Attach).Stringer("cause", sent.decision.Cause).
-		Bool("timelock", timelock.InForce(c.now())).Time("timelock_ends", timelock.Ends).
-		Bool("reissued", report.Reissued).Bool("resent", report.Resent).
-		Msg("Message refused with 463")
-	if report.Resent && finalErr != nil && !Is463(finalErr) {
-		sendErr = finalErr
-	}
-	refused := &SendError{Contact: to, MessageID: resp.ID, Diagnosis: diagnosis, Attached: sent.decision.Attach,
-		Cause: sent.decision.Cause, Timelock: timelock, Recovery: report, Err: sendErr}
-	event := *refused
-	c.dispatch(&SendDiagnosed{SendError: &event})
-	if report.ResendAccepted {
-		return final, nil
-	}
-	return final, refused
-}
-
-// recover runs the steps of the policy that apply to the diagnosis.
-func (c *Core) recover(ctx context.Context, to, key types.JID, diagnosis Diagnosis) RecoveryReport {
-	var report RecoveryReport
 	if c.recovery.Reissue {
 		report.Reissued, report.ReissueSkipped = c.reissueAfter463(ctx, to, key)
 	}
@@ -182,6 +145,13 @@ func (c *Core) reissueAfter463(ctx context.Context, to, key types.JID) (bool, st
 	return true, ""
 }
 
+// resendDue reports whether the refused send to `to` is to go out once
+// more: the policy resends, the recovery ran, and what the send lacked
+// became known within ResendWait.
+func (c *Core) resendDue(ctx context.Context, to types.JID, sent sendState, report RecoveryReport) bool {
+	return c.recovery.Resend && report.Skipped == "" && c.waitForChange(ctx, to, sent)
+}
+
 // resendPoll is how often a waiting resend looks for a change. The change
 // comes from another goroutine (a notification, a sync), and polling the
 // cached decision is cheaper than wiring a signal through every writer.
@@ -192,7 +162,7 @@ const resendPoll = 50 * time.Millisecond
 func (c *Core) waitForChange(ctx context.Context, to types.JID, sent sendState) bool {
 	wait := c.recovery.ResendWait
 	if wait <= 0 {
-		wait = DefaultResendWait
+		wait = defaultResendWait
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()

@@ -34,10 +34,9 @@ func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.J
 	// A mapping that pairs a contact with our own account (a hostile
 	// history blob can store one) is ignored, both ways: a contact never
 	// resolves to us, nor we to a contact.
-	own := c.own()
-	if isOwn := own.Is(jid); own.Is(lid) != isOwn {
+	if own := c.own(); own.mapsToOwn(jid, lid) {
 		lid = types.EmptyJID
-	} else if own.Is(pn) != isOwn {
+	} else if own.mapsToOwn(jid, pn) {
 		pn = types.EmptyJID
 	}
 	if !lid.IsEmpty() {
@@ -46,14 +45,14 @@ func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.J
 	return pn, lid, pn
 }
 
-// storageKeys returns, for each JID, the key its row is stored under: a LID
+// resolveKeys returns, for each JID, the key its row is stored under: a LID
 // is its own key, and a PN maps to its LID when whatsmeow knows it, else
 // stays. It asks whatsmeow's LID map once for all the PNs: in the shared
 // database when whatsmeow's tables are there, else through whatsmeow's
 // batch call, which caches no negative answers (ingesting a million tokens
 // must not fill whatsmeow's never-evicting cache with "no LID" entries, as
 // one GetLIDForPN per token did; its positive answers it does keep).
-func (c *Core) storageKeys(ctx context.Context, jids []types.JID) []types.JID {
+func (c *Core) resolveKeys(ctx context.Context, jids []types.JID) []types.JID {
 	keys := make([]types.JID, len(jids))
 	var pns []types.JID
 	for i, jid := range jids {
@@ -81,7 +80,7 @@ func (c *Core) storageKeys(ctx context.Context, jids []types.JID) []types.JID {
 	own := c.own()
 	for i, key := range keys {
 		// As in resolve: a contact's number never maps to our own LID.
-		if lid := lids[key].ToNonAD(); key.Server == types.DefaultUserServer && !lid.IsEmpty() && own.Is(lid) == own.Is(key) {
+		if lid := lids[key].ToNonAD(); key.Server == types.DefaultUserServer && !lid.IsEmpty() && !own.mapsToOwn(key, lid) {
 			keys[i] = lid
 		}
 	}

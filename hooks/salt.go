@@ -7,18 +7,36 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.mau.fi/whatsmeow/appstate"
 	waServerSync "go.mau.fi/whatsmeow/proto/waServerSync"
 	"go.mau.fi/whatsmeow/proto/waSyncAction"
 	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
 	waLog "go.mau.fi/whatsmeow/util/log"
 
 	"github.com/tctoken/tctoken/sqlstore"
 )
 
+// saltState is the state of the NCT salt and the cstokens over it: the
+// cstoken cache, the salt backfill's pacing, and the order of app-state
+// salt changes.
+type saltState struct {
+	cstokens *lru.Cache[types.JID, cstokenEntry]
+	// backfillEvery is how long a salt backfill attempt is remembered.
+	backfillEvery time.Duration
+	backfilling   atomic.Bool // a salt backfill is under way
+	// saltSeq numbers app-state salt changes in the order the plugin
+	// learned of them (whatsmeow's event order), so that they apply in it.
+	saltSeq atomic.Uint64
+	// beforeSaltChange, when set by a test, runs before an app-state salt
+	// change takes the salt lock, so that tests can order two of them.
+	beforeSaltChange func(salt []byte)
+}
+
 const (
-	// IndexNCTSalt is the app-state index of the NCT salt mutation.
-	IndexNCTSalt = "nct_salt_sync"
+	// indexNCTSalt is the app-state index of the NCT salt mutation.
+	indexNCTSalt = "nct_salt_sync"
 	// rescanDelay lets whatsmeow finish applying a batch of patches before
 	// the plugin reads the same patches again.
 	rescanDelay = 200 * time.Millisecond
@@ -44,8 +62,8 @@ func (c *Core) applyAppStateSalt(ctx context.Context, value *waSyncAction.SyncAc
 	}
 }
 
-// SetAppStateSalt stores an authoritative salt, as the newest change.
-func (c *Core) SetAppStateSalt(ctx context.Context, salt []byte) error {
+// setNewestAppStateSalt stores an authoritative salt, as the newest change.
+func (c *Core) setNewestAppStateSalt(ctx context.Context, salt []byte) error {
 	return c.setAppStateSalt(ctx, salt, c.saltSeq.Add(1))
 }
 
@@ -55,9 +73,9 @@ func (c *Core) setAppStateSalt(ctx context.Context, salt []byte, seq uint64) err
 	})
 }
 
-// RemoveAppStateSalt forgets the salt because app state removed it; history
+// removeAppStateSalt forgets the salt because app state removed it; history
 // sync can never bring it back.
-func (c *Core) RemoveAppStateSalt(ctx context.Context) error {
+func (c *Core) removeAppStateSalt(ctx context.Context) error {
 	return c.changeSalt(ctx, sqlstore.SaltFromAppState, nil, c.saltSeq.Add(1), func(acc *accountState) (bool, error) {
 		return true, acc.store.RemoveAppStateSalt(ctx)
 	})
@@ -188,7 +206,7 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult 
 			return rescanFailed
 		}
 		for i := range mutations {
-			if len(mutations[i].Index) > 0 && mutations[i].Index[0] == IndexNCTSalt {
+			if len(mutations[i].Index) > 0 && mutations[i].Index[0] == indexNCTSalt {
 				last = &mutations[i]
 			}
 		}
@@ -216,7 +234,7 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult 
 	case last == nil:
 		return rescanAbsent
 	case last.Operation == waServerSync.SyncdMutation_REMOVE:
-		if err := c.RemoveAppStateSalt(ctx); err != nil {
+		if err := c.removeAppStateSalt(ctx); err != nil {
 			c.log.Err(err).Msg("Failed to remove the NCT salt")
 		}
 		return rescanAbsent
@@ -238,7 +256,7 @@ func (c *Core) withdrawAppStateSalt(ctx context.Context) {
 		return
 	}
 	if len(salt) > 0 && source == sqlstore.SaltFromAppState {
-		if err = c.RemoveAppStateSalt(ctx); err != nil {
+		if err = c.removeAppStateSalt(ctx); err != nil {
 			c.log.Err(err).Msg("Failed to remove the NCT salt")
 		}
 	}
@@ -259,10 +277,10 @@ func (readOnlyAppState) DeleteAppStateMutationMACs(context.Context, string, [][]
 	return nil
 }
 
-// AppStateWatch wraps Client.Store.AppState to notice removals in
+// appStateWatch wraps Client.Store.AppState to notice removals in
 // regular_high: whatsmeow 2025-12 emits no event for a REMOVE, so a removed
 // mutation there makes the plugin re-read the patches it just applied.
-type AppStateWatch struct {
+type appStateWatch struct {
 	store.AppStateStore
 	core *Core
 
@@ -275,7 +293,7 @@ type AppStateWatch struct {
 	removals atomic.Uint64
 }
 
-func (w *AppStateWatch) GetAppStateVersion(ctx context.Context, name string) (uint64, [128]byte, error) {
+func (w *appStateWatch) GetAppStateVersion(ctx context.Context, name string) (uint64, [128]byte, error) {
 	version, hash, err := w.AppStateStore.GetAppStateVersion(ctx, name)
 	if err == nil && name == string(appstate.WAPatchRegularHigh) {
 		w.mu.Lock()
@@ -287,7 +305,7 @@ func (w *AppStateWatch) GetAppStateVersion(ctx context.Context, name string) (ui
 	return version, hash, err
 }
 
-func (w *AppStateWatch) DeleteAppStateMutationMACs(ctx context.Context, name string, indexMACs [][]byte) error {
+func (w *appStateWatch) DeleteAppStateMutationMACs(ctx context.Context, name string, indexMACs [][]byte) error {
 	err := w.AppStateStore.DeleteAppStateMutationMACs(ctx, name, indexMACs)
 	if name == string(appstate.WAPatchRegularHigh) && len(indexMACs) > 0 {
 		w.scheduleRescan()
@@ -295,7 +313,7 @@ func (w *AppStateWatch) DeleteAppStateMutationMACs(ctx context.Context, name str
 	return err
 }
 
-func (w *AppStateWatch) scheduleRescan() {
+func (w *appStateWatch) scheduleRescan() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.pending {

@@ -6,17 +6,17 @@ import (
 	"github.com/tctoken/tctoken/internal/compat"
 )
 
-// SaltStore replaces Client.Store.NCTSalt on a whatsmeow that computes
+// saltStore replaces Client.Store.NCTSalt on a whatsmeow that computes
 // cstokens itself, as TokenStore replaces its token store: whatsmeow then
 // computes a cstoken only from the salt the plugin hands it, only when the
 // plugin's decision is a cstoken, and its own salt writes feed the plugin's
 // salt rules (app state authoritative, history sync only a backfill).
-type SaltStore struct {
+type saltStore struct {
 	core  *Core
 	inner compat.NCTSaltStore
 }
 
-var _ compat.NCTSaltStore = (*SaltStore)(nil)
+var _ compat.NCTSaltStore = (*saltStore)(nil)
 
 // attachSaltStore interposes on whatsmeow's NCT salt store where it has one
 // the plugin can stand in for (not on whatsmeow 2025-12).
@@ -25,8 +25,8 @@ func (c *Core) attachSaltStore() {
 	if !ok {
 		return
 	}
-	ours := &SaltStore{core: c, inner: current}
-	if previous, ok := current.(*SaltStore); ok {
+	ours := &saltStore{core: c, inner: current}
+	if previous, ok := current.(*saltStore); ok {
 		// Enabled again on the same client: wrap what the first one wrapped.
 		ours.inner = previous.inner
 	}
@@ -39,7 +39,7 @@ func (c *Core) attachSaltStore() {
 // does not record whether it came from app state or history sync, so it is
 // taken as a history-sync backfill: it never overrides or revives what app
 // state said.
-func (s *SaltStore) importSalt() {
+func (s *saltStore) importSalt() {
 	c := s.core
 	if s.inner == nil || c.storeID() == nil {
 		return
@@ -61,12 +61,12 @@ func (s *SaltStore) importSalt() {
 // attached no tctoken. The plugin's decision pinned in that context says
 // whether a cstoken goes out; without one (a send that bypassed
 // Plugin.SendMessage) the AB gate 24941 decides. nil vetoes the cstoken.
-func (s *SaltStore) GetNCTSalt(ctx context.Context) ([]byte, error) {
+func (s *saltStore) GetNCTSalt(ctx context.Context) ([]byte, error) {
 	c := s.core
 	if c.closed.Load() {
 		return s.innerGet(ctx)
 	}
-	if pin, ok := ctx.Value(pinKey{}).(*pinned); ok {
+	if pin := pinOf(ctx); pin != nil {
 		if pin.decision.Attach != AttachCSToken {
 			return nil, nil
 		}
@@ -83,7 +83,7 @@ func (s *SaltStore) GetNCTSalt(ctx context.Context) ([]byte, error) {
 // as before. The plugin takes app-state salts from its own re-read of
 // regular_high, scheduled here, and history-sync salts from its
 // events.HistorySync handler, which applies them only as a backfill.
-func (s *SaltStore) PutNCTSalt(ctx context.Context, salt []byte) error {
+func (s *saltStore) PutNCTSalt(ctx context.Context, salt []byte) error {
 	if !s.core.closed.Load() && s.core.appState != nil {
 		s.core.appState.scheduleRescan()
 	}
@@ -96,12 +96,12 @@ func (s *SaltStore) PutNCTSalt(ctx context.Context, salt []byte) error {
 // DeleteNCTSalt is whatsmeow applying an app-state REMOVE, the only way it
 // deletes the salt: the plugin withdraws its salt too, so that no cstoken
 // goes out from a salt the account removed.
-func (s *SaltStore) DeleteNCTSalt(ctx context.Context) error {
+func (s *saltStore) DeleteNCTSalt(ctx context.Context) error {
 	if !s.core.closed.Load() {
 		if s.core.appState != nil {
 			s.core.appState.removals.Add(1)
 		}
-		if err := s.core.RemoveAppStateSalt(ctx); err != nil {
+		if err := s.core.removeAppStateSalt(ctx); err != nil {
 			s.core.log.Err(err).Msg("Failed to remove the NCT salt after whatsmeow removed its own")
 		}
 	}
@@ -111,7 +111,7 @@ func (s *SaltStore) DeleteNCTSalt(ctx context.Context) error {
 	return s.inner.DeleteNCTSalt(ctx)
 }
 
-func (s *SaltStore) innerGet(ctx context.Context) ([]byte, error) {
+func (s *saltStore) innerGet(ctx context.Context) ([]byte, error) {
 	if s.inner == nil {
 		return nil, nil
 	}

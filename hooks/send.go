@@ -2,56 +2,12 @@ package hooks
 
 import (
 	"context"
-	"time"
 
 	"go.mau.fi/whatsmeow"
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 )
-
-// Decide gathers what the decision needs (cache, salt, policy) and returns
-// what to attach for a send to `to` now. No I/O once the contact is cached.
-// Any failure degrades to the best decision possible without it.
-//
-// It is on every send's path: the recipient is judged eligible once, the
-// clock is read only for a stored token, and the cstoken is looked up only
-// when it is the decision.
-func (c *Core) Decide(ctx context.Context, to types.JID, peer bool) (Decision, types.JID, types.JID) {
-	in := DecisionInput{To: to, Peer: peer, Own: c.own()}
-	var why string
-	if !peer {
-		why = Ineligible(to, in.Own)
-	}
-	if peer || why != "" {
-		return decide(&in, why), types.EmptyJID, types.EmptyJID
-	}
-	v, err := c.view(ctx, to)
-	if err != nil {
-		// Decide with what is known without the database: the LID and the
-		// salt still give a cstoken.
-		_, lid, pn := c.resolve(ctx, to)
-		in.LID, in.Salt, in.Policy = lid, c.Salt(), c.Policy()
-		decision := decide(&in, "")
-		if decision.Attach == AttachCSToken {
-			decision.Token = CSToken(in.Salt, lid)
-		}
-		return decision, lid, pn
-	}
-	salt := v.acc.salt.Load()
-	if salt != nil {
-		in.Salt = *salt
-	}
-	in.LID, in.Policy = v.lid, *v.acc.policy.Load()
-	if in.Token = v.entry.token; len(in.Token) > 0 {
-		in.TokenTS, in.Now = v.entry.tokenTS, c.nowUnix()
-	}
-	decision := decide(&in, "")
-	if decision.Attach == AttachCSToken {
-		decision.Token = c.cachedCSToken(salt, v.lid)
-	}
-	return decision, v.lid, v.pn
-}
 
 // SendMessage is Client.SendMessage with the fallback chain applied: it
 // pins the decision in the context so whatsmeow's own <tctoken> read agrees,
@@ -69,14 +25,29 @@ func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Mes
 		req = extra[0]
 	}
 	resp, sent, err := c.sendOnce(ctx, to, message, req)
-	if err != nil && !req.Peer && Ineligible(to, c.own()) == "" && Is463(err) {
-		return c.after463(ctx, to, message, req, resp, sent, err)
+	if err == nil || req.Peer || ineligible(to, c.own()) != "" || !is463(err) {
+		return resp, err
 	}
-	return resp, err
+	// Refused with 463: diagnose, recover as the policy allows, resend once
+	// when what the send lacked became known, and tell the bridge.
+	refused := c.diagnose463(ctx, to, resp.ID, sent, err)
+	refused.Recovery = c.recover(ctx, to, refused.key, refused.Diagnosis)
+	final, finalErr := resp, error(nil)
+	if c.resendDue(ctx, to, sent, refused.Recovery) {
+		req.ID = resp.ID
+		refused.Recovery.Resent = true
+		final, _, finalErr = c.sendOnce(ctx, to, message, req)
+		refused.Recovery.ResendAccepted = finalErr == nil
+		c.log.Info().Stringer("to", to).Str("message_id", resp.ID).Bool("accepted", finalErr == nil).
+			Msg("Resent a message refused with 463 once, after what it lacked became known")
+	}
+	return final, c.report463(refused, finalErr)
 }
 
-// sendOnce decides, pins and sends one message, and reports what it sent
-// with. A resend after a 463 goes through here again, deciding afresh.
+// sendOnce decides, pins and sends one message, runs the after-send steps
+// of an accepted one (issue, and the diagnosis's pattern), and reports what
+// it sent with. A resend after a 463 goes through here again, deciding
+// afresh.
 func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Message, req whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, sendState, error) {
 	decision, lid, pn := c.Decide(ctx, to, req.Peer)
 	// CauseNoLID: no valid tctoken, the salt known and the gate on; only the
@@ -99,8 +70,7 @@ func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Messag
 	if lid.IsEmpty() && pn.IsEmpty() {
 		pn = to.ToNonAD()
 	}
-	sendCtx := &sendContext{Context: ctx, pin: pinned{lid: lid, pn: pn, decision: decision}}
-	sendCtx.detached.parent = sendCtx
+	sendCtx := pinDecision(ctx, lid, pn, decision)
 	ctx = sendCtx
 	// A whatsmeow that attaches tokens itself adds the cstoken from the
 	// plugin's salt store, as the pin decides: adding one here would double it.
@@ -135,31 +105,6 @@ func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Messag
 	return resp, sent, err
 }
 
-// sendContext is the context of one send: the caller's, with the decision
-// pinned for the interposer (under pinKey), and detached, the same
-// without the caller's cancellation (context.WithoutCancel) for the work
-// after the send. One allocation per send instead of three.
-type sendContext struct {
-	context.Context
-	pin      pinned
-	detached detachedContext
-}
-
-func (s *sendContext) Value(key any) any {
-	if _, ok := key.(pinKey); ok {
-		return &s.pin
-	}
-	return s.Context.Value(key)
-}
-
-// detachedContext is context.WithoutCancel(parent).
-type detachedContext struct{ parent context.Context }
-
-func (detachedContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (detachedContext) Done() <-chan struct{}       { return nil }
-func (detachedContext) Err() error                  { return nil }
-func (d *detachedContext) Value(key any) any        { return d.parent.Value(key) }
-
 func callerAttachedToken(nodes *[]waBinary.Node) bool {
 	if nodes == nil {
 		return false
@@ -170,20 +115,4 @@ func callerAttachedToken(nodes *[]waBinary.Node) bool {
 		}
 	}
 	return false
-}
-
-// cachedCSToken returns the cstoken over lid under salt (the salt in
-// force), from a bounded cache: the HMAC is most of what a first-contact
-// send costs. Entries remember the salt they were computed with, so a salt
-// change needs no purge that a concurrent computation could undo.
-func (c *Core) cachedCSToken(salt *[]byte, lid types.JID) []byte {
-	if salt == nil || lid.IsEmpty() {
-		return nil
-	}
-	if cached, ok := c.cstokens.Get(lid); ok && cached.salt == salt {
-		return cached.token
-	}
-	token := CSToken(*salt, lid)
-	c.cstokens.Add(lid, cstokenEntry{salt: salt, token: token})
-	return token
 }

@@ -88,7 +88,7 @@ func (c *Core) joinsWhatsmeow(acc *accountState) bool {
 	return probe != nil && probe.joins
 }
 
-// writeJoined runs write, which returns the token writes whatsmeow's store
+// storeThrough runs write, which returns the token writes whatsmeow's store
 // must get too, and that write-through: in one transaction when whatsmeow's
 // store joins the plugin's, else one after the other. Anything failing in
 // the joined transaction rolls it back whole, and the two then run apart,
@@ -99,7 +99,7 @@ func (c *Core) joinsWhatsmeow(acc *accountState) bool {
 //
 // A write that arrives inside a transaction already running (whatsmeow's,
 // say) runs apart, in it: a failure there cannot be rolled back alone.
-func (c *Core) writeJoined(ctx context.Context, acc *accountState, write func(ctx context.Context, joined bool) ([]sqlstore.TokenWrite, error)) ([]sqlstore.TokenWrite, error) {
+func (c *Core) storeThrough(ctx context.Context, acc *accountState, write func(ctx context.Context, joined bool) ([]sqlstore.TokenWrite, error)) ([]sqlstore.TokenWrite, error) {
 	joins := false
 	if !acc.store.InTransaction(ctx) {
 		if probe := c.joinAnswer(acc); probe != nil {
@@ -120,7 +120,7 @@ func (c *Core) writeJoined(ctx context.Context, acc *accountState, write func(ct
 				// whatsmeow's own SQL store: its statement, run faster.
 				return acc.store.PutWhatsmeowTokens(ctx, through...)
 			}
-			return c.putInner(ctx, through)
+			return c.writeThroughInner(ctx, through)
 		})
 		if err == nil {
 			c.clearWarned("write-through")
@@ -235,7 +235,7 @@ func (c *Core) lookupByLID(ctx context.Context, acc *accountState, lid types.JID
 	}
 	// As resolve does: a mapping that pairs a contact with our own account
 	// is ignored, and so are the rows under our own number.
-	if own := c.own(); !pn.IsEmpty() && own.Is(pn) != own.Is(lid) {
+	if own := c.own(); !pn.IsEmpty() && own.mapsToOwn(lid, pn) {
 		kept := rows[:0]
 		for _, row := range rows {
 			if row.Contact.ToNonAD() != pn {

@@ -9,13 +9,13 @@ import "math"
 const (
 	// DefaultBucketDuration is 7 days, in seconds.
 	DefaultBucketDuration int64 = 604800
-	// DefaultBucketCount gives a 28-day window with the default duration.
-	DefaultBucketCount int64 = 4
-	// MaxBucketDuration is 180 days: anything longer is a misconfiguration.
-	MaxBucketDuration int64 = 15552000
-	// MaxWindow caps N·D at a year: a server asking to keep tokens longer
+	// defaultBucketCount gives a 28-day window with the default duration.
+	defaultBucketCount int64 = 4
+	// maxBucketDuration is 180 days: anything longer is a misconfiguration.
+	maxBucketDuration int64 = 15552000
+	// maxWindow caps N·D at a year: a server asking to keep tokens longer
 	// is broken, and an uncapped count overflows the cutoff.
-	MaxWindow int64 = 365 * 86400
+	maxWindow int64 = 365 * 86400
 )
 
 // Timing holds the bucket parameters for both sides of the token exchange.
@@ -35,9 +35,9 @@ type Timing struct {
 func DefaultTiming() Timing {
 	return Timing{
 		ReceiverDuration: DefaultBucketDuration,
-		ReceiverBuckets:  DefaultBucketCount,
+		ReceiverBuckets:  defaultBucketCount,
 		SenderDuration:   DefaultBucketDuration,
-		SenderBuckets:    DefaultBucketCount,
+		SenderBuckets:    defaultBucketCount,
 	}
 }
 
@@ -56,8 +56,8 @@ func clampDuration(d int64) int64 {
 	switch {
 	case d <= 0:
 		return DefaultBucketDuration
-	case d > MaxBucketDuration:
-		return MaxBucketDuration
+	case d > maxBucketDuration:
+		return maxBucketDuration
 	}
 	return d
 }
@@ -65,10 +65,10 @@ func clampDuration(d int64) int64 {
 // clampCount applies to a count of buckets of the given (clamped) duration.
 func clampCount(n, duration int64) int64 {
 	if n <= 0 {
-		n = DefaultBucketCount
+		n = defaultBucketCount
 	}
 	// duration ≥ 1 and ≤ MaxWindow, so the cap is at least 1.
-	return min(n, MaxWindow/duration)
+	return min(n, maxWindow/duration)
 }
 
 // satSub and satMul saturate at the int64 bounds instead of wrapping: a
@@ -109,9 +109,9 @@ func Bucket(ts, duration int64) int64 {
 	return b
 }
 
-// Cutoff is the oldest timestamp still valid at now: the start of the oldest
+// cutoff is the oldest timestamp still valid at now: the start of the oldest
 // bucket in the window of count buckets ending with the current one.
-func Cutoff(now, duration, count int64) int64 {
+func cutoff(now, duration, count int64) int64 {
 	duration = clampDuration(duration)
 	count = clampCount(count, duration)
 	return satMul(satSub(Bucket(now, duration), count-1), duration)
@@ -119,12 +119,12 @@ func Cutoff(now, duration, count int64) int64 {
 
 // ReceiverCutoff is the cutoff for tokens contacts issued to us.
 func (t Timing) ReceiverCutoff(now int64) int64 {
-	return Cutoff(now, t.ReceiverDuration, t.ReceiverBuckets)
+	return cutoff(now, t.ReceiverDuration, t.ReceiverBuckets)
 }
 
 // SenderCutoff is the cutoff for tokens we issued.
 func (t Timing) SenderCutoff(now int64) int64 {
-	return Cutoff(now, t.SenderDuration, t.SenderBuckets)
+	return cutoff(now, t.SenderDuration, t.SenderBuckets)
 }
 
 // ReceivedTokenValid reports whether a token a contact issued at tokenTS may
@@ -147,4 +147,11 @@ func (t Timing) IssuanceDue(senderTS, now int64) bool {
 		return true
 	}
 	return Bucket(now, t.SenderDuration) > Bucket(senderTS, t.SenderDuration)
+}
+
+// TokenExpiry is when a token issued at tokenTS stops being valid: the
+// start of the bucket N buckets after its own.
+func (t Timing) TokenExpiry(tokenTS int64) int64 {
+	d := clampDuration(t.ReceiverDuration)
+	return satMul(Bucket(tokenTS, d)+clampCount(t.ReceiverBuckets, d), d)
 }

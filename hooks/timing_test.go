@@ -30,7 +30,7 @@ func TestCutoffKnownAnswers(t *testing.T) {
 		{10 * week, week, 1, 10 * week},
 	}
 	for _, c := range cases {
-		if got := Cutoff(c.now, c.d, c.n); got != c.want {
+		if got := cutoff(c.now, c.d, c.n); got != c.want {
 			t.Errorf("Cutoff(now=%d, D=%d, N=%d) = %d, want %d", c.now, c.d, c.n, got, c.want)
 		}
 	}
@@ -80,7 +80,7 @@ func TestIssuedTokenValid(t *testing.T) {
 
 func TestTimingClamped(t *testing.T) {
 	got := Timing{ReceiverDuration: -5, ReceiverBuckets: -2, SenderDuration: 99999999999}.Clamped()
-	want := Timing{ReceiverDuration: DefaultBucketDuration, ReceiverBuckets: DefaultBucketCount, SenderDuration: MaxBucketDuration, SenderBuckets: 2}
+	want := Timing{ReceiverDuration: DefaultBucketDuration, ReceiverBuckets: defaultBucketCount, SenderDuration: maxBucketDuration, SenderBuckets: 2}
 	if got != want {
 		t.Errorf("Clamped() = %+v, want %+v", got, want)
 	}
@@ -102,16 +102,16 @@ func TestTimingClampedHostile(t *testing.T) {
 			DefaultTiming()},
 		{"one-second buckets keep a year's worth",
 			Timing{ReceiverDuration: 1, ReceiverBuckets: math.MaxInt64, SenderDuration: 3600, SenderBuckets: 10},
-			Timing{ReceiverDuration: 1, ReceiverBuckets: MaxWindow, SenderDuration: 3600, SenderBuckets: 10}},
+			Timing{ReceiverDuration: 1, ReceiverBuckets: maxWindow, SenderDuration: 3600, SenderBuckets: 10}},
 		{"duration MaxInt64 capped to 180 days, count to 2",
 			Timing{ReceiverDuration: math.MaxInt64, ReceiverBuckets: 4, SenderDuration: week, SenderBuckets: 4},
-			Timing{ReceiverDuration: MaxBucketDuration, ReceiverBuckets: 2, SenderDuration: week, SenderBuckets: 4}},
+			Timing{ReceiverDuration: maxBucketDuration, ReceiverBuckets: 2, SenderDuration: week, SenderBuckets: 4}},
 	}
 	for _, c := range cases {
 		if got := c.in.Clamped(); got != c.want {
 			t.Errorf("%s: Clamped() = %+v, want %+v", c.name, got, c.want)
 		}
-		if got := c.in.Clamped(); got.ReceiverDuration*got.ReceiverBuckets > MaxWindow || got.SenderDuration*got.SenderBuckets > MaxWindow {
+		if got := c.in.Clamped(); got.ReceiverDuration*got.ReceiverBuckets > maxWindow || got.SenderDuration*got.SenderBuckets > maxWindow {
 			t.Errorf("%s: window over a year: %+v", c.name, got)
 		}
 	}
@@ -126,10 +126,10 @@ func TestCutoffSaturates(t *testing.T) {
 		{10 * week, week, -3, 7 * week},
 		{math.MinInt64, 1, 4, math.MinInt64},
 		{math.MaxInt64, 1, 1, math.MaxInt64},
-		{math.MinInt64 + 1, 2, MaxWindow, math.MinInt64},
+		{math.MinInt64 + 1, 2, maxWindow, math.MinInt64},
 	}
 	for _, c := range cases {
-		if got := Cutoff(c.now, c.d, c.n); got != c.want {
+		if got := cutoff(c.now, c.d, c.n); got != c.want {
 			t.Errorf("Cutoff(now=%d, D=%d, N=%d) = %d, want %d", c.now, c.d, c.n, got, c.want)
 		}
 	}

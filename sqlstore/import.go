@@ -277,7 +277,7 @@ func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, wri
 			result.Rows += int64(len(rows))
 		}
 		after = upper.String
-		if err := s.pauseAfterBatch(ctx, time.Since(start)-wrote, wrote); err != nil {
+		if err := s.pauseBetweenBatches(ctx, time.Since(start), wrote, 1); err != nil {
 			return result, fmt.Errorf("tctoken: import for %s interrupted: %w", s.ourJID, err)
 		}
 	}
@@ -352,23 +352,24 @@ func (s *Store) importReadTxn(ctx context.Context, fn func(ctx context.Context) 
 	})
 }
 
-// importMinPause is the shortest pause after an import batch that wrote,
-// on SQLite.
-const importMinPause = 2 * time.Millisecond
+// minBatchPause is the shortest pause after a batch that wrote, on SQLite.
+const minBatchPause = 2 * time.Millisecond
 
-// pauseAfterBatch waits between two import batches, after one that spent
-// read reading and wrote writing (zero when it found nothing to write); see
-// ImportWhatsmeowTokens. On SQLite, after a write, it also checkpoints the
-// WAL, where that costs the import rather than the next send's commit (as
-// Prune does).
-func (s *Store) pauseAfterBatch(ctx context.Context, read, wrote time.Duration) error {
-	wait := read + wrote
+// pauseBetweenBatches waits between two batches of long work (a prune, the
+// import): wait on PostgreSQL, and on SQLite, after a batch that held the
+// write lock for wrote, factor times that (at least minBatchPause), so that
+// a send waiting in SQLite's busy handler gets the lock. There it first
+// checkpoints the WAL, where that costs the long work rather than the next
+// send's commit: left to SQLite's auto-checkpoint, the commit that crosses
+// 1,000 pages copies them, and that is as often a send's session write (a
+// passive checkpoint takes no write lock).
+func (s *Store) pauseBetweenBatches(ctx context.Context, wait, wrote time.Duration, factor int) error {
 	if wrote > 0 && s.db.Dialect == dbutil.SQLite {
 		start := time.Now()
 		if _, err := s.db.Exec(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
-		wait = max(wrote, importMinPause) - time.Since(start)
+		wait = max(time.Duration(factor)*wrote, minBatchPause) - time.Since(start)
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()

@@ -742,10 +742,6 @@ func (s *Store) lastBatch(n int64) bool {
 	return n < PruneBatchSize
 }
 
-// pruneMinPause is the shortest pause between two batches of a prune on
-// SQLite; see Prune.
-const pruneMinPause = 2 * time.Millisecond
-
 // Prune removes the tokens expired on the receiver side (token_ts <
 // recvCutoff, or zero). A row whose sender timestamp is still valid (>=
 // sendCutoff) keeps that timestamp and loses only the token; other rows go
@@ -759,7 +755,7 @@ const pruneMinPause = 2 * time.Millisecond
 // it was, and the next prune finishes the work.
 //
 // On SQLite it also pauses between batches, for three times as long as the
-// batch held the write lock (at least pruneMinPause). Short batches alone do
+// batch held the write lock (at least minBatchPause). Short batches alone do
 // not let a send in: a writer that finds the lock taken sleeps in SQLite's
 // busy handler (1, 2, 5, 10 ms, ...) and retries only then, and batches
 // committed back to back take the lock again before it wakes, so a send
@@ -802,26 +798,10 @@ func (s *Store) Prune(ctx context.Context, recvCutoff, sendCutoff int64) (int64,
 		})
 	}
 	pause := func(held time.Duration) error {
-		wait := held
-		if s.db.Dialect == dbutil.SQLite {
-			// Checkpoint the batch's WAL pages here, where it costs the
-			// prune (a passive checkpoint takes no write lock): left to
-			// SQLite's auto-checkpoint, the commit that crosses 1,000 pages
-			// copies them, and that is as often a send's session write.
-			start := time.Now()
-			if _, err := s.db.Exec(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
-				return fmt.Errorf("tctoken: failed to prune tokens of %s: checkpoint: %w", s.ourJID, err)
-			}
-			wait = max(3*held, pruneMinPause) - time.Since(start)
+		if err := s.pauseBetweenBatches(ctx, held, held, 3); err != nil {
+			return fmt.Errorf("tctoken: prune of %s, pause between batches: %w", s.ourJID, err)
 		}
-		timer := time.NewTimer(wait)
-		defer timer.Stop()
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("tctoken: prune of %s interrupted: %w", s.ourJID, ctx.Err())
-		case <-timer.C:
-			return nil
-		}
+		return nil
 	}
 	// Rows with no token left and an expired issuance. Deleted first so
 	// that they are not counted as pruned tokens below.

@@ -118,6 +118,8 @@ func (s *Server) handleIQ(ctx context.Context, c *conn, iq *waBinary.Node) {
 		reply = s.handleABPropsIQ(iq)
 	case "w:m":
 		reply = s.handleMediaConnIQ(iq)
+	case "w:mex":
+		reply = s.handleMexIQ(iq)
 	case "w:sync:app:state":
 		reply = s.handleAppStateIQ(ctx, iq)
 	case "w:profile:picture":

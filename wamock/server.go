@@ -155,6 +155,7 @@ type Server struct {
 	rule           MessageRule
 	privacyHandler func(iq *waBinary.Node) *waBinary.Node
 	iqHandlers     map[string]func(iq *waBinary.Node) *waBinary.Node
+	mex            mexRoutes
 	abProps        *ABProps
 	abPropsErr     *ABPropsError
 

@@ -309,10 +309,16 @@ func (c *Core) fetchNewChatCapIfDue(ctx context.Context, trigger string) {
 	}
 	policy := acc.policy.Load().NewChatCap
 	if !policy.Enabled {
+		if trigger == "connect" {
+			c.log.Debug().Msg("New-chat cap not enabled by the AB props; not fetching it")
+		}
 		return
 	}
 	last := acc.newChatCap.attempted.Load()
-	if last > 0 && c.now().Before(time.Unix(last, 0).Add(policy.FetchTTL)) {
+	if next := time.Unix(last, 0).Add(policy.FetchTTL); last > 0 && c.now().Before(next) {
+		if trigger == "connect" {
+			c.log.Debug().Time("next", next).Msg("New-chat cap fetched within its TTL; not fetching it yet")
+		}
 		return
 	}
 	if _, err := c.fetchNewChatCap(ctx, acc, trigger); err != nil {

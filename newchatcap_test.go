@@ -220,7 +220,9 @@ func TestNewChatCapFailuresAreHarmless(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db)
 		w.srv.SetABProps(capProps("600"))
-		refuse := func(json.RawMessage) (any, error) { return nil, &wamock.MexError{Code: 500, Message: "capping backend down"} }
+		refuse := func(json.RawMessage) (any, error) {
+			return nil, &wamock.MexError{Code: 500, Message: "capping backend down"}
+		}
 		w.srv.SetMexHandler(wamock.NewChatCapQueryID, refuse)
 		w.srv.SetMexHandler(wamock.NewChatCapQueryIDLegacy, refuse)
 		w.connect()

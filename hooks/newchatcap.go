@@ -146,11 +146,36 @@ type NewChatCapPolicy struct {
 	// Limit is the prop's limit (0 when unset); the server's total_quota
 	// takes precedence.
 	Limit int64 `json:"limit"`
-	// FetchTTL is how long a fetched state is kept before the next fetch.
-	FetchTTL time.Duration `json:"fetch_ttl"`
+	// FetchTTL is how long a fetched state is kept before the next fetch;
+	// in JSON, fetch_ttl_seconds.
+	FetchTTL time.Duration `json:"-"`
 	// FirstWarningPercent is the share of the limit at which WhatsApp warns
 	// first.
 	FirstWarningPercent int64 `json:"first_warning_percent"`
+}
+
+// newChatCapPolicyJSON is NewChatCapPolicy with the TTL in seconds, as
+// the props and the rest of the policy count time.
+type newChatCapPolicyJSON struct {
+	Enabled             bool  `json:"enabled"`
+	Limit               int64 `json:"limit"`
+	FetchTTLSeconds     int64 `json:"fetch_ttl_seconds"`
+	FirstWarningPercent int64 `json:"first_warning_percent"`
+}
+
+// MarshalJSON writes the TTL in seconds.
+func (p NewChatCapPolicy) MarshalJSON() ([]byte, error) {
+	return json.Marshal(newChatCapPolicyJSON{p.Enabled, p.Limit, int64(p.FetchTTL / time.Second), p.FirstWarningPercent})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (p *NewChatCapPolicy) UnmarshalJSON(data []byte) error {
+	var j newChatCapPolicyJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*p = NewChatCapPolicy{Enabled: j.Enabled, Limit: j.Limit, FetchTTL: time.Duration(j.FetchTTLSeconds) * time.Second, FirstWarningPercent: j.FirstWarningPercent}
+	return nil
 }
 
 // newChatCapPolicy reads the props through ComputePolicy's lookup. The TTL

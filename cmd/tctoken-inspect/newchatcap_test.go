@@ -62,6 +62,9 @@ func TestInspectNewChatCap(t *testing.T) {
 			if nc := acc.NewChatCap; !nc.Capped() || nc.Limit != 50 || nc.Used != 50 || !nc.CycleEnd.Equal(end) || nc.Source != tctoken.NewChatCapFromQuery {
 				t.Errorf("JSON new-chat cap %+v", nc)
 			}
+			if p := acc.Policy.NewChatCap; !p.Enabled || p.FetchTTL != time.Hour || p.FirstWarningPercent != 50 {
+				t.Errorf("JSON policy %+v", p)
+			}
 			if e := acc.Explained; e == nil || !e.NewChatCap.Capped() || !e.NewChatCapPolicy.Enabled {
 				t.Errorf("explained: %+v", e)
 			}

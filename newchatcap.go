@@ -32,11 +32,9 @@ const (
 	CapCapped        = hooks.CapCapped
 )
 
-// Where a NewChatCapState came from.
-const (
-	NewChatCapFromQuery        = hooks.NewChatCapFromQuery
-	NewChatCapFromNotification = hooks.NewChatCapFromNotification
-)
+// NewChatCapFromQuery is NewChatCapState.Source for a state the plugin
+// fetched: the only source while no whatsmeow hands over the push.
+const NewChatCapFromQuery = hooks.NewChatCapFromQuery
 
 // The new-chat cap query's ids: the current one, the default, and the one
 // before it, tried when the server rejects the current one.

@@ -42,11 +42,10 @@ const (
 // newChatCapThreadType is the only capping surface WhatsApp Web asks about.
 const newChatCapThreadType = "INDIVIDUAL_NEW_CHAT_THREAD"
 
-// Values of NewChatCapState.Source.
-const (
-	NewChatCapFromQuery        = "query"
-	NewChatCapFromNotification = "notification"
-)
+// NewChatCapFromQuery is NewChatCapState.Source for a state the plugin
+// fetched. The schema also admits "notification", for the day a whatsmeow
+// hands the push over.
+const NewChatCapFromQuery = "query"
 
 // CapStatus is the server's capping_status. It is an open set: a value the
 // plugin does not know is kept as sent.
@@ -83,7 +82,7 @@ type NewChatCapState struct {
 	// kept as sent.
 	OTEStatus string `json:"ote_status,omitempty"`
 	MVStatus  string `json:"mv_status,omitempty"`
-	// Source is NewChatCapFromQuery or NewChatCapFromNotification.
+	// Source is NewChatCapFromQuery.
 	Source string `json:"source,omitempty"`
 	// Fetched is when the plugin received it.
 	Fetched time.Time `json:"fetched,omitzero"`

@@ -47,6 +47,12 @@ var (
 	// while the issuance was under way: its rows are being deleted, and
 	// nothing is written for it any more.
 	ErrLoggedOut = hooks.ErrLoggedOut
+	// ErrNewChatCapQuery is returned by RefreshNewChatCap when the server
+	// gave no usable answer: no reply, an error, or an unexpected shape.
+	ErrNewChatCapQuery = hooks.ErrNewChatCapQuery
+	// ErrNewChatCapDisabled is returned by RefreshNewChatCap when the AB
+	// props do not enable the new-chat cap for the account.
+	ErrNewChatCapDisabled = hooks.ErrNewChatCapDisabled
 )
 
 // IQError is the server's error reply to the privacy IQ of IssueTokens,

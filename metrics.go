@@ -19,6 +19,7 @@ import (
 //	tctoken_pruned_rows_total                     rows the prunes removed
 //	tctoken_db_errors_total{operation}            failed database operations
 //	tctoken_timelock_accounts                     accounts under a reach-out timelock now
+//	tctoken_new_chat_cap_accounts{status}         accounts by new-chat cap status (NONE ... CAPPED, other)
 //
 // No label carries a JID. Several plugins (one per account) may register
 // with one registry: they share the collectors. A bridge that does not use
@@ -43,6 +44,7 @@ type metrics struct {
 	pruned    prometheus.Counter
 	dbErrors  *prometheus.CounterVec
 	timelocks prometheus.Gauge
+	capped    *prometheus.GaugeVec
 }
 
 func registerMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -71,6 +73,9 @@ func registerMetrics(reg prometheus.Registerer) (*metrics, error) {
 		timelocks: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tctoken_timelock_accounts", Help: "Accounts under a reach-out timelock now.",
 		}),
+		capped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tctoken_new_chat_cap_accounts", Help: "Accounts by the new-chat cap status the server last reported.",
+		}, []string{"status"}),
 	}
 	// A second plugin on the same registry takes over the collectors the
 	// first registered.
@@ -92,12 +97,16 @@ func registerMetrics(reg prometheus.Registerer) (*metrics, error) {
 	share(m.pruned, func(c prometheus.Collector) { m.pruned = c.(prometheus.Counter) })
 	share(m.dbErrors, func(c prometheus.Collector) { m.dbErrors = c.(*prometheus.CounterVec) })
 	share(m.timelocks, func(c prometheus.Collector) { m.timelocks = c.(prometheus.Gauge) })
+	share(m.capped, func(c prometheus.Collector) { m.capped = c.(*prometheus.GaugeVec) })
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	// Every diagnosis shows, at zero, before the first 463.
 	for _, d := range hooks.Diagnoses() {
 		m.refused.WithLabelValues(d.String())
+	}
+	for _, status := range capStatusLabels {
+		m.capped.WithLabelValues(status)
 	}
 	return m, nil
 }
@@ -108,6 +117,8 @@ type accountMetrics struct {
 	*metrics
 	mu       sync.Mutex
 	timelock bool
+	// capStatus is the label this account counts under, "" for none.
+	capStatus string
 }
 
 func (m *accountMetrics) TokenAttached(kind hooks.Attach) {
@@ -151,4 +162,38 @@ func (m *accountMetrics) Timelock(inForce bool) {
 	} else {
 		m.timelocks.Dec()
 	}
+}
+
+// capStatusLabels are the statuses WhatsApp Web knows, and "other" for one
+// added since: the label set stays bounded whatever the server sends.
+var capStatusLabels = []string{
+	string(hooks.CapNone), string(hooks.CapFirstWarning), string(hooks.CapSecondWarning), string(hooks.CapCapped), "other",
+}
+
+func capStatusLabel(status string) string {
+	if status == "" {
+		return ""
+	}
+	for _, known := range capStatusLabels[:len(capStatusLabels)-1] {
+		if status == known {
+			return status
+		}
+	}
+	return "other"
+}
+
+func (m *accountMetrics) NewChatCap(status string) {
+	label := capStatusLabel(status)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if label == m.capStatus {
+		return
+	}
+	if m.capStatus != "" {
+		m.capped.WithLabelValues(m.capStatus).Dec()
+	}
+	if label != "" {
+		m.capped.WithLabelValues(label).Inc()
+	}
+	m.capStatus = label
 }

@@ -35,6 +35,7 @@ const (
 var knownProps = []int{
 	PropReceiverDuration, PropReceiverBuckets, PropSenderDuration, PropSenderBuckets,
 	PropTCTokenOn1to1, PropNCTSend, PropIssueToLID,
+	PropNewChatCapEnabled, PropNewChatCapLimit, PropNewChatCapFetchTTL, PropNewChatCapFirstWarning,
 }
 
 func isKnownProp(code int) bool {
@@ -55,11 +56,17 @@ var propNames = map[int]string{
 	PropTCTokenOn1to1:    "privacy_token_sending_on_all_1_on_1_messages",
 	PropNCTSend:          "wa_nct_token_send_enabled",
 	PropIssueToLID:       "lid_trusted_token_issue_to_lid",
+
+	PropNewChatCapEnabled:      "wa_individual_new_chat_msg_capping_enabled",
+	PropNewChatCapLimit:        "wa_individual_new_chat_msg_capping_limit",
+	PropNewChatCapFetchTTL:     "wa_individual_new_chat_msg_capping_fetch_ttl_seconds",
+	PropNewChatCapFirstWarning: "new-chat cap first-warning threshold",
 }
 
 // integerProps hold integers; the other known props are booleans.
 var integerProps = map[int]bool{
 	PropReceiverDuration: true, PropReceiverBuckets: true, PropSenderDuration: true, PropSenderBuckets: true,
+	PropNewChatCapLimit: true, PropNewChatCapFetchTTL: true, PropNewChatCapFirstWarning: true,
 }
 
 // errMalformedPropsReply means the abt reply, or one of its props, did not
@@ -247,6 +254,7 @@ type Policy struct {
 	AttachTCToken bool
 	AttachCSToken bool
 	IssueToLID    bool
+	NewChatCap    NewChatCapPolicy
 }
 
 // ComputePolicy merges the three layers. Durations are clamped.
@@ -281,5 +289,6 @@ func ComputePolicy(defaults Defaults, server, overrides map[int]string) Policy {
 		AttachTCToken: boolProp(PropTCTokenOn1to1, defaults.AttachTCToken),
 		AttachCSToken: boolProp(PropNCTSend, defaults.AttachCSToken),
 		IssueToLID:    boolProp(PropIssueToLID, defaults.IssueToLID),
+		NewChatCap:    newChatCapPolicy(get),
 	}
 }

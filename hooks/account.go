@@ -61,6 +61,8 @@ type accountState struct {
 	// acks for the pattern that points to one.
 	timelock atomic.Pointer[TimelockState]
 	watch    timelockWatch
+	// newChatCap is the new-chat cap as last received (newchatcap.go).
+	newChatCap accountCap
 	// join: whether whatsmeow's token store joins the plugin's
 	// transactions (see shared.go).
 	join atomic.Pointer[joinProbe]
@@ -107,6 +109,7 @@ func (c *Core) bind(ctx context.Context, jid types.JID) error {
 	state := TimelockFromStored(timelock)
 	acc.timelock.Store(&state)
 	c.metrics.timelock(state.InForce(c.now()))
+	c.loadNewChatCap(ctx, acc)
 	c.forgetCache()
 	c.account.Store(acc)
 	c.startImport(acc)

@@ -33,6 +33,7 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 	// An import that failed at bind (the database was down) tries again.
 	c.startImport(acc)
 	c.fetchProps(ctx)
+	c.goBackground(func(ctx context.Context) { c.newChatCapLoop(ctx, gen) })
 	c.pruneAndLog(ctx, "connect")
 	c.BackfillSalt(ctx, "connect")
 	// Check the schedule every tick against the plugin's clock rather than

@@ -56,6 +56,9 @@ type Config struct {
 	// WrapStore, when set, wraps each account's store: tests put a failing
 	// or counting store in front of the SQL one with it.
 	WrapStore func(AccountStore) AccountStore
+	// NewChatCapQueryID replaces the new-chat cap query's id; "" means the
+	// current one, falling back to the one before it (newchatcap.go).
+	NewChatCapQueryID string
 }
 
 // Core is the plugin's machinery for one client: the store interposer, the
@@ -82,6 +85,7 @@ type Core struct {
 	recoveryState
 	accountLifecycle
 	backgroundWork
+	newChatCapping
 }
 
 // backgroundWork is the work the core runs besides the calls it gets, tied
@@ -135,6 +139,7 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 	}
 	c.defaults, c.overrides = defaults, cfg.PropOverrides
 	c.wrapStore = cfg.WrapStore
+	c.capQueryIDs = capQueryIDsFor(cfg.NewChatCapQueryID)
 	c.recovery = DefaultRecovery()
 	c.compat.Log(c.log)
 	if cfg.Recovery != nil {

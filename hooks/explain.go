@@ -25,6 +25,7 @@ type explainInput struct {
 	SaltSource        string
 	Policy            Policy
 	Timelock          TimelockState
+	NewChatCap        NewChatCapState
 	Now               time.Time
 }
 
@@ -56,6 +57,10 @@ type Explanation struct {
 	IfRefused Diagnosis     `json:"if_refused"`
 	Hint      string        `json:"hint"`
 	Timelock  TimelockState `json:"timelock"`
+	// NewChatCap is the account's new-chat cap as last received, and
+	// NewChatCapPolicy what the AB props say of it.
+	NewChatCap       NewChatCapState  `json:"new_chat_cap"`
+	NewChatCapPolicy NewChatCapPolicy `json:"new_chat_cap_policy"`
 }
 
 // explain applies the decision and the diagnosis rules to what is known.
@@ -75,6 +80,9 @@ func explain(in explainInput) Explanation {
 		Cause:       decision.Cause.String(),
 		Reason:      decision.Reason,
 		Timelock:    in.Timelock,
+		NewChatCap:  in.NewChatCap,
+		// The policy in force, from the same props as the decision.
+		NewChatCapPolicy: in.Policy.NewChatCap,
 	}
 	if !in.LID.IsEmpty() {
 		out.LID = in.LID.String()
@@ -108,7 +116,7 @@ func (c *Core) Explain(ctx context.Context, jid types.JID) (Explanation, error) 
 	in := explainInput{
 		Contact: jid.ToNonAD(), Key: v.key, LID: v.lid, PN: v.pn, Own: c.own(),
 		Token: v.entry.token, TokenTS: v.entry.tokenTS, SenderTS: v.entry.senderTS,
-		Salt: c.Salt(), Policy: *v.acc.policy.Load(), Timelock: c.Timelock(), Now: c.now(),
+		Salt: c.Salt(), Policy: *v.acc.policy.Load(), Timelock: c.Timelock(), NewChatCap: c.NewChatCap(), Now: c.now(),
 	}
 	if len(in.Salt) > 0 {
 		_, source, _, err := v.acc.store.GetSalt(ctx)
@@ -162,6 +170,10 @@ func ExplainStored(ctx context.Context, container *sqlstore.Container, account, 
 	if err != nil {
 		return Explanation{}, fmt.Errorf("tctoken: explain %s for %s: read the timelock: %w", jid, account, err)
 	}
+	newChatCap, err := st.GetNewChatCap(ctx)
+	if err != nil {
+		return Explanation{}, fmt.Errorf("tctoken: explain %s for %s: read the new-chat cap: %w", jid, account, err)
+	}
 	own := ownJIDs{PN: account.ToNonAD()}
 	if ownLID, _, err := container.ResolveStored(ctx, own.PN); err == nil {
 		own.LID = ownLID
@@ -169,7 +181,8 @@ func ExplainStored(ctx context.Context, container *sqlstore.Container, account, 
 	in := explainInput{
 		Contact: jid.ToNonAD(), Key: key, LID: lid, PN: pn, Own: own,
 		Token: entry.token, TokenTS: entry.tokenTS, SenderTS: entry.senderTS,
-		Salt: salt, Policy: ComputePolicy(defaults, values, nil), Timelock: TimelockFromStored(timelock), Now: now,
+		Salt: salt, Policy: ComputePolicy(defaults, values, nil), Timelock: TimelockFromStored(timelock),
+		NewChatCap: NewChatCapFromStored(newChatCap), Now: now,
 	}
 	if len(salt) > 0 {
 		in.SaltSource = string(source)

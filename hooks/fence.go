@@ -193,6 +193,10 @@ func (s fencedStore) PutTimelock(ctx context.Context, tl sqlstore.Timelock) erro
 	return fencedErr(s.fence, func() error { return s.AccountStore.PutTimelock(ctx, tl) })
 }
 
+func (s fencedStore) PutNewChatCap(ctx context.Context, nc sqlstore.NewChatCap) error {
+	return fencedErr(s.fence, func() error { return s.AccountStore.PutNewChatCap(ctx, nc) })
+}
+
 func (s fencedStore) PutSaltBackfill(ctx context.Context, at int64, result string) error {
 	return fencedErr(s.fence, func() error { return s.AccountStore.PutSaltBackfill(ctx, at, result) })
 }

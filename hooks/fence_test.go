@@ -23,6 +23,7 @@ func TestFenceWrapsEveryWrite(t *testing.T) {
 		"GetProps":           "read",
 		"GetTimelock":        "read",
 		"GetSaltBackfill":    "read",
+		"GetNewChatCap":      "read",
 		"InTransaction":      "read",
 		"SharesTransactions": "a probe whose transaction rolls back",
 		"Prune":              "a deletion, which brings no row back",

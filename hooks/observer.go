@@ -18,6 +18,8 @@ type Observer interface {
 	DBError(op string)
 	// Timelock reports whether a reach-out timelock is in force.
 	Timelock(inForce bool)
+	// NewChatCap reports the new-chat cap's status ("" when unknown).
+	NewChatCap(status string)
 }
 
 // observer wraps the bridge's Observer with the nil checks.
@@ -56,5 +58,11 @@ func (m observer) dbError(op string) {
 func (m observer) timelock(inForce bool) {
 	if m.o != nil {
 		m.o.Timelock(inForce)
+	}
+}
+
+func (m observer) newChatCap(status string) {
+	if m.o != nil {
+		m.o.NewChatCap(status)
 	}
 }

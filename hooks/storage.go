@@ -88,6 +88,12 @@ type backfillStorage interface {
 	PutSaltBackfill(ctx context.Context, at int64, result string) error
 }
 
+// newChatCapStorage holds the new-chat cap.
+type newChatCapStorage interface {
+	GetNewChatCap(ctx context.Context) (*sqlstore.NewChatCap, error)
+	PutNewChatCap(ctx context.Context, nc sqlstore.NewChatCap) error
+}
+
 // AccountStore is everything the plugin keeps for one account.
 type AccountStore interface {
 	tokenReader
@@ -100,6 +106,7 @@ type AccountStore interface {
 	propsStorage
 	timelockStorage
 	backfillStorage
+	newChatCapStorage
 }
 
 var _ AccountStore = (*sqlstore.Store)(nil)

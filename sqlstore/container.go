@@ -123,6 +123,7 @@ func (c *Container) DeleteAccount(ctx context.Context, ourJID types.JID) error {
 			{"import status", deleteAccountImportQuery},
 			{"timelock", deleteAccountTimelockQuery},
 			{"salt backfill status", deleteAccountBackfillQuery},
+			{"new-chat cap", deleteAccountNewChatCapQuery},
 		} {
 			if _, err := c.db.Exec(ctx, step.query, account); err != nil {
 				return fmt.Errorf("failed to delete %s: %w", step.what, err)

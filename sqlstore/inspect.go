@@ -22,6 +22,7 @@ const (
 		UNION SELECT our_jid FROM tctoken_imports
 		UNION SELECT our_jid FROM tctoken_timelock
 		UNION SELECT our_jid FROM tctoken_salt_backfill
+		UNION SELECT our_jid FROM tctoken_new_chat_cap
 		ORDER BY our_jid
 	`
 	listEntriesQuery = `

@@ -165,7 +165,9 @@ type AccountReport struct {
 	Policy   tctoken.Policy        `json:"policy"`
 	Import   ImportReport          `json:"import"`
 	Timelock tctoken.TimelockState `json:"timelock"`
-	Contacts []ContactReport       `json:"contacts"`
+	// NewChatCap is the new-chat cap as the bridge last received it.
+	NewChatCap tctoken.NewChatCapState `json:"new_chat_cap"`
+	Contacts   []ContactReport         `json:"contacts"`
 	// Explained is set with --jid.
 	Explained *tctoken.Explanation `json:"explained,omitempty"`
 }
@@ -309,6 +311,11 @@ func inspectAccount(ctx context.Context, container *sqlstore.Container, account 
 		return fail("read the timelock", err)
 	}
 	rep.Timelock = hooks.TimelockFromStored(timelock)
+	newChatCap, err := st.GetNewChatCap(ctx)
+	if err != nil {
+		return fail("read the new-chat cap", err)
+	}
+	rep.NewChatCap = hooks.NewChatCapFromStored(newChatCap)
 	entries, err := st.Entries(ctx)
 	if err != nil {
 		return fail("list the contacts", err)
@@ -363,6 +370,25 @@ func describeTimelock(tl tctoken.TimelockState) string {
 	return fmt.Sprintf("ACTIVE (from %s since %s, ends %s)", tl.Source, stamp(tl.Updated), stamp(tl.Ends))
 }
 
+func describeNewChatCap(nc tctoken.NewChatCapState, policy tctoken.NewChatCapPolicy) string {
+	if !nc.Known() {
+		return fmt.Sprintf("never fetched (AB props: %s)", onOff(policy.Enabled))
+	}
+	var b strings.Builder
+	b.WriteString(string(nc.Status))
+	switch {
+	case nc.UsedKnown && nc.LimitKnown:
+		fmt.Fprintf(&b, ", %d of %d new chats used", nc.Used, nc.Limit)
+	case nc.LimitKnown:
+		fmt.Fprintf(&b, ", limit %d", nc.Limit)
+	}
+	if !nc.CycleEnd.IsZero() {
+		fmt.Fprintf(&b, ", cycle ends %s", stamp(nc.CycleEnd))
+	}
+	fmt.Fprintf(&b, " (from %s at %s, AB props: %s)", nc.Source, stamp(nc.Fetched), onOff(policy.Enabled))
+	return b.String()
+}
+
 func writeText(out io.Writer, report Report, explain bool) error {
 	if len(report.Accounts) == 0 {
 		_, err := fmt.Fprintln(out, "no accounts")
@@ -403,6 +429,7 @@ func writeText(out io.Writer, report Report, explain bool) error {
 			fmt.Fprintf(&b, "  import:   not yet\n")
 		}
 		fmt.Fprintf(&b, "  timelock: %s\n", describeTimelock(acc.Timelock))
+		fmt.Fprintf(&b, "  new-chat cap: %s\n", describeNewChatCap(acc.NewChatCap, acc.Policy.NewChatCap))
 		if explain && acc.Explained != nil {
 			writeExplanation(&b, acc.Explained)
 			continue

@@ -10,9 +10,9 @@
 // sender timestamp and whether an issuance is due; the NCT salt, present or
 // absent, with its source (never its bytes: a short hash); the AB props in
 // force and when they were fetched; the import of whatsmeow's own tokens;
-// the reach-out timelock. --jid explains one contact with the same code as
-// Plugin.Explain: what the next message would carry, why, and what a 463
-// would mean.
+// the reach-out timelock; the new-chat cap. --jid explains one contact with
+// the same code as Plugin.Explain: what the next message would carry, why,
+// and what a 463 would mean.
 package main
 
 import (

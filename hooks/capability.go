@@ -75,7 +75,10 @@ func (c *Core) nativeGet(ctx context.Context, user types.JID) *store.PrivacyToke
 	}
 	var attach bool
 	token := v.entry.token
-	if pin := pinFor(ctx, user); pin != nil {
+	if gate := groupGateOf(ctx); gate != nil {
+		// A group call through the plugin: its AB prop, not the 1:1 one.
+		attach = gate.attach && len(token) > 0 && v.acc.policy.Load().Timing.ReceivedTokenValid(v.entry.tokenTS, c.nowUnix())
+	} else if pin := pinFor(ctx, user); pin != nil {
 		attach, token = pin.decision.Attach == AttachTCToken, pin.decision.Token
 	} else {
 		policy := v.acc.policy.Load()

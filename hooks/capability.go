@@ -110,6 +110,7 @@ func (c *Core) adoptNativeIssuance(ctx context.Context, v contactView, user type
 		return stored
 	}
 	c.cacheSenderTimestamp(mapped.Unix(), v.key)
+	c.writeSenderThrough(ctx, mapped.Unix(), []types.JID{v.key})
 	c.log.Debug().Stringer("contact", v.key).Int64("t", mapped.Unix()).Msg("Recorded whatsmeow's own issuance")
 	return mapped.Unix()
 }
@@ -156,6 +157,7 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 			continue
 		}
 		c.cacheSenderTimestamp(ts, keys...)
+		c.writeSenderThrough(ctx, ts, keys)
 	}
 	return incoming
 }

@@ -53,7 +53,7 @@ func groupGateOf(ctx context.Context) *groupGate {
 func (c *Core) CreateGroup(ctx context.Context, req whatsmeow.ReqCreateGroup) (*types.GroupInfo, error) {
 	policy := c.Policy()
 	if policy.GroupCreateTokens {
-		c.noteMissingGroupTokens(ctx, "create", types.GroupServerJID, req.Participants, policy.GroupMaxMissing)
+		c.noteMissingGroupTokens("create", types.GroupServerJID, c.groupTokens(ctx, req.Participants), policy.GroupMaxMissing)
 	}
 	return c.cli.CreateGroup(pinGroupGate(ctx, policy.GroupCreateTokens), req)
 }
@@ -68,19 +68,21 @@ func (c *Core) UpdateGroupParticipants(ctx context.Context, group types.JID, par
 		return c.cli.UpdateGroupParticipants(ctx, group, participants, action)
 	}
 	policy := c.Policy()
-	if policy.GroupAddTokens {
-		c.noteMissingGroupTokens(ctx, "add", group, participants, policy.GroupMaxMissing)
+	if !policy.GroupAddTokens {
+		return c.cli.UpdateGroupParticipants(pinGroupGate(ctx, false), group, participants, action)
 	}
-	if c.compat.Native() || !policy.GroupAddTokens {
-		return c.cli.UpdateGroupParticipants(pinGroupGate(ctx, policy.GroupAddTokens), group, participants, action)
+	tokens := c.groupTokens(ctx, participants)
+	c.noteMissingGroupTokens("add", group, tokens, policy.GroupMaxMissing)
+	if c.compat.Native() {
+		return c.cli.UpdateGroupParticipants(pinGroupGate(ctx, true), group, participants, action)
 	}
-	return c.addWithTokens(ctx, group, participants)
+	return c.addWithTokens(ctx, group, participants, tokens)
 }
 
 // addWithTokens builds and sends the add IQ of whatsmeow 2025-12's
 // UpdateGroupParticipants with each participant's valid tctoken in
 // <privacy>, and reads the reply as whatsmeow does.
-func (c *Core) addWithTokens(ctx context.Context, group types.JID, participants []types.JID) ([]types.GroupParticipant, error) {
+func (c *Core) addWithTokens(ctx context.Context, group types.JID, participants []types.JID, tokens [][]byte) ([]types.GroupParticipant, error) {
 	content := make([]waBinary.Node, len(participants))
 	attached := 0
 	for i, jid := range participants {
@@ -94,7 +96,7 @@ func (c *Core) addWithTokens(ctx context.Context, group types.JID, participants 
 				node.Attrs["phone_number"] = pn
 			}
 		}
-		if token := c.groupToken(ctx, jid); len(token) > 0 {
+		if token := tokens[i]; len(token) > 0 {
 			node.Content = []waBinary.Node{{Tag: "privacy", Content: token}}
 			attached++
 		}
@@ -129,23 +131,31 @@ func (c *Core) groupToken(ctx context.Context, jid types.JID) []byte {
 	return v.entry.token
 }
 
+// groupTokens is groupToken for each participant, in order.
+func (c *Core) groupTokens(ctx context.Context, participants []types.JID) [][]byte {
+	tokens := make([][]byte, len(participants))
+	for i, jid := range participants {
+		tokens[i] = c.groupToken(ctx, jid)
+	}
+	return tokens
+}
+
 // noteMissingGroupTokens counts the participants of a gated group call the
 // plugin holds no valid token for, and warns when they exceed AB prop
 // 34957. No source says what a client does past that limit; the plugin
 // still sends the call, as whatsmeow alone would, so that a group change
 // is never blocked, and says so.
-func (c *Core) noteMissingGroupTokens(ctx context.Context, step string, group types.JID, participants []types.JID, limit int64) int {
+func (c *Core) noteMissingGroupTokens(step string, group types.JID, tokens [][]byte, limit int64) {
 	missing := 0
-	for _, jid := range participants {
-		if len(c.groupToken(ctx, jid)) == 0 {
+	for _, token := range tokens {
+		if len(token) == 0 {
 			missing++
 		}
 	}
 	if int64(missing) > limit {
-		c.log.Warn().Str("step", step).Stringer("group", group).Int("missing", missing).Int("participants", len(participants)).
+		c.log.Warn().Str("step", step).Stringer("group", group).Int("missing", missing).Int("participants", len(tokens)).
 			Int64("limit", limit).Msg("More group participants without a privacy token than AB prop 34957 allows; sending anyway")
 	}
-	return missing
 }
 
 // parseGroupAddReply reads the reply to an add IQ into the participants,

@@ -17,10 +17,11 @@ type propsState struct {
 	overrides map[int]string
 }
 
-// AB prop config codes the plugin obeys. The profile-picture (9666) and
-// group (11261, 11262) gates are not among them: whatsmeow reads tokens for
-// those through the same store call as for messages, so the plugin cannot
-// tell those reads apart.
+// AB prop config codes the plugin obeys. The profile-picture gate (9666) is
+// not among them: whatsmeow reads that token through the same store call as
+// for messages, and nothing marks the read. The group gates (11261, 11262)
+// apply to the calls made through the plugin (groupadd.go), which mark
+// their reads; a group call made on the client directly stays whatsmeow's.
 const (
 	PropReceiverDuration = 865
 	PropReceiverBuckets  = 909
@@ -29,6 +30,9 @@ const (
 	PropTCTokenOn1to1    = 10518
 	PropNCTSend          = 24941
 	PropIssueToLID       = 14303
+	PropGroupCreateToken = 11261
+	PropGroupAddToken    = 11262
+	PropGroupMaxMissing  = 34957
 )
 
 // knownProps lists the codes the plugin keeps; others in a reply are dropped.
@@ -36,6 +40,7 @@ var knownProps = []int{
 	PropReceiverDuration, PropReceiverBuckets, PropSenderDuration, PropSenderBuckets,
 	PropTCTokenOn1to1, PropNCTSend, PropIssueToLID,
 	PropNewChatCapEnabled, PropNewChatCapLimit, PropNewChatCapFetchTTL, PropNewChatCapFirstWarning,
+	PropGroupCreateToken, PropGroupAddToken, PropGroupMaxMissing,
 }
 
 func isKnownProp(code int) bool {
@@ -49,24 +54,27 @@ func isKnownProp(code int) bool {
 
 // propNames name the known props in log lines and errors.
 var propNames = map[int]string{
-	PropReceiverDuration: "tctoken_duration",
-	PropReceiverBuckets:  "tctoken_num_buckets",
-	PropSenderDuration:   "tctoken_duration_sender",
-	PropSenderBuckets:    "tctoken_num_buckets_sender",
-	PropTCTokenOn1to1:    "privacy_token_sending_on_all_1_on_1_messages",
-	PropNCTSend:          "wa_nct_token_send_enabled",
-	PropIssueToLID:       "lid_trusted_token_issue_to_lid",
-
+	PropReceiverDuration:       "tctoken_duration",
+	PropReceiverBuckets:        "tctoken_num_buckets",
+	PropSenderDuration:         "tctoken_duration_sender",
+	PropSenderBuckets:          "tctoken_num_buckets_sender",
+	PropTCTokenOn1to1:          "privacy_token_sending_on_all_1_on_1_messages",
+	PropNCTSend:                "wa_nct_token_send_enabled",
+	PropIssueToLID:             "lid_trusted_token_issue_to_lid",
 	PropNewChatCapEnabled:      "wa_individual_new_chat_msg_capping_enabled",
 	PropNewChatCapLimit:        "wa_individual_new_chat_msg_capping_limit",
 	PropNewChatCapFetchTTL:     "wa_individual_new_chat_msg_capping_fetch_ttl_seconds",
 	PropNewChatCapFirstWarning: "new-chat cap first-warning threshold",
+	PropGroupCreateToken:       "privacy_token_on_group_create",
+	PropGroupAddToken:          "privacy_token_on_group_participant_add",
+	PropGroupMaxMissing:        "max missing tokens per group (name unconfirmed)",
 }
 
 // integerProps hold integers; the other known props are booleans.
 var integerProps = map[int]bool{
 	PropReceiverDuration: true, PropReceiverBuckets: true, PropSenderDuration: true, PropSenderBuckets: true,
 	PropNewChatCapLimit: true, PropNewChatCapFetchTTL: true, PropNewChatCapFirstWarning: true,
+	PropGroupMaxMissing: true,
 }
 
 // errMalformedPropsReply means the abt reply, or one of its props, did not
@@ -240,11 +248,19 @@ type Defaults struct {
 	AttachTCToken bool
 	AttachCSToken bool
 	IssueToLID    bool
+	// GroupCreateTokens and GroupAddTokens (AB props 11261, 11262) default
+	// to off, as the server's defaults are; GroupMaxMissing (34957) to 32.
+	GroupCreateTokens bool
+	GroupAddTokens    bool
+	GroupMaxMissing   int64
 }
+
+// defaultGroupMaxMissing is AB prop 34957's default.
+const defaultGroupMaxMissing = 32
 
 // DefaultDefaults are the defaults the plugin ships with.
 func DefaultDefaults() Defaults {
-	return Defaults{Timing: DefaultTiming(), AttachTCToken: true, AttachCSToken: true, IssueToLID: true}
+	return Defaults{Timing: DefaultTiming(), AttachTCToken: true, AttachCSToken: true, IssueToLID: true, GroupMaxMissing: defaultGroupMaxMissing}
 }
 
 // Policy is the effective configuration at one moment: defaults, overridden
@@ -255,6 +271,13 @@ type Policy struct {
 	AttachCSToken bool
 	IssueToLID    bool
 	NewChatCap    NewChatCapPolicy
+	// GroupCreateTokens and GroupAddTokens gate the <privacy> tokens of the
+	// group calls made through the plugin; GroupMaxMissing is how many
+	// added participants without a token one such call may carry before
+	// the plugin warns (see groupadd.go).
+	GroupCreateTokens bool
+	GroupAddTokens    bool
+	GroupMaxMissing   int64
 }
 
 // ComputePolicy merges the three layers. Durations are clamped.
@@ -290,5 +313,9 @@ func ComputePolicy(defaults Defaults, server, overrides map[int]string) Policy {
 		AttachCSToken: boolProp(PropNCTSend, defaults.AttachCSToken),
 		IssueToLID:    boolProp(PropIssueToLID, defaults.IssueToLID),
 		NewChatCap:    newChatCapPolicy(get),
+
+		GroupCreateTokens: boolProp(PropGroupCreateToken, defaults.GroupCreateTokens),
+		GroupAddTokens:    boolProp(PropGroupAddToken, defaults.GroupAddTokens),
+		GroupMaxMissing:   max(0, intProp(PropGroupMaxMissing, defaults.GroupMaxMissing)),
 	}
 }

@@ -75,7 +75,10 @@ func (c *Core) nativeGet(ctx context.Context, user types.JID) *store.PrivacyToke
 	}
 	var attach bool
 	token := v.entry.token
-	if pin := pinFor(ctx, user); pin != nil {
+	if gate := groupGateOf(ctx); gate != nil {
+		// A group call through the plugin: its AB prop, not the 1:1 one.
+		attach = gate.attach && len(token) > 0 && v.acc.policy.Load().Timing.ReceivedTokenValid(v.entry.tokenTS, c.nowUnix())
+	} else if pin := pinFor(ctx, user); pin != nil {
 		attach, token = pin.decision.Attach == AttachTCToken, pin.decision.Token
 	} else {
 		policy := v.acc.policy.Load()
@@ -107,6 +110,7 @@ func (c *Core) adoptNativeIssuance(ctx context.Context, v contactView, user type
 		return stored
 	}
 	c.cacheSenderTimestamp(mapped.Unix(), v.key)
+	c.writeSenderThrough(ctx, mapped.Unix(), []types.JID{v.key})
 	c.log.Debug().Stringer("contact", v.key).Int64("t", mapped.Unix()).Msg("Recorded whatsmeow's own issuance")
 	return mapped.Unix()
 }
@@ -153,6 +157,7 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 			continue
 		}
 		c.cacheSenderTimestamp(ts, keys...)
+		c.writeSenderThrough(ctx, ts, keys)
 	}
 	return incoming
 }

@@ -15,6 +15,7 @@
 //	                   (interposer.go, history.go, issuance.go -> ingest.go, resolve.go, shared.go, cache.go)
 //	a send:            decide -> send -> issue | recover | diagnose
 //	                   (decide.go -> send.go -> issuance.go, recovery.go, diagnosis.go and timelock.go)
+//	a group call:      gate -> attach (2025-12's add) | delegate (groupadd.go)
 //	an account:        bind -> import -> prune ... logout
 //	                   (account.go -> adopt.go -> connection.go ... fence.go, events.go)
 //

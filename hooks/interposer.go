@@ -29,6 +29,9 @@ func (s *TokenStore) GetPrivacyToken(ctx context.Context, user types.JID) (*stor
 		return c.nativeGet(ctx, user), nil
 	}
 	user = user.ToNonAD()
+	if gate := groupGateOf(ctx); gate != nil && !gate.attach {
+		return nil, nil // a group call through the plugin, its AB prop off
+	}
 	if pin := pinFor(ctx, user); pin != nil {
 		if pin.decision.Attach != AttachTCToken {
 			return nil, nil

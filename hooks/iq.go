@@ -22,6 +22,11 @@ var ErrDisconnected = errors.New("disconnected before the server replied")
 // public way to send an arbitrary IQ (its SendIQ takes an unexported type),
 // so this uses the exported response-waiter primitives the same way.
 func sendIQ(ctx context.Context, cli *whatsmeow.Client, namespace, iqType string, content waBinary.Node) (*waBinary.Node, error) {
+	return sendIQTo(ctx, cli, types.ServerJID, namespace, iqType, content)
+}
+
+// sendIQTo is sendIQ to another address than the server, such as a group.
+func sendIQTo(ctx context.Context, cli *whatsmeow.Client, to types.JID, namespace, iqType string, content waBinary.Node) (*waBinary.Node, error) {
 	//lint:ignore SA1019 whatsmeow 2025-12 exports no other way to send an arbitrary IQ and wait for its reply.
 	internals := cli.DangerousInternals()
 	id := internals.GenerateRequestID()
@@ -32,7 +37,7 @@ func sendIQ(ctx context.Context, cli *whatsmeow.Client, namespace, iqType string
 			"id":    id,
 			"xmlns": namespace,
 			"type":  iqType,
-			"to":    types.ServerJID,
+			"to":    to,
 		},
 		Content: []waBinary.Node{content},
 	})

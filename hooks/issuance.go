@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.mau.fi/whatsmeow/types"
 	"golang.org/x/sync/singleflight"
@@ -140,6 +141,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []issueReci
 				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", ErrNotRecorded, len(contacts), contacts[0], writeErr(err))
 			}
 			c.cacheSenderTimestamp(ts, contacts...)
+			c.writeSenderThrough(ctx, ts, contacts)
 			out.recorded = append(out.recorded, contacts...)
 			for _, key := range contacts {
 				recorded[key] = true
@@ -221,4 +223,37 @@ func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, 
 		return nil, err
 	})
 	return err
+}
+
+// writeSenderThrough copies a sender timestamp the plugin recorded into
+// whatsmeow's own table, where that has a column for it (the newer
+// whatsmeow) and a row for the contact, so that whatsmeow alone, after the
+// plugin is removed, does not issue again within the bucket. whatsmeow
+// keeps it only on a token row (its token column is NOT NULL), and so does
+// this: a contact without a token has no row to carry it there, with or
+// without the plugin. A timestamp only moves forward. Failures are logged
+// once: the plugin's own table holds the timestamp either way.
+func (c *Core) writeSenderThrough(ctx context.Context, ts int64, keys []types.JID) {
+	inner := c.innerStore()
+	if inner == nil || ts <= 0 || !c.compat.HasSenderTimestamp() {
+		return
+	}
+	for _, key := range keys {
+		row, err := inner.GetPrivacyToken(ctx, key)
+		if err == nil && (row == nil || len(row.Token) == 0) {
+			continue
+		}
+		if err == nil {
+			if current := c.compat.SenderTimestamp(*row); !current.IsZero() && current.Unix() >= ts {
+				continue
+			}
+			c.compat.SetSenderTimestamp(row, time.Unix(ts, 0))
+			err = inner.PutPrivacyTokens(ctx, *row)
+		}
+		if err != nil {
+			c.warnOnce("sender-write-through", err, "Failed to copy a sender timestamp into whatsmeow's table; the plugin's table holds it")
+			return
+		}
+	}
+	c.clearWarned("sender-write-through")
 }

@@ -35,6 +35,9 @@ type Group struct {
 	// notifications are the IDs of the w:gp2 notifications sent to our
 	// devices, for Sync.
 	notifications []string
+	// tokens are the <privacy> tokens members were created or added with,
+	// the last one each.
+	tokens map[*Contact][]byte
 }
 
 // GroupOptions describes a group for AddGroup.
@@ -264,18 +267,53 @@ func (s *Server) handleGroupIQ(ctx context.Context, c *conn, iq *waBinary.Node) 
 // that are not contacts are left out.
 func (s *Server) createGroup(req *waBinary.Node) *Group {
 	var members []*Contact
+	tokens := make(map[*Contact][]byte)
 	for _, p := range req.GetChildrenByTag("participant") {
 		if c := s.contactFor(jidAttr(&p, "jid")); c != nil && !slices.Contains(members, c) {
 			members = append(members, c)
+			if token := childBytes(&p, "privacy"); token != nil {
+				tokens[c] = token
+			}
 		}
 	}
-	return s.newGroup(strAttr(req, "subject"), nil, members)
+	g := s.newGroup(strAttr(req, "subject"), nil, members)
+	g.mu.Lock()
+	g.tokens = tokens
+	g.mu.Unlock()
+	return g
+}
+
+// ErrCodeMissingGroupToken is the error code of a participant whose add
+// the server refused for want of a valid privacy token (RequireGroupTokens).
+// No source shows the code the real server uses for it; wamock uses 463,
+// the code of a message refused for a missing or invalid token.
+const ErrCodeMissingGroupToken = 463
+
+// RequireGroupTokens makes the server refuse to add a participant to a
+// group unless valid accepts the token it came with in <privacy> (nil when
+// it came with none): that participant gets ErrCodeMissingGroupToken and
+// stays out. A nil valid accepts every add, the default.
+func (s *Server) RequireGroupTokens(valid func(c *Contact, token []byte) bool) {
+	s.mu.Lock()
+	s.groupTokenRule = valid
+	s.mu.Unlock()
+}
+
+// ParticipantToken returns the <privacy> token the contact was last created
+// or added to the group with, nil if none.
+func (g *Group) ParticipantToken(c *Contact) []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.tokens[c]
 }
 
 // changeMembers applies <add|remove|promote|demote><participant jid=../>…
 // and returns the reply's participants and those that changed. A JID that
 // is no contact gets error 404; removing a non-member, 404 too.
 func (g *Group) changeMembers(action string, req *waBinary.Node) (result, changed []waBinary.Node) {
+	g.s.mu.Lock()
+	rule := g.s.groupTokenRule
+	g.s.mu.Unlock()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	lidMode := g.lidAddressedLocked()
@@ -288,6 +326,17 @@ func (g *Group) changeMembers(action string, req *waBinary.Node) (result, change
 		}
 		switch action {
 		case "add":
+			token := childBytes(&p, "privacy")
+			if rule != nil && !rule(c, token) {
+				result = append(result, waBinary.Node{Tag: "participant", Attrs: waBinary.Attrs{"jid": jid, "error": ErrCodeMissingGroupToken}})
+				continue
+			}
+			if token != nil {
+				if g.tokens == nil {
+					g.tokens = make(map[*Contact][]byte)
+				}
+				g.tokens[c] = token
+			}
 			if !slices.Contains(g.members, c) {
 				g.members = append(g.members, c)
 			}

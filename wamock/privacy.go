@@ -19,11 +19,14 @@ func (s *Server) SetPrivacyHandler(h func(iq *waBinary.Node) *waBinary.Node) {
 }
 
 func (s *Server) handlePrivacyIQ(iq *waBinary.Node) *waBinary.Node {
+	issued := ParseIssuedTokens(iq)
 	s.mu.Lock()
 	h := s.privacyHandler
+	s.issued = append(s.issued, issued...)
+	form := s.issueForm
 	s.mu.Unlock()
 	if h == nil {
-		return ResultIQ(iq)
+		return issueFormReply(iq, issued, form)
 	}
 	reply := h(iq)
 	if reply == nil {
@@ -59,12 +62,68 @@ type IssuedToken struct {
 	JID  types.JID
 	T    int64
 	Type string
+	// Form is the form of JID: a LID or a phone number.
+	Form IssueForm
+}
+
+// IssueForm is the form of the JID a token is issued to. AB prop 14303
+// (lid_trusted_token_issue_to_lid) says which one a client uses.
+type IssueForm string
+
+const (
+	IssueFormLID   IssueForm = "lid"
+	IssueFormPN    IssueForm = "pn"
+	IssueFormOther IssueForm = "other"
+)
+
+// FormOf tells the form of a JID.
+func FormOf(jid types.JID) IssueForm {
+	switch jid.Server {
+	case types.HiddenUserServer:
+		return IssueFormLID
+	case types.DefaultUserServer:
+		return IssueFormPN
+	}
+	return IssueFormOther
+}
+
+// Issued returns every <token> of the privacy IQs the server received, in
+// order, with its form.
+func (s *Server) Issued() []IssuedToken {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]IssuedToken(nil), s.issued...)
+}
+
+// RequireIssueForm makes the server refuse, without a handler, each <token>
+// issued to a JID of another form: the result echoes it with error="400"
+// (wamock's choice; no source shows the real server refusing one form). An
+// empty form accepts both, which is the default.
+func (s *Server) RequireIssueForm(form IssueForm) {
+	s.mu.Lock()
+	s.issueForm = form
+	s.mu.Unlock()
+}
+
+// issueFormReply is the empty result the real server gives an issuance, with
+// the tokens of the wrong form refused when a form is required.
+func issueFormReply(iq *waBinary.Node, issued []IssuedToken, form IssueForm) *waBinary.Node {
+	var refused []waBinary.Node
+	for _, tok := range issued {
+		if form != "" && tok.Form != form {
+			refused = append(refused, waBinary.Node{Tag: "token", Attrs: waBinary.Attrs{"jid": tok.JID, "error": 400}})
+		}
+	}
+	if len(refused) == 0 {
+		return ResultIQ(iq)
+	}
+	return ResultIQ(iq, waBinary.Node{Tag: "tokens", Content: refused})
 }
 
 // ParseIssuedTokens reads <iq xmlns="privacy" type="set"><tokens><token
 // jid=.. t=.. type=../>…; it returns nil for other stanzas.
 func ParseIssuedTokens(iq *waBinary.Node) []IssuedToken {
-	if iq.Tag != "iq" || strAttr(iq, "xmlns") != "privacy" {
+	if iq.Tag != "iq" || strAttr(iq, "xmlns") != "privacy" || strAttr(iq, "type") != "set" {
 		return nil
 	}
 	tokens, ok := iq.GetOptionalChildByTag("tokens")
@@ -77,7 +136,8 @@ func ParseIssuedTokens(iq *waBinary.Node) []IssuedToken {
 			continue
 		}
 		t, _ := strconv.ParseInt(strAttr(&tok, "t"), 10, 64)
-		out = append(out, IssuedToken{JID: jidAttr(&tok, "jid"), T: t, Type: strAttr(&tok, "type")})
+		jid := jidAttr(&tok, "jid")
+		out = append(out, IssuedToken{JID: jid, T: t, Type: strAttr(&tok, "type"), Form: FormOf(jid)})
 	}
 	return out
 }

@@ -308,6 +308,10 @@ func findSenderTimestamp(token reflect.Type) (fieldSlot, string, *Problem) {
 	return fieldSlot{index: field.Index}, "PrivacyToken.SenderTimestamp", nil
 }
 
+// HasSenderTimestamp reports whether whatsmeow's tokens carry a sender
+// timestamp the plugin can read and set (the newer whatsmeow).
+func (f *Features) HasSenderTimestamp() bool { return f.types.senderTS.found() }
+
 // SenderTimestamp reads token.SenderTimestamp; zero where the field is
 // absent or off.
 func (f *Features) SenderTimestamp(token store.PrivacyToken) time.Time {

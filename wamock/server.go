@@ -156,6 +156,7 @@ type Server struct {
 	privacyHandler func(iq *waBinary.Node) *waBinary.Node
 	iqHandlers     map[string]func(iq *waBinary.Node) *waBinary.Node
 	mex            mexRoutes
+	reachout       reachoutState
 	abProps        *ABProps
 	abPropsErr     *ABPropsError
 
@@ -209,6 +210,7 @@ func start(t testing.TB, opts []Option) (*Server, error) {
 		iqHandlers:  make(map[string]func(iq *waBinary.Node) *waBinary.Node),
 	}
 	s.obs.init()
+	s.SetMexHandler(ReachoutTimelockQueryID, s.answerReachoutTimelock)
 	for _, opt := range opts {
 		opt(s)
 	}

@@ -47,6 +47,11 @@ var (
 	// while the issuance was under way: its rows are being deleted, and
 	// nothing is written for it any more.
 	ErrLoggedOut = hooks.ErrLoggedOut
+	// ErrFirstContactGuarded is returned (inside a *SendError with Guarded
+	// set) by SendMessage for a first contact refused before the wire,
+	// under Recovery.GuardFirstContacts, while a reach-out timelock is
+	// known to be in force. Nothing was sent.
+	ErrFirstContactGuarded = hooks.ErrFirstContactGuarded
 )
 
 // IQError is the server's error reply to the privacy IQ of IssueTokens,

@@ -1,0 +1,62 @@
+package hooks
+
+import (
+	"fmt"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// guardable reports whether the guard looks at a send: a 1:1 message that
+// carries no valid tctoken of the contact (a cstoken or nothing), which
+// the server counts as reaching out to someone new. A message with a
+// valid tctoken, one whose caller attached its own token, one that goes
+// to our own devices or to a group, and one with a valid tctoken that the
+// AB props keep off the message go as always.
+func guardable(decision Decision, req whatsmeow.SendRequestExtra) bool {
+	switch decision.Cause {
+	case CauseCSTokenNoTCToken, CauseCSTokenExpired, CauseCSTokenOff, CauseNoSalt, CauseNoLID:
+		return !callerAttachedToken(req.AdditionalNodes)
+	}
+	return false
+}
+
+// guard is the one place that decides, before anything goes on the wire,
+// whether the policy refuses a send: a first contact while a restriction
+// of the account is known to be in force. It returns the error to give
+// the caller, or nil when the send may go. Each restriction is one case
+// below, with the diagnosis that names it.
+func (c *Core) guard(to types.JID, decision Decision, req whatsmeow.SendRequestExtra) *SendError {
+	if !c.recovery.GuardFirstContacts || req.Peer || !guardable(decision, req) {
+		return nil
+	}
+	now := c.now()
+	timelock := c.Timelock()
+	var diagnosis Diagnosis
+	switch {
+	case timelock.InForce(now):
+		diagnosis = DiagnosisTimelock
+	default:
+		return nil
+	}
+	ev := c.log.Warn().Stringer("to", to).Stringer("diagnosis", diagnosis).Stringer("cause", decision.Cause)
+	if diagnosis == DiagnosisTimelock {
+		ev = ev.Str("timelock_source", timelock.Source).Time("timelock_ends", timelock.Ends)
+	}
+	ev.Msg("Refused a first contact before sending it, as the policy asks (Recovery.GuardFirstContacts)")
+	return &SendError{
+		Contact: to, MessageID: req.ID, Diagnosis: diagnosis, Attached: decision.Attach, Cause: decision.Cause,
+		Timelock: timelock, Guarded: true, Recovery: RecoveryReport{Skipped: "guarded"},
+		Err: fmt.Errorf("%w: %s", ErrFirstContactGuarded, diagnosis),
+	}
+}
+
+// guardedError is SendError.Error for a send the guard refused.
+func (e *SendError) guardedError() string {
+	msg := fmt.Sprintf("tctoken: first contact to %s not sent: %s (would attach %s, %s)", e.Contact, e.Diagnosis, e.Attached, e.Cause)
+	if e.Diagnosis == DiagnosisTimelock && !e.Timelock.Ends.IsZero() {
+		msg += fmt.Sprintf(", timelock ends %s", e.Timelock.Ends.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("%s: %v", msg, e.Err)
+}

@@ -72,8 +72,8 @@ func TestTimelockQueryAtConnect(t *testing.T) {
 
 // TestTimelockQueryBound: a reconnect and a restart within the hour ask
 // nothing (the restart restores the recorded answer at once); once the
-// hour has passed the plugin asks again, and an inactive answer lifts the
-// lock, with one event.
+// hour has passed the connection asks again, and an inactive answer lifts
+// the lock, with one event; the same answer an hour later dispatches none.
 func TestTimelockQueryBound(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db)
@@ -101,11 +101,10 @@ func TestTimelockQueryBound(t *testing.T) {
 			t.Fatalf("%d queries after a restart within the hour, want 1", n)
 		}
 
-		// The server lifts the lock; past the hour the plugin asks again
-		// (the connection's schedule, or the next connect).
+		// The server lifts the lock; past the hour the connection's
+		// schedule asks again.
 		w.srv.SetReachoutTimelock(wamock.ReachoutTimelock{})
 		w.clock.Advance(31 * time.Minute)
-		w.reconnect()
 		w.waitTimelockFromQuery(false)
 		if n := w.timelockQueries(); n != 2 {
 			t.Fatalf("%d queries once the hour passed, want 2", n)
@@ -216,7 +215,17 @@ func TestTimelockPatternAsksTheServer(t *testing.T) {
 		w.srv.SetMessageRule(wamock.RefuseFirstContacts())
 		w.clock.Advance(2 * time.Minute)
 		w.send463(d, w.srv.AddContact(wamock.ContactOptions{}).LID(), tctoken.DiagnosisNoToken)
-		w.send463(d, w.srv.AddContact(wamock.ContactOptions{}).LID(), tctoken.DiagnosisNoToken)
+		// The second makes the pattern: the plugin asks in the background,
+		// and this refusal is diagnosed with whatever is known when it is
+		// (the answer may already be in).
+		_, err := w.plugin.SendMessage(w.ctx, w.srv.AddContact(wamock.ContactOptions{}).LID(), text("hello"))
+		var sendErr *tctoken.SendError
+		if !errors.As(err, &sendErr) || (sendErr.Diagnosis != tctoken.DiagnosisNoToken && sendErr.Diagnosis != tctoken.DiagnosisTimelock) {
+			t.Fatalf("the second refused first contact: %v", err)
+		}
+		if sendErr.Diagnosis == tctoken.DiagnosisTimelock && sendErr.Timelock.Source != tctoken.TimelockFromQuery {
+			t.Fatalf("the pattern overruled the server's word: %+v", sendErr.Timelock)
+		}
 		state := w.waitTimelockFromQuery(true)
 		if !state.Ends.Equal(ends) {
 			t.Fatalf("timelock %+v, want the server's end %s", state, ends)

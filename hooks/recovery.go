@@ -21,13 +21,6 @@ type recoveryState struct {
 // Every step is bounded, and none runs under a reach-out timelock: blind
 // retries and reissues there are what makes a timelock longer.
 type Recovery struct {
-	// GuardFirstContacts refuses, before anything goes on the wire, a send
-	// to a contact we hold no valid tctoken from while a reach-out
-	// timelock is known to be in force (whatever told: the query, the
-	// notification or the pattern). SendMessage returns a *SendError with
-	// Guarded set, which matches ErrFirstContactGuarded. Off by default:
-	// the send goes, and a 463 is diagnosed.
-	GuardFirstContacts bool
 	// Reissue our token to the contact, at most once per contact and
 	// sender bucket. A whatsmeow that issues after every DM by itself
 	// (the newer one, even after a 463) has done it already.
@@ -45,6 +38,13 @@ type Recovery struct {
 	// ResendWait bounds how long SendMessage waits for such a change
 	// before returning the error; zero means DefaultResendWait.
 	ResendWait time.Duration
+	// GuardFirstContacts refuses, before anything goes on the wire, a send
+	// to a contact we hold no valid tctoken from while a reach-out
+	// timelock is known to be in force (whatever told: the query, the
+	// notification or the pattern). SendMessage returns a *SendError with
+	// Guarded set, which matches ErrFirstContactGuarded. Off by default:
+	// the send goes, and a 463 is diagnosed.
+	GuardFirstContacts bool
 }
 
 // defaultResendWait is how long a resend waits for a change by default.

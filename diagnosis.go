@@ -76,8 +76,8 @@ type RecoveryReport = hooks.RecoveryReport
 func DefaultRecovery() Recovery { return hooks.DefaultRecovery() }
 
 // WithRecovery sets what the plugin does about refused sends: after a 463,
-// and, with GuardFirstContacts, before a first contact while a reach-out
-// timelock is known to be in force. Recovery{} only diagnoses. Nothing is
+// and, with GuardFirstContacts, before a first contact while the server
+// said that a reach-out timelock is in force. Recovery{} only diagnoses. Nothing is
 // done after a 463 under a reach-out timelock.
 func WithRecovery(r Recovery) Option {
 	return Option{func(cfg *hooks.Config) { cfg.Recovery = &r }}

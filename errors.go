@@ -49,8 +49,8 @@ var (
 	ErrLoggedOut = hooks.ErrLoggedOut
 	// ErrFirstContactGuarded is returned (inside a *SendError with Guarded
 	// set) by SendMessage for a first contact refused before the wire,
-	// under Recovery.GuardFirstContacts, while a reach-out timelock is
-	// known to be in force. Nothing was sent.
+	// under Recovery.GuardFirstContacts, while the server said that a
+	// reach-out timelock is in force. Nothing was sent.
 	ErrFirstContactGuarded = hooks.ErrFirstContactGuarded
 )
 

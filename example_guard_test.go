@@ -15,8 +15,8 @@ import (
 )
 
 // With GuardFirstContacts, a first contact (no valid tctoken from the
-// contact) is refused before it goes on the wire while a reach-out
-// timelock is known to be in force: every refused first contact under a
+// contact) is refused before it goes on the wire while the server said
+// that a reach-out timelock is in force: every first contact sent under a
 // lock may lengthen it. Contacts with a valid tctoken still get through.
 func ExampleWithRecovery_guardFirstContacts() {
 	var client *whatsmeow.Client // logged in

@@ -144,7 +144,8 @@ func TestTimelockQueryDefaultEnd(t *testing.T) {
 
 // TestTimelockQueryFailures: an IQ error, a GraphQL error and an answer
 // the plugin cannot read each log one line saying so; the connect and the
-// sends go on, and the pattern of refused first contacts stands in.
+// sends go on (the guard, on here, has nothing to go by), and the pattern
+// of refused first contacts stands in, without arming the guard.
 func TestTimelockQueryFailures(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -165,7 +166,7 @@ func TestTimelockQueryFailures(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			forEachDB(t, func(t *testing.T, db *dbutil.Database) {
-				w := newWorld(t, db, tctoken.WithRecovery(tctoken.Recovery{}))
+				w := newWorld(t, db, tctoken.WithRecovery(tctoken.Recovery{GuardFirstContacts: true}))
 				w.srv.SetMexHandler(wamock.ReachoutTimelockQueryID, tc.handler)
 				w.connect()
 				w.waitLog(1, "Failed to query the reach-out timelock", tc.logged)
@@ -187,6 +188,11 @@ func TestTimelockQueryFailures(t *testing.T) {
 				w.send463(d, w.srv.AddContact(wamock.ContactOptions{}).LID(), tctoken.DiagnosisTimelock)
 				if state := w.plugin.Timelock(); !state.Active || state.Source != tctoken.TimelockFromPattern {
 					t.Fatalf("the pattern stands in for the failed query: %+v", state)
+				}
+				// The pattern's lock does not arm the guard: the next first
+				// contact goes on the wire, and its 463 is diagnosed.
+				if sendErr := w.send463(d, w.srv.AddContact(wamock.ContactOptions{}).LID(), tctoken.DiagnosisTimelock); sendErr.Guarded {
+					t.Fatalf("guarded under the pattern's lock: %+v", sendErr)
 				}
 			})
 		})

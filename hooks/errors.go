@@ -11,8 +11,8 @@ import (
 var ErrDatabase = errors.New("database error")
 
 // ErrFirstContactGuarded marks a send that the guard refused before it
-// went on the wire (Recovery.GuardFirstContacts): a first contact while a
-// restriction of the account is known to be in force.
+// went on the wire (Recovery.GuardFirstContacts): a first contact while
+// the server said that a restriction of the account is in force.
 var ErrFirstContactGuarded = errors.New("first contact refused before sending under a known restriction")
 
 // writeErr marks the error of a write to the account's store as the

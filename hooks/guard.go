@@ -23,8 +23,8 @@ func guardable(decision Decision, req whatsmeow.SendRequestExtra) bool {
 }
 
 // guard is the one place that decides, before anything goes on the wire,
-// whether the policy refuses a send: a first contact while a restriction
-// of the account is known to be in force. It returns the error to give
+// whether the policy refuses a send: a first contact while the server said
+// that a restriction of the account is in force. It returns the error to give
 // the caller, or nil when the send may go. Each restriction is one case
 // below, with the diagnosis that names it.
 func (c *Core) guard(to types.JID, decision Decision, req whatsmeow.SendRequestExtra) *SendError {
@@ -35,7 +35,10 @@ func (c *Core) guard(to types.JID, decision Decision, req whatsmeow.SendRequestE
 	timelock := c.Timelock()
 	var diagnosis Diagnosis
 	switch {
-	case timelock.InForce(now):
+	case timelock.InForce(now) && timelock.Source != TimelockFromPattern:
+		// The server's word only: the pattern's lock has no end and is
+		// lifted when a first contact gets through, which the guard would
+		// never let happen.
 		diagnosis = DiagnosisTimelock
 	default:
 		return nil

@@ -39,11 +39,12 @@ type Recovery struct {
 	// before returning the error; zero means DefaultResendWait.
 	ResendWait time.Duration
 	// GuardFirstContacts refuses, before anything goes on the wire, a send
-	// to a contact we hold no valid tctoken from while a reach-out
-	// timelock is known to be in force (whatever told: the query, the
-	// notification or the pattern). SendMessage returns a *SendError with
-	// Guarded set, which matches ErrFirstContactGuarded. Off by default:
-	// the send goes, and a 463 is diagnosed.
+	// to a contact we hold no valid tctoken from while the server said
+	// that a reach-out timelock is in force (its answer to the timelock
+	// query, or its notification; not the pattern, whose lock only a first
+	// contact that gets through lifts). SendMessage returns a *SendError
+	// with Guarded set, which matches ErrFirstContactGuarded. Off by
+	// default: the send goes, and a 463 is diagnosed.
 	GuardFirstContacts bool
 }
 

@@ -147,7 +147,7 @@ func (c *Core) notePatternRefusal(ctx context.Context, acc *accountState, key ty
 	if c.patternOverruled(acc) {
 		// The server said lately that no timelock applies: ask it again
 		// rather than guess against its word.
-		c.startTimelockQuery(acc, "pattern")
+		c.startTimelockQuery(acc, timelockOnPattern)
 		return false
 	}
 	c.recordTimelock(ctx, acc, TimelockState{Active: true, Source: TimelockFromPattern}, "first contacts refused while known contacts get through")

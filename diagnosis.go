@@ -14,7 +14,9 @@ type Diagnosis = hooks.Diagnosis
 
 // The diagnoses of a 463. All but DiagnosisTimelock are about tokens;
 // DiagnosisTimelock is the account's reach-out timelock, which no token
-// lifts.
+// lifts. DiagnosisNewChatCap is given only by the guard
+// (Recovery.GuardFirstContacts), for a first contact kept back because
+// the new-chat cap is CAPPED.
 const (
 	DiagnosisUnknown      = hooks.DiagnosisUnknown
 	DiagnosisNoToken      = hooks.DiagnosisNoToken
@@ -24,10 +26,13 @@ const (
 	DiagnosisGateOff      = hooks.DiagnosisGateOff
 	DiagnosisTokenRefused = hooks.DiagnosisTokenRefused
 	DiagnosisTimelock     = hooks.DiagnosisTimelock
+	DiagnosisNewChatCap   = hooks.DiagnosisNewChatCap
 )
 
 // SendError is what Plugin.SendMessage returns for a 1:1 message refused
-// with 463: errors.As finds it, and it wraps whatsmeow's error.
+// with 463: errors.As finds it, and it wraps whatsmeow's error. A first
+// contact that Recovery.GuardFirstContacts kept off the wire is one too,
+// with Guarded set, matching ErrFirstContactGuarded.
 type SendError = hooks.SendError
 
 // SendDiagnosed is dispatched through the client's event handlers (those
@@ -36,16 +41,23 @@ type SendError = hooks.SendError
 type SendDiagnosed = hooks.SendDiagnosed
 
 // TimelockChanged is dispatched through the client's event handlers when
-// the account's reach-out timelock begins or ends, by the server's word
-// or by the pattern of 463s.
+// what is known of the account's reach-out timelock changes (it begins,
+// ends, or the server names another end or enforcement), by the server's
+// word (the timelock query at connect, or its notification) or by the
+// pattern of 463s. A word of the server that repeats what is known
+// dispatches nothing.
 type TimelockChanged = hooks.TimelockChanged
 
 // TimelockState is what is known of the account's reach-out timelock.
 type TimelockState = hooks.TimelockState
 
 // Where a TimelockState's Source says the plugin learned of the timelock:
-// the server's notification, or the pattern of 463s.
+// the server's answer to the timelock query, the server's notification,
+// or the pattern of 463s. The server's latest word always applies; the
+// pattern applies only when the server has not spoken within the hour, or
+// the last query failed.
 const (
+	TimelockFromQuery        = hooks.TimelockFromQuery
 	TimelockFromNotification = hooks.TimelockFromNotification
 	TimelockFromPattern      = hooks.TimelockFromPattern
 )
@@ -66,8 +78,10 @@ type RecoveryReport = hooks.RecoveryReport
 // sender bucket.
 func DefaultRecovery() Recovery { return hooks.DefaultRecovery() }
 
-// WithRecovery sets what the plugin does after a 463. Recovery{} only
-// diagnoses. Nothing is done under a reach-out timelock.
+// WithRecovery sets what the plugin does about refused sends: after a 463,
+// and, with GuardFirstContacts, before a first contact while the server
+// said that a reach-out timelock is in force. Recovery{} only diagnoses. Nothing is
+// done after a 463 under a reach-out timelock.
 func WithRecovery(r Recovery) Option {
 	return Option{func(cfg *hooks.Config) { cfg.Recovery = &r }}
 }
@@ -85,7 +99,10 @@ func (p *Plugin) Explain(ctx context.Context, jid types.JID) (Explanation, error
 	return p.core.Explain(ctx, jid)
 }
 
-// Timelock returns what is known of the account's reach-out timelock.
+// Timelock returns what is known of the account's reach-out timelock, and
+// where it was learned (Source). The plugin asks the server at every
+// connect, at most once an hour; until the answer comes, the state
+// recorded last stands.
 func (p *Plugin) Timelock() TimelockState { return p.core.Timelock() }
 
 // BackfillResult is what one BackfillSalt call did. Its String is the

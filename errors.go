@@ -53,6 +53,12 @@ var (
 	// ErrNewChatCapDisabled is returned by RefreshNewChatCap when the AB
 	// props do not enable the new-chat cap for the account.
 	ErrNewChatCapDisabled = hooks.ErrNewChatCapDisabled
+	// ErrFirstContactGuarded is returned (inside a *SendError with Guarded
+	// set) by SendMessage for a first contact refused before the wire,
+	// under Recovery.GuardFirstContacts, while the server said that a
+	// reach-out timelock is in force or the new-chat cap is CAPPED (the
+	// SendError's Diagnosis says which). Nothing was sent.
+	ErrFirstContactGuarded = hooks.ErrFirstContactGuarded
 )
 
 // IQError is the server's error reply to the privacy IQ of IssueTokens,

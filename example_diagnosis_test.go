@@ -97,7 +97,7 @@ func ExampleWithRecovery() {
 // bucket.
 func ExampleDefaultRecovery() {
 	fmt.Printf("%+v\n", tctoken.DefaultRecovery())
-	// Output: {Reissue:true SubscribePresence:false BackfillSalt:false Resend:false ResendWait:0s}
+	// Output: {Reissue:true SubscribePresence:false BackfillSalt:false Resend:false ResendWait:0s GuardFirstContacts:false}
 }
 
 // Sessions without a salt re-read app state once per interval.

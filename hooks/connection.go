@@ -21,8 +21,10 @@ const (
 	pruneRetry = 5 * time.Minute
 )
 
-// connectedLoop runs for one connection: fetch AB props, prune, then refresh
-// the props when their interval passes and prune once a day, until the
+// connectedLoop runs for one connection: fetch AB props, ask for the
+// reach-out timelock (in the background: nothing waits for it), prune, then
+// refresh the props when their interval passes, ask for the timelock again
+// when its answer is an interval old, and prune once a day, until the
 // connection ends.
 func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 	acc, err := c.acct(ctx)
@@ -34,6 +36,7 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 	c.startImport(acc)
 	c.fetchProps(ctx)
 	c.goBackground(func(ctx context.Context) { c.newChatCapLoop(ctx, gen) })
+	c.startTimelockQuery(acc, timelockOnConnect)
 	c.pruneAndLog(ctx, "connect")
 	c.BackfillSalt(ctx, "connect")
 	// Check the schedule every tick against the plugin's clock rather than
@@ -57,6 +60,7 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 		if c.untilPropsRefresh(acc) <= 0 {
 			c.fetchProps(ctx)
 		}
+		c.startTimelockQuery(acc, timelockOnRefresh)
 		if c.untilNextPrune() <= 0 {
 			c.pruneAndLog(ctx, "daily")
 		}

@@ -40,6 +40,10 @@ const (
 	DiagnosisTokenRefused
 	// DiagnosisTimelock: the account is under a reach-out timelock.
 	DiagnosisTimelock
+	// DiagnosisNewChatCap: the account has used up its new chats for the
+	// cycle (the new-chat cap is CAPPED). Only the guard gives it: what
+	// the server answers a capped first contact with is not known.
+	DiagnosisNewChatCap
 )
 
 var diagnosisNames = [...]string{
@@ -51,6 +55,7 @@ var diagnosisNames = [...]string{
 	DiagnosisGateOff:      "gate_off",
 	DiagnosisTokenRefused: "token_refused",
 	DiagnosisTimelock:     "timelock",
+	DiagnosisNewChatCap:   "new_chat_cap",
 }
 
 // Diagnoses lists every diagnosis, for metrics that pre-create their series.
@@ -102,6 +107,8 @@ func (d Diagnosis) Hint() string {
 		return "a valid token was attached and refused: the contact may have reinstalled or blocked us; wait for a new token"
 	case DiagnosisTimelock:
 		return "the account is restricted from messaging new contacts: do not retry, reissue or re-pair; wait until the enforcement ends"
+	case DiagnosisNewChatCap:
+		return "the account has started as many new chats as its cycle allows: contacts who messaged us still get through; first contacts wait for the cycle's end"
 	}
 	return "no explanation known"
 }

@@ -13,8 +13,8 @@
 //
 //	a received token:  receive -> check -> resolve -> store -> write through -> cache
 //	                   (interposer.go, history.go, issuance.go -> ingest.go, resolve.go, shared.go, cache.go)
-//	a send:            decide -> send -> issue | recover | diagnose
-//	                   (decide.go -> send.go -> issuance.go, recovery.go, diagnosis.go and timelock.go)
+//	a send:            decide -> guard -> send -> issue | recover | diagnose
+//	                   (decide.go -> guard.go -> send.go -> issuance.go, recovery.go, diagnosis.go and timelock.go)
 //	a group call:      gate -> attach (2025-12's add) | delegate (groupadd.go)
 //	an account:        bind -> import -> prune ... logout
 //	                   (account.go -> adopt.go -> connection.go ... fence.go, events.go)
@@ -25,7 +25,9 @@
 // through copies what was stored into whatsmeow's own table; cache brings
 // the in-memory entries up to date (or marks them stale). decide applies
 // the fallback chain (tctoken, else cstoken, else nothing) and pins the
-// decision in the send's context (pin.go); after the send, issue sends our
+// decision in the send's context (pin.go); guard keeps a first contact
+// back when the policy asks and the server said the account may not reach
+// out (a timelock, the new-chat cap); after the send, issue sends our
 // own token when due, and after a 463, diagnose says why and recover does
 // what the policy allows.
 package hooks

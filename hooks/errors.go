@@ -10,6 +10,11 @@ import (
 // driver's error, so that a caller can tell an outage from a refusal.
 var ErrDatabase = errors.New("database error")
 
+// ErrFirstContactGuarded marks a send that the guard refused before it
+// went on the wire (Recovery.GuardFirstContacts): a first contact while
+// the server said that a restriction of the account is in force.
+var ErrFirstContactGuarded = errors.New("first contact refused before sending under a known restriction")
+
 // writeErr marks the error of a write to the account's store as the
 // database's, unless it is the logout fence's refusal (ErrLoggedOut): the
 // account went away under the write, and the database is fine.

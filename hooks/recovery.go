@@ -16,7 +16,8 @@ type recoveryState struct {
 	reissued *lru.Cache[reissueKey, struct{}]
 }
 
-// Recovery is what the plugin does after a 1:1 send was refused with 463.
+// Recovery is what the plugin does about refused 1:1 sends: after a 463,
+// and (GuardFirstContacts) before a send the server is known to refuse.
 // Every step is bounded, and none runs under a reach-out timelock: blind
 // retries and reissues there are what makes a timelock longer.
 type Recovery struct {
@@ -37,6 +38,15 @@ type Recovery struct {
 	// ResendWait bounds how long SendMessage waits for such a change
 	// before returning the error; zero means DefaultResendWait.
 	ResendWait time.Duration
+	// GuardFirstContacts refuses, before anything goes on the wire, a send
+	// to a contact we hold no valid tctoken from while the server said
+	// that a reach-out timelock is in force (its answer to the timelock
+	// query, or its notification; not the pattern, whose lock only a first
+	// contact that gets through lifts), or that the new-chat cap is CAPPED
+	// while the AB props enable it. SendMessage returns a *SendError with
+	// Guarded set, which matches ErrFirstContactGuarded. Off by default:
+	// the send goes, and a 463 is diagnosed.
+	GuardFirstContacts bool
 }
 
 // defaultResendWait is how long a resend waits for a change by default.
@@ -47,7 +57,8 @@ func DefaultRecovery() Recovery { return Recovery{Reissue: true} }
 
 // RecoveryReport says what the plugin did after one 463.
 type RecoveryReport struct {
-	// Skipped says why nothing was done ("timelock"), "" otherwise.
+	// Skipped says why nothing was done ("timelock", or "guarded" for a
+	// send the guard kept off the wire), "" otherwise.
 	Skipped string `json:"skipped,omitempty"`
 	// Reissued: our token was issued to the contact again.
 	Reissued bool `json:"reissued"`
@@ -68,7 +79,8 @@ type reissueKey struct {
 
 // SendError is the error Plugin.SendMessage returns for a 1:1 message the
 // server refused with 463. It wraps whatsmeow's error, so errors.Is with
-// whatsmeow.ErrServerReturnedError still holds.
+// whatsmeow.ErrServerReturnedError still holds. It is also the error for a
+// send the guard refused before the wire (Guarded).
 type SendError struct {
 	// Contact is the recipient as the caller gave it; MessageID the
 	// message's ID.
@@ -79,11 +91,21 @@ type SendError struct {
 	Attached Attach
 	Cause    Cause
 	Timelock TimelockState
-	Recovery RecoveryReport
-	Err      error
+	// NewChatCap is the new-chat cap the guard saw, when it refused the
+	// send for it (DiagnosisNewChatCap).
+	NewChatCap NewChatCapState
+	Recovery   RecoveryReport
+	// Guarded: the guard refused the send before it went on the wire
+	// (Recovery.GuardFirstContacts); the server saw nothing, MessageID is
+	// the caller's or empty, and Err matches ErrFirstContactGuarded.
+	Guarded bool
+	Err     error
 }
 
 func (e *SendError) Error() string {
+	if e.Guarded {
+		return e.guardedError()
+	}
 	msg := fmt.Sprintf("tctoken: message %s to %s refused with 463: %s (attached %s, %s)", e.MessageID, e.Contact, e.Diagnosis, e.Attached, e.Cause)
 	if e.Diagnosis == DiagnosisTimelock && !e.Timelock.Ends.IsZero() {
 		msg += fmt.Sprintf(", timelock ends %s", e.Timelock.Ends.UTC().Format(time.RFC3339))

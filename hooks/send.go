@@ -14,7 +14,8 @@ import (
 // appends <cstoken> through AdditionalNodes when that is the decision, and
 // after the server accepted a 1:1 message, issues our token if due. A 1:1
 // message refused with 463 is diagnosed, recovered from as the policy
-// allows, and returned as a *SendError.
+// allows, and returned as a *SendError; so is a first contact the guard
+// refused before the wire (guard.go).
 func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Message, extra ...whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, error) {
 	if len(extra) > 1 {
 		// Let whatsmeow reject it with its own error.
@@ -50,6 +51,11 @@ func (c *Core) SendMessage(ctx context.Context, to types.JID, message *waE2E.Mes
 // afresh.
 func (c *Core) sendOnce(ctx context.Context, to types.JID, message *waE2E.Message, req whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, sendState, error) {
 	decision, lid, pn := c.Decide(ctx, to, req.Peer)
+	// The guard comes before the LID lookup: whatever it finds, the
+	// contact stays one we hold no valid tctoken from.
+	if refused := c.guard(to, decision, req); refused != nil {
+		return whatsmeow.SendResponse{}, sendState{decision: decision}, refused
+	}
 	// CauseNoLID: no valid tctoken, the salt known and the gate on; only the
 	// LID is missing, which the server can tell for a phone number.
 	if !req.Peer && decision.Cause == CauseNoLID && to.Server == types.DefaultUserServer {

@@ -10,8 +10,12 @@ import (
 	"github.com/tctoken/tctoken/sqlstore"
 )
 
-// Sources of timelock evidence.
+// Sources of timelock evidence. The server's word (its answer to the
+// timelock query, or its notification) outranks the pattern: the latest
+// word of the server always applies, and the pattern applies only while
+// no fresh word of the server stands against it (see patternOverruled).
 const (
+	TimelockFromQuery        = "query"
 	TimelockFromNotification = "notification"
 	TimelockFromPattern      = "pattern"
 )
@@ -19,16 +23,23 @@ const (
 // TimelockState is what the plugin knows of the account's reach-out
 // timelock.
 type TimelockState struct {
-	// Active is the last word: the server's notification, or the pattern.
+	// Active is the last word: the server's answer to the timelock query,
+	// its notification, or the pattern.
 	Active bool `json:"active"`
-	// Source is TimelockFromNotification or TimelockFromPattern; "" when
-	// nothing was ever seen.
+	// Source is TimelockFromQuery, TimelockFromNotification or
+	// TimelockFromPattern; "" when nothing was ever seen.
 	Source string `json:"source,omitempty"`
-	// Ends is when the server said the enforcement ends; zero if unknown.
+	// Ends is when the server said the enforcement ends; zero if unknown
+	// (the pattern's, which lasts until a first contact gets through). A
+	// lock the server named without an end ends a minute after it was
+	// heard of, unless the server says more (timelockDefaultEnd).
 	Ends time.Time `json:"ends,omitzero"`
-	// Enforcement is the server's enforcement type, if it named one.
+	// Enforcement is the server's enforcement type, if it named one, as
+	// the server spells it: the set is open (RESTRICT_ALL_COMPANIONS is
+	// seen in the wild and in no library's list).
 	Enforcement string `json:"enforcement,omitempty"`
-	// Updated is when the state was last recorded.
+	// Updated is when the state was last recorded, or confirmed by the
+	// server's word.
 	Updated time.Time `json:"updated,omitzero"`
 }
 
@@ -70,6 +81,8 @@ type timelockWatch struct {
 	// knownAccepted: the last time a message with a valid tctoken was
 	// accepted.
 	knownAccepted int64
+	// query is the state of the timelock query (timelockquery.go).
+	query timelockQueryState
 }
 
 // firstContact reports whether a decision is that of a contact we hold no
@@ -101,7 +114,7 @@ func (c *Core) noteAccepted(ctx context.Context, decision Decision) {
 	}
 	w.mu.Unlock()
 	if lift {
-		c.setTimelock(ctx, acc, TimelockState{Active: false, Source: TimelockFromPattern}, "a first contact got through")
+		c.recordTimelock(ctx, acc, TimelockState{Active: false, Source: TimelockFromPattern}, "a first contact got through")
 	}
 }
 
@@ -131,7 +144,13 @@ func (c *Core) notePatternRefusal(ctx context.Context, acc *accountState, key ty
 	if current := acc.timelock.Load(); current != nil && current.InForce(c.now()) {
 		return true
 	}
-	c.setTimelock(ctx, acc, TimelockState{Active: true, Source: TimelockFromPattern}, "first contacts refused while known contacts get through")
+	if c.patternOverruled(acc) {
+		// The server said lately that no timelock applies: ask it again
+		// rather than guess against its word.
+		c.startTimelockQuery(acc, timelockOnPattern)
+		return false
+	}
+	c.recordTimelock(ctx, acc, TimelockState{Active: true, Source: TimelockFromPattern}, "first contacts refused while known contacts get through")
 	return true
 }
 
@@ -145,10 +164,21 @@ func (c *Core) Timelock() TimelockState {
 	return TimelockState{}
 }
 
-// setTimelock records a new timelock state in memory, in the database and
-// for the bridge (a TimelockChanged event).
-func (c *Core) setTimelock(ctx context.Context, acc *accountState, state TimelockState, why string) {
-	state.Updated = c.now()
+// recordTimelock records what is now known of the timelock: in memory, in
+// the database and, when it changed whether, until when or how the account
+// is restricted, for the bridge (a TimelockChanged event). The server's
+// word that repeats what is known is recorded (its source and time say
+// when the server last confirmed it) without an event; the pattern's
+// repeat is not recorded at all. Which evidence may overrule which is the
+// caller's to decide (patternOverruled).
+func (c *Core) recordTimelock(ctx context.Context, acc *accountState, state TimelockState, why string) {
+	now := c.now()
+	state.Updated = now
+	current := acc.timelock.Load()
+	changed := current == nil || current.Active != state.Active || !current.Ends.Equal(state.Ends) || current.Enforcement != state.Enforcement
+	if !changed && state.Source == TimelockFromPattern && current.Source == TimelockFromPattern {
+		return
+	}
 	acc.timelock.Store(&state)
 	stored := sqlstore.Timelock{Active: state.Active, Source: state.Source, Enforcement: state.Enforcement}
 	if !state.Ends.IsZero() {
@@ -158,13 +188,18 @@ func (c *Core) setTimelock(ctx context.Context, acc *accountState, state Timeloc
 		c.metrics.dbError("put_timelock")
 		c.log.Warn().Err(err).Msg("Failed to record the reach-out timelock; it holds for this session only")
 	}
-	c.metrics.timelock(state.InForce(c.now()))
+	c.metrics.timelock(state.InForce(now))
+	if !changed {
+		c.log.Debug().Bool("active", state.Active).Str("source", state.Source).Time("ends", state.Ends).Str("why", why).
+			Msg("Reach-out timelock confirmed")
+		return
+	}
 	ev := c.log.Warn()
 	if !state.Active {
 		ev = c.log.Info()
 	}
-	ev.Bool("active", state.Active).Str("source", state.Source).Time("ends", state.Ends).Str("why", why).
-		Msg("Reach-out timelock changed")
+	ev.Bool("active", state.Active).Str("source", state.Source).Time("ends", state.Ends).Str("enforcement", state.Enforcement).
+		Str("why", why).Msg("Reach-out timelock changed")
 	c.dispatch(&TimelockChanged{State: state})
 }
 
@@ -182,7 +217,7 @@ func (c *Core) readTimelockEvent(evt any) (TimelockState, bool) {
 	if !ok {
 		return TimelockState{}, false
 	}
-	return TimelockState{Source: TimelockFromNotification, Active: tl.Active, Ends: tl.Ends, Enforcement: tl.Enforcement}, true
+	return withDefaultEnd(TimelockState{Source: TimelockFromNotification, Active: tl.Active, Ends: tl.Ends, Enforcement: tl.Enforcement}, c.now()), true
 }
 
 // handleTimelockEvent records the server's timelock notification.
@@ -192,6 +227,6 @@ func (c *Core) handleTimelockEvent(state TimelockState) {
 		if err != nil {
 			return
 		}
-		c.setTimelock(ctx, acc, state, "server notification")
+		c.recordTimelock(ctx, acc, state, "server notification")
 	})
 }

@@ -11,8 +11,9 @@ import (
 // server's restriction on messaging new contacts, which no token lifts.
 type Timelock struct {
 	Active bool
-	// Source is "notification" (the server announced it) or "pattern"
-	// (first contacts refused with 463 while known contacts got through).
+	// Source is "query" (the server's answer to the timelock query),
+	// "notification" (the server announced it) or "pattern" (first
+	// contacts refused with 463 while known contacts got through).
 	Source string
 	// EndsAt is when the enforcement ends (unix seconds), 0 when unknown.
 	EndsAt int64

@@ -159,6 +159,7 @@ type Server struct {
 	groupTokenRule func(c *Contact, token []byte) bool // group.go
 	iqHandlers     map[string]func(iq *waBinary.Node) *waBinary.Node
 	mex            mexRoutes
+	reachout       reachoutState
 	abProps        *ABProps
 	abPropsErr     *ABPropsError
 
@@ -212,6 +213,7 @@ func start(t testing.TB, opts []Option) (*Server, error) {
 		iqHandlers:  make(map[string]func(iq *waBinary.Node) *waBinary.Node),
 	}
 	s.obs.init()
+	s.SetMexHandler(ReachoutTimelockQueryID, s.answerReachoutTimelock)
 	for _, opt := range opts {
 		opt(s)
 	}

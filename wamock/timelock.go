@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
@@ -21,6 +22,61 @@ type ReachoutTimelock struct {
 	EnforcementType string
 }
 
+// ReachoutTimelockQueryID is the MEX query id of WhatsApp Web's
+// WAWebMexFetchReachoutTimelockJobQuery: a client asks it for the account's
+// reach-out timelock, and the server answers under
+// "xwa2_fetch_account_reachout_timelock".
+const ReachoutTimelockQueryID = "23983697327930364"
+
+// reachoutState is the account's reach-out timelock as the server holds it:
+// what the query answers, and what a push carries.
+type reachoutState struct {
+	mu sync.Mutex
+	tl ReachoutTimelock
+}
+
+// SetReachoutTimelock sets the account's reach-out timelock, as the server
+// holds it: the timelock query answers it from now on. It pushes nothing
+// (PushReachoutTimelock does), and it changes no message rule: a test that
+// wants first contacts refused sets RefuseFirstContacts as well.
+func (s *Server) SetReachoutTimelock(tl ReachoutTimelock) {
+	s.reachout.mu.Lock()
+	defer s.reachout.mu.Unlock()
+	s.reachout.tl = tl
+}
+
+// ReachoutTimelock returns the account's reach-out timelock as the server
+// holds it; the zero value (no timelock) until one is set or pushed.
+func (s *Server) ReachoutTimelock() ReachoutTimelock {
+	s.reachout.mu.Lock()
+	defer s.reachout.mu.Unlock()
+	return s.reachout.tl
+}
+
+// reachoutBody is the JSON object both the query's answer and the push
+// carry: is_active always, the end as a string of Unix seconds and the
+// enforcement type only when there is one.
+func reachoutBody(tl ReachoutTimelock) map[string]any {
+	body := map[string]any{"is_active": tl.Active}
+	if !tl.Ends.IsZero() {
+		body["time_enforcement_ends"] = strconv.FormatInt(tl.Ends.Unix(), 10)
+	}
+	if tl.EnforcementType != "" {
+		body["enforcement_type"] = tl.EnforcementType
+	}
+	return body
+}
+
+// answerReachoutTimelock is the default MEX handler of the timelock query:
+//
+//	{"data":{"xwa2_fetch_account_reachout_timelock":{"is_active":…,"time_enforcement_ends":"…","enforcement_type":"…"}}}
+//
+// The query takes no variables. A test replaces it with SetMexHandler (an
+// error, a malformed answer) or removes it (an IQ error).
+func (s *Server) answerReachoutTimelock(json.RawMessage) (any, error) {
+	return map[string]any{"xwa2_fetch_account_reachout_timelock": reachoutBody(s.ReachoutTimelock())}, nil
+}
+
 // ReachoutTimelockNotification builds the mex notification that carries a
 // timelock, as the newer whatsmeow parses it:
 //
@@ -30,14 +86,7 @@ type ReachoutTimelock struct {
 //
 // whatsmeow 2025-12 parses the same notification and dispatches nothing.
 func ReachoutTimelockNotification(tl ReachoutTimelock) waBinary.Node {
-	body := map[string]any{"is_active": tl.Active}
-	if !tl.Ends.IsZero() {
-		body["time_enforcement_ends"] = strconv.FormatInt(tl.Ends.Unix(), 10)
-	}
-	if tl.EnforcementType != "" {
-		body["enforcement_type"] = tl.EnforcementType
-	}
-	payload, _ := json.Marshal(map[string]any{"data": map[string]any{"xwa2_notify_account_reachout_timelock": body}})
+	payload, _ := json.Marshal(map[string]any{"data": map[string]any{"xwa2_notify_account_reachout_timelock": reachoutBody(tl)}})
 	return waBinary.Node{
 		Tag: "notification",
 		Attrs: waBinary.Attrs{
@@ -54,9 +103,11 @@ func ReachoutTimelockNotification(tl ReachoutTimelock) waBinary.Node {
 	}
 }
 
-// PushReachoutTimelock sends the timelock notification to every device and
-// waits until the clients handled it.
+// PushReachoutTimelock sets the account's timelock (as SetReachoutTimelock:
+// the query answers it from now on), sends the timelock notification to
+// every device and waits until the clients handled it.
 func (s *Server) PushReachoutTimelock(ctx context.Context, tl ReachoutTimelock) error {
+	s.SetReachoutTimelock(tl)
 	if err := s.PushAndWait(ctx, ReachoutTimelockNotification(tl)); err != nil {
 		return fmt.Errorf("wamock: push reach-out timelock: %w", err)
 	}

@@ -2,6 +2,7 @@ package wamock_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,7 @@ func TestTimelockExamples(t *testing.T) {
 		"PushReachoutTimelock": ExampleServer_PushReachoutTimelock,
 		"RefuseFirstContacts":  ExampleRefuseFirstContacts,
 		"Notification":         ExampleReachoutTimelockNotification,
+		"SetReachoutTimelock":  ExampleServer_SetReachoutTimelock,
 	} {
 		exampleBodies = nil
 		example()
@@ -61,4 +63,22 @@ func TestTimelockExamples(t *testing.T) {
 		}
 		t.Run(name, exampleBodies[0])
 	}
+}
+
+// SetReachoutTimelock sets what the server answers to the timelock MEX
+// query (ReachoutTimelockQueryID), which clients send at connect.
+func ExampleServer_SetReachoutTimelock() {
+	inATest(func(t *testing.T) {
+		srv := wamock.NewServer(t)
+		srv.SetReachoutTimelock(wamock.ReachoutTimelock{Active: true, Ends: time.Now().Add(time.Hour), EnforcementType: "DEFAULT"})
+		cli := srv.QuickClient(t)
+		//lint:ignore SA1019 the timelock query has no public call in whatsmeow; this is how a client sends it.
+		data, err := cli.DangerousInternals().SendMexIQ(context.Background(), wamock.ReachoutTimelockQueryID, map[string]any{})
+		if err != nil || !strings.Contains(string(data), `"is_active":true`) {
+			t.Fatalf("the query's answer: %s %v", data, err)
+		}
+		if n := len(srv.MexQueries(wamock.ReachoutTimelockQueryID)); n != 1 {
+			t.Fatalf("%d queries seen", n)
+		}
+	})
 }

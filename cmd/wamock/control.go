@@ -50,6 +50,8 @@ func (svc *service) serveControl(w http.ResponseWriter, r *http.Request) {
 		out, err = svc.contactAction(ctx, r)
 	case route == "POST /v1/rule":
 		out, err = svc.setRule(r)
+	case route == "POST /v1/timelock":
+		out, err = svc.setTimelock(ctx, r)
 	case route == "POST /v1/phone/nct-salt":
 		out, err = svc.setSalt(ctx, r)
 	case route == "POST /v1/login/qr":
@@ -334,6 +336,41 @@ func (svc *service) setRule(r *http.Request) (map[string]string, error) {
 	svc.ruleName = in.Rule
 	svc.log.Info().Str("rule", in.Rule).Msg("Message rule set")
 	return map[string]string{"rule": in.Rule}, nil
+}
+
+type timelockIn struct {
+	Active bool `json:"active"`
+	// Ends is the enforcement's end in Unix seconds; 0 leaves it out.
+	Ends            int64  `json:"ends"`
+	EnforcementType string `json:"enforcement_type"`
+	// Push also sends the timelock notification to the connected devices;
+	// without it only the timelock query's answer changes.
+	Push bool `json:"push"`
+}
+
+// setTimelock sets the account's reach-out timelock, which the timelock MEX
+// query answers, and pushes it when asked.
+func (svc *service) setTimelock(ctx context.Context, r *http.Request) (map[string]any, error) {
+	var in timelockIn
+	if err := readJSON(r, &in); err != nil {
+		return nil, err
+	}
+	if in.Ends < 0 {
+		return nil, fmt.Errorf("%w: ends %d is before 1970", errBadRequest, in.Ends)
+	}
+	tl := wamock.ReachoutTimelock{Active: in.Active, EnforcementType: in.EnforcementType}
+	if in.Ends > 0 {
+		tl.Ends = time.Unix(in.Ends, 0)
+	}
+	if in.Push {
+		if err := svc.srv.PushReachoutTimelock(ctx, tl); err != nil {
+			return nil, err
+		}
+	} else {
+		svc.srv.SetReachoutTimelock(tl)
+	}
+	svc.log.Info().Bool("active", in.Active).Int64("ends", in.Ends).Str("enforcement_type", in.EnforcementType).Bool("push", in.Push).Msg("Reach-out timelock set")
+	return map[string]any{"active": in.Active, "ends": in.Ends, "enforcement_type": in.EnforcementType, "pushed": in.Push}, nil
 }
 
 type saltIn struct {

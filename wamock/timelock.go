@@ -81,9 +81,11 @@ func (s *Server) answerReachoutTimelock(json.RawMessage) (any, error) {
 // timelock, as the newer whatsmeow parses it:
 //
 //	<notification type="mex" from="s.whatsapp.net" id=… t=…>
-//	  <update op_name="NotifyAccountReachoutTimelock">{"data":{"xwa2_notify_account_reachout_timelock":{…}}}</update>
+//	  <update op_name="NotificationUserReachoutTimelockUpdate">{"data":{"xwa2_notify_account_reachout_timelock":{…}}}</update>
 //	</notification>
 //
+// The op name is the one the real server sends (whatsmeow logs it in the
+// event's Mex.OpName); whatsmeow reads the payload key, not the op name.
 // whatsmeow 2025-12 parses the same notification and dispatches nothing.
 func ReachoutTimelockNotification(tl ReachoutTimelock) waBinary.Node {
 	payload, _ := json.Marshal(map[string]any{"data": map[string]any{"xwa2_notify_account_reachout_timelock": reachoutBody(tl)}})
@@ -97,7 +99,7 @@ func ReachoutTimelockNotification(tl ReachoutTimelock) waBinary.Node {
 		},
 		Content: []waBinary.Node{{
 			Tag:     "update",
-			Attrs:   waBinary.Attrs{"op_name": "NotifyAccountReachoutTimelock"},
+			Attrs:   waBinary.Attrs{"op_name": "NotificationUserReachoutTimelockUpdate"},
 			Content: payload,
 		}},
 	}

@@ -50,7 +50,7 @@ func probeTimelockEvents() []any {
 		Attrs: waBinary.Attrs{"type": "mex"},
 		Content: []waBinary.Node{{
 			Tag:     "update",
-			Attrs:   waBinary.Attrs{"op_name": "NotifyAccountReachoutTimelock"},
+			Attrs:   waBinary.Attrs{"op_name": "NotificationUserReachoutTimelockUpdate"},
 			Content: payload,
 		}},
 	}

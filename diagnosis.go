@@ -105,6 +105,16 @@ func (p *Plugin) Explain(ctx context.Context, jid types.JID) (Explanation, error
 // recorded last stands.
 func (p *Plugin) Timelock() TimelockState { return p.core.Timelock() }
 
+// RefreshTimelock asks the server for the account's reach-out timelock
+// now, whatever the interval, and returns the state in force afterwards.
+// The plugin asks by itself at connect and hourly; a bridge calls this
+// when it has a reason to think the lock changed, such as a first contact
+// refused with 463. When the server gives no usable answer, the last known
+// state stays in force and the error matches ErrTimelockQuery.
+func (p *Plugin) RefreshTimelock(ctx context.Context) (TimelockState, error) {
+	return p.core.RefreshTimelock(ctx)
+}
+
 // BackfillResult is what one BackfillSalt call did. Its String is the
 // result as logged and stored: "not_due", "found", "absent" or "failed".
 type BackfillResult = hooks.BackfillResult

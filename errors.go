@@ -47,6 +47,9 @@ var (
 	// while the issuance was under way: its rows are being deleted, and
 	// nothing is written for it any more.
 	ErrLoggedOut = hooks.ErrLoggedOut
+	// ErrTimelockQuery is returned by RefreshTimelock when the server gave
+	// no usable answer to the timelock query.
+	ErrTimelockQuery = hooks.ErrTimelockQuery
 	// ErrNewChatCapQuery is returned by RefreshNewChatCap when the server
 	// gave no usable answer: no reply, an error, or an unexpected shape.
 	ErrNewChatCapQuery = hooks.ErrNewChatCapQuery

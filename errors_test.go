@@ -116,6 +116,10 @@ func TestErrorsBeforePairing(t *testing.T) {
 	wantIs(t, "GetAllJIDs", err, tctoken.ErrNotLoggedIn)
 	_, err = plugin.Explain(ctx, pn)
 	wantIs(t, "Explain", err, tctoken.ErrNotLoggedIn)
+	_, err = plugin.RefreshTimelock(ctx)
+	wantIs(t, "RefreshTimelock", err, tctoken.ErrNotLoggedIn)
+	_, err = plugin.RefreshNewChatCap(ctx)
+	wantIs(t, "RefreshNewChatCap", err, tctoken.ErrNotLoggedIn)
 }
 
 // TestErrorsDatabaseOutage: with the plugin's tables gone, every call that

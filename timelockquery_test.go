@@ -394,3 +394,43 @@ func TestFirstContactGuardNewChatCap(t *testing.T) {
 		}
 	})
 }
+
+// TestRefreshTimelock: RefreshTimelock asks the server at once, within the
+// hour the connect's answer stands, records what it says with one event,
+// and on a failed query keeps the last known state and returns an error
+// matching ErrTimelockQuery.
+func TestRefreshTimelock(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db)
+		d := w.collectDiagnoses()
+		w.connect()
+		w.waitTimelockFromQuery(false)
+		ends := w.clock.Now().Add(24 * time.Hour).Truncate(time.Second)
+		w.srv.SetReachoutTimelock(wamock.ReachoutTimelock{Active: true, Ends: ends, EnforcementType: "DEFAULT"})
+		state, err := w.plugin.RefreshTimelock(w.ctx)
+		if err != nil || !state.Active || !state.Ends.Equal(ends) || state.Source != tctoken.TimelockFromQuery {
+			t.Fatalf("RefreshTimelock: %+v, %v; want active until %s from the query", state, err, ends)
+		}
+		if n := w.timelockQueries(); n != 2 {
+			t.Fatalf("%d timelock queries reached the server, want 2 (connect, refresh)", n)
+		}
+		if got := w.plugin.Timelock(); !got.Active || !got.Ends.Equal(ends) {
+			t.Fatalf("Timelock() after the refresh: %+v", got)
+		}
+		eventually(t, "the event of the refresh", func() bool {
+			events := d.timelockEvents()
+			return len(events) == 1 && events[0].Active
+		})
+
+		w.srv.SetMexHandler(wamock.ReachoutTimelockQueryID, func(json.RawMessage) (any, error) {
+			return nil, &wamock.MexError{Code: 500, Message: "internal"}
+		})
+		state, err = w.plugin.RefreshTimelock(w.ctx)
+		if !errors.Is(err, tctoken.ErrTimelockQuery) {
+			t.Fatalf("a failed refresh: %v, want ErrTimelockQuery", err)
+		}
+		if !state.Active || !state.Ends.Equal(ends) {
+			t.Fatalf("the state after a failed refresh: %+v, want the last known lock", state)
+		}
+	})
+}

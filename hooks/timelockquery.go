@@ -52,6 +52,7 @@ const (
 	timelockOnConnect = "connect"
 	timelockOnRefresh = "refresh"
 	timelockOnPattern = "pattern"
+	timelockOnRequest = "request"
 )
 
 // timelockQueryState follows the account's timelock queries; the
@@ -120,10 +121,48 @@ func (c *Core) startTimelockQuery(acc *accountState, trigger string) bool {
 	return true
 }
 
-// queryTimelock asks the server for the account's timelock and records the
-// answer. A failure leaves what is known as it was, lets the pattern
-// stand in, and logs one line saying what went wrong.
+// queryTimelock is the background query: it asks, records the answer,
+// and logs one line when the query fails, leaving what is known as it
+// was and letting the pattern stand in.
 func (c *Core) queryTimelock(ctx context.Context, acc *accountState, trigger string) {
+	_, err := c.askTimelock(ctx, acc, trigger)
+	w := &acc.watch
+	w.mu.Lock()
+	w.query.running = false
+	w.mu.Unlock()
+	if err != nil {
+		c.warnOnce("timelock-query", err, "Failed to query the reach-out timelock; what was known stands, and refused first contacts point to one until the next query")
+		return
+	}
+	c.clearWarned("timelock-query")
+}
+
+// RefreshTimelock asks the server for the account's timelock now, whatever
+// the interval, records the answer and returns the state in force. On a
+// failure the last known state stays, and the error matches
+// ErrTimelockQuery.
+func (c *Core) RefreshTimelock(ctx context.Context) (TimelockState, error) {
+	acc, err := c.acct(ctx)
+	if err != nil {
+		return TimelockState{}, fmt.Errorf("tctoken: refresh the reach-out timelock: %w", err)
+	}
+	w := &acc.watch
+	w.mu.Lock()
+	w.query.at = c.nowUnix()
+	w.mu.Unlock()
+	if _, err := c.askTimelock(ctx, acc, timelockOnRequest); err != nil {
+		return c.Timelock(), fmt.Errorf("tctoken: refresh the reach-out timelock: %w", err)
+	}
+	return c.Timelock(), nil
+}
+
+// ErrTimelockQuery means the timelock query got no usable answer: an IQ
+// error, a GraphQL error, an answer it cannot read, or none in time.
+var ErrTimelockQuery = errors.New("reach-out timelock query failed")
+
+// askTimelock sends the timelock query and records the answer; it notes
+// whether the query failed, which lets the pattern stand in.
+func (c *Core) askTimelock(ctx context.Context, acc *accountState, trigger string) (TimelockState, error) {
 	ctx, cancel := context.WithTimeout(ctx, timelockQueryTimeout)
 	defer cancel()
 	c.log.Debug().Str("trigger", trigger).Msg("Querying the reach-out timelock")
@@ -138,19 +177,18 @@ func (c *Core) queryTimelock(ctx context.Context, acc *accountState, trigger str
 	}
 	w := &acc.watch
 	w.mu.Lock()
-	w.query.running = false
 	w.query.failed = err != nil
 	w.mu.Unlock()
 	if err != nil {
-		c.warnOnce("timelock-query", err, "Failed to query the reach-out timelock; what was known stands, and refused first contacts point to one until the next query")
-		return
+		return TimelockState{}, fmt.Errorf("%w: %w", ErrTimelockQuery, err)
 	}
-	c.clearWarned("timelock-query")
 	if problem != nil {
 		c.log.Warn().Err(problem).Msg("Read the reach-out timelock answer in part")
 	}
 	state.Source = TimelockFromQuery
-	c.recordTimelock(ctx, acc, withDefaultEnd(state, c.now()), "query at "+trigger)
+	state = withDefaultEnd(state, c.now())
+	c.recordTimelock(ctx, acc, state, "query at "+trigger)
+	return state, nil
 }
 
 // describeQueryError says which way the query failed: the server refused

@@ -397,7 +397,12 @@ func (d *demo) stepTimelock(n int) {
 	if d.sess.plugin.Timelock().Active {
 		st.why("the server announced it (a mex notification); this whatsmeow dispatches it as an event, which the plugin reads")
 	} else {
-		st.why("the server announced it (a mex notification), but whatsmeow 2025-12 drops that notification: the plugin has to see the pattern")
+		// whatsmeow 2025-12 drops the push. The plugin asks the server by
+		// itself at connect and hourly; a bridge that has a reason to
+		// think the lock changed asks now.
+		state, err := d.sess.plugin.RefreshTimelock(d.ctx)
+		st.expect(err == nil && state.Active, "the timelock query reports the lock", "%+v %v", state, err)
+		st.why("the server announced it (a mex notification), but whatsmeow 2025-12 drops that notification: the plugin learns it from the timelock query (at connect, hourly, or now with RefreshTimelock)")
 	}
 	_, err := d.sess.plugin.SendMessage(d.ctx, d.alice.PN(), &waE2E.Message{Conversation: proto.String("Still there?")})
 	st.note("Alice, a known contact, still gets through: error %v", err)
@@ -418,9 +423,12 @@ func (d *demo) stepTimelock(n int) {
 		d.res.TimelockSteps = append(d.res.TimelockSteps, refused.Diagnosis.String())
 	}
 	d.res.TimelockError = refused
-	if refused.Timelock.Source == tctoken.TimelockFromNotification {
+	switch refused.Timelock.Source {
+	case tctoken.TimelockFromNotification:
 		st.why("the server's notification said so (ends %s); %s", refused.Timelock.Ends.UTC().Format(time.RFC3339), refused.Diagnosis.Hint())
-	} else {
+	case tctoken.TimelockFromQuery:
+		st.why("the server's answer to the timelock query said so (ends %s); %s", refused.Timelock.Ends.UTC().Format(time.RFC3339), refused.Diagnosis.Hint())
+	default:
 		st.why("first contacts that carried a valid cstoken were refused while Alice got through: that is the timelock, not a missing token; %s", refused.Diagnosis.Hint())
 	}
 	st.expect(refused.Diagnosis == tctoken.DiagnosisTimelock, "the second refused first contact is diagnosed as a timelock", "diagnosis %s", refused.Diagnosis)

@@ -39,9 +39,23 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 	c.startTimelockQuery(acc, timelockOnConnect)
 	c.pruneAndLog(ctx, "connect")
 	c.BackfillSalt(ctx, "connect")
-	// Check the schedule every tick against the plugin's clock rather than
-	// sleeping until the deadline: a disconnect is noticed within a tick,
-	// and a clock that jumps (a test's, or a suspended laptop's) is obeyed.
+	c.everyTickWhileConnected(ctx, gen, func() {
+		if c.untilPropsRefresh(acc) <= 0 {
+			c.fetchProps(ctx)
+		}
+		c.startTimelockQuery(acc, timelockOnRefresh)
+		if c.untilNextPrune() <= 0 {
+			c.pruneAndLog(ctx, "daily")
+		}
+	})
+}
+
+// everyTickWhileConnected runs check every scheduleTick until the
+// connection gen ends or the plugin closes. The schedule is checked every
+// tick against the plugin's clock rather than slept on until a deadline: a
+// disconnect is noticed within a tick, and a clock that jumps (a test's,
+// or a suspended laptop's) is obeyed.
+func (c *Core) everyTickWhileConnected(ctx context.Context, gen uint64, check func()) {
 	ticker := time.NewTicker(scheduleTick)
 	defer ticker.Stop()
 	for {
@@ -57,13 +71,7 @@ func (c *Core) connectedLoop(ctx context.Context, gen uint64) {
 		if c.connGen.Load() != gen || !c.cli.IsConnected() {
 			return
 		}
-		if c.untilPropsRefresh(acc) <= 0 {
-			c.fetchProps(ctx)
-		}
-		c.startTimelockQuery(acc, timelockOnRefresh)
-		if c.untilNextPrune() <= 0 {
-			c.pruneAndLog(ctx, "daily")
-		}
+		check()
 	}
 }
 

@@ -306,21 +306,7 @@ func (c *Core) NewChatCap() NewChatCapState {
 // pruning or the props.
 func (c *Core) newChatCapLoop(ctx context.Context, gen uint64) {
 	c.fetchNewChatCapIfDue(ctx, "connect")
-	ticker := time.NewTicker(scheduleTick)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.stop:
-			return
-		case <-ticker.C:
-		}
-		if c.connGen.Load() != gen || !c.cli.IsConnected() {
-			return
-		}
-		c.fetchNewChatCapIfDue(ctx, "ttl")
-	}
+	c.everyTickWhileConnected(ctx, gen, func() { c.fetchNewChatCapIfDue(ctx, "ttl") })
 }
 
 // fetchNewChatCapIfDue fetches when the props enable the cap and the TTL

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/types"
 )
 
 // MexHandler answers one MEX query (WhatsApp's GraphQL over an IQ): it is
@@ -111,4 +113,28 @@ func (s *Server) handleMexIQ(iq *waBinary.Node) *waBinary.Node {
 		return ErrorIQ(iq, 500, "internal-server-error")
 	}
 	return ResultIQ(iq, waBinary.Node{Tag: "result", Content: out})
+}
+
+// MexNotification builds a server-pushed MEX update, the way the server
+// sends account-limit changes:
+//
+//	<notification type="mex" from="s.whatsapp.net" id=… t=…>
+//	  <update op_name=…>{"data":{<key>:<body>}}</update>
+//	</notification>
+func MexNotification(opName, key string, body any) waBinary.Node {
+	payload, _ := json.Marshal(map[string]any{"data": map[string]any{key: body}})
+	return waBinary.Node{
+		Tag: "notification",
+		Attrs: waBinary.Attrs{
+			"from": types.ServerJID,
+			"type": "mex",
+			"id":   newStanzaID(),
+			"t":    time.Now().Unix(),
+		},
+		Content: []waBinary.Node{{
+			Tag:     "update",
+			Attrs:   waBinary.Attrs{"op_name": opName},
+			Content: payload,
+		}},
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
-	"go.mau.fi/whatsmeow/types"
 )
 
 // The query ids of WhatsApp Web's new-chat cap query: the current one and
@@ -102,21 +101,7 @@ func (s *Server) SetNewChatCap(nc NewChatCap, queryIDs ...string) {
 //
 // Neither whatsmeow 2025-12 nor the newer one dispatches anything for it.
 func NewChatCapNotification(nc NewChatCap) waBinary.Node {
-	payload, _ := json.Marshal(map[string]any{"data": map[string]any{"xwa2_notify_new_chat_messages_capping_info_update": nc.body()}})
-	return waBinary.Node{
-		Tag: "notification",
-		Attrs: waBinary.Attrs{
-			"from": types.ServerJID,
-			"type": "mex",
-			"id":   newStanzaID(),
-			"t":    time.Now().Unix(),
-		},
-		Content: []waBinary.Node{{
-			Tag:     "update",
-			Attrs:   waBinary.Attrs{"op_name": "MessageCappingInfoNotification"},
-			Content: payload,
-		}},
-	}
+	return MexNotification("MessageCappingInfoNotification", "xwa2_notify_new_chat_messages_capping_info_update", nc.body())
 }
 
 // PushNewChatCap makes nc the server's state (both query ids answer it

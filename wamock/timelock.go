@@ -9,7 +9,6 @@ import (
 	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
-	"go.mau.fi/whatsmeow/types"
 )
 
 // ReachoutTimelock is the server's word on an account restricted from
@@ -88,21 +87,7 @@ func (s *Server) answerReachoutTimelock(json.RawMessage) (any, error) {
 // event's Mex.OpName); whatsmeow reads the payload key, not the op name.
 // whatsmeow 2025-12 parses the same notification and dispatches nothing.
 func ReachoutTimelockNotification(tl ReachoutTimelock) waBinary.Node {
-	payload, _ := json.Marshal(map[string]any{"data": map[string]any{"xwa2_notify_account_reachout_timelock": reachoutBody(tl)}})
-	return waBinary.Node{
-		Tag: "notification",
-		Attrs: waBinary.Attrs{
-			"from": types.ServerJID,
-			"type": "mex",
-			"id":   newStanzaID(),
-			"t":    time.Now().Unix(),
-		},
-		Content: []waBinary.Node{{
-			Tag:     "update",
-			Attrs:   waBinary.Attrs{"op_name": "NotificationUserReachoutTimelockUpdate"},
-			Content: payload,
-		}},
-	}
+	return MexNotification("NotificationUserReachoutTimelockUpdate", "xwa2_notify_account_reachout_timelock", reachoutBody(tl))
 }
 
 // PushReachoutTimelock sets the account's timelock (as SetReachoutTimelock:

@@ -434,3 +434,31 @@ func TestRefreshTimelock(t *testing.T) {
 		}
 	})
 }
+
+// TestTimelockQueryFollowsFetchTTL: the timelock query's interval is the
+// account-limit fetch TTL the AB props give (20649): with ten minutes, a
+// reconnect within them asks nothing, and the schedule asks again once
+// they passed.
+func TestTimelockQueryFollowsFetchTTL(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db)
+		w.srv.SetABProps(wamock.ABProps{Hash: "ttl-600", Refresh: 86400, Props: map[int]string{tctoken.PropNewChatCapFetchTTL: "600"}})
+		w.connect()
+		eventually(t, "the props' TTL", func() bool { return w.plugin.Policy().NewChatCap.FetchTTL == 10*time.Minute })
+		w.waitTimelockFromQuery(false)
+		start := w.timelockQueries()
+
+		w.clock.Advance(5 * time.Minute)
+		w.reconnect()
+		w.waitLog(1, "Skipped the reach-out timelock query")
+		if n := w.timelockQueries(); n != start {
+			t.Fatalf("%d queries after a reconnect within the TTL, want %d", n, start)
+		}
+		w.srv.SetReachoutTimelock(wamock.ReachoutTimelock{Active: true, Ends: w.clock.Now().Add(time.Hour)})
+		w.clock.Advance(5*time.Minute + time.Second)
+		w.waitTimelockFromQuery(true)
+		if n := w.timelockQueries(); n != start+1 {
+			t.Fatalf("%d queries once the TTL passed, want %d", n, start+1)
+		}
+	})
+}

@@ -26,11 +26,11 @@ const (
 
 const (
 	// timelockQueryInterval is how long an answer stands before the plugin
-	// asks again, on a connect or during a long connection. It is the TTL
-	// WhatsApp gives its other account-limit fetch (the new-chat cap, AB
-	// prop 20649 by default): long enough that reconnects cost nothing,
-	// short enough that whatsmeow 2025-12, which drops the server's
-	// notification, learns of a new lock within the hour.
+	// asks again, on a connect or during a long connection, until the AB
+	// props say otherwise (see timelockInterval): long enough that
+	// reconnects cost nothing, short enough that whatsmeow 2025-12, which
+	// drops the server's notification, learns of a new lock within the
+	// hour.
 	timelockQueryInterval = time.Hour
 	// timelockQueryRetry is how soon a failed query is tried again.
 	timelockQueryRetry = 5 * time.Minute
@@ -80,10 +80,21 @@ func (acc *accountState) lastQueried() int64 {
 	return 0
 }
 
+// timelockInterval is how long an answer to the timelock query stands: the
+// fetch TTL the server gives the account's limits (AB prop 20649, for the
+// new-chat cap, the other account-limit fetch), which WhatsApp tunes per
+// account; the default interval until the props say.
+func (acc *accountState) timelockInterval() time.Duration {
+	if p := acc.policy.Load(); p != nil && p.NewChatCap.FetchTTL > 0 {
+		return p.NewChatCap.FetchTTL
+	}
+	return timelockQueryInterval
+}
+
 // untilTimelockQuery is how long until the timelock query is due for the
 // trigger: 0 or less when it is due now.
 func (c *Core) untilTimelockQuery(acc *accountState, trigger string) time.Duration {
-	wait := timelockQueryInterval
+	wait := acc.timelockInterval()
 	switch {
 	case trigger == timelockOnPattern:
 		wait = timelockRequeryMin
@@ -297,5 +308,5 @@ func (c *Core) patternOverruled(acc *accountState) bool {
 	acc.watch.mu.Lock()
 	failed := acc.watch.query.failed
 	acc.watch.mu.Unlock()
-	return !failed && c.now().Sub(current.Updated) < timelockQueryInterval
+	return !failed && c.now().Sub(current.Updated) < acc.timelockInterval()
 }

@@ -398,7 +398,7 @@ func (d *demo) stepTimelock(n int) {
 		st.why("the server announced it (a mex notification); this whatsmeow dispatches it as an event, which the plugin reads")
 	} else {
 		// whatsmeow 2025-12 drops the push. The plugin asks the server by
-		// itself at connect and hourly; a bridge that has a reason to
+		// itself at connect and once per fetch TTL; a bridge that has a reason to
 		// think the lock changed asks now.
 		state, err := d.sess.plugin.RefreshTimelock(d.ctx)
 		st.expect(err == nil && state.Active, "the timelock query reports the lock", "%+v %v", state, err)

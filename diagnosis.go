@@ -101,15 +101,15 @@ func (p *Plugin) Explain(ctx context.Context, jid types.JID) (Explanation, error
 
 // Timelock returns what is known of the account's reach-out timelock, and
 // where it was learned (Source). The plugin asks the server at every
-// connect, at most once per fetch TTL (AB prop 20649, an hour by default); until the answer comes, the state
-// recorded last stands.
+// connect, at most once per fetch TTL (AB prop 20649, an hour by
+// default); until the answer comes, the state recorded last stands.
 func (p *Plugin) Timelock() TimelockState { return p.core.Timelock() }
 
 // RefreshTimelock asks the server for the account's reach-out timelock
 // now, whatever the interval, and returns the state in force afterwards.
-// The plugin asks by itself at connect and once per fetch TTL; a bridge calls this
-// when it has a reason to think the lock changed, such as a first contact
-// refused with 463. When the server gives no usable answer, the last known
+// The plugin asks by itself at connect and once per fetch TTL; a bridge
+// calls this when it has a reason to think the lock changed, such as a
+// first contact refused with 463. When the server gives no usable answer, the last known
 // state stays in force and the error matches ErrTimelockQuery.
 func (p *Plugin) RefreshTimelock(ctx context.Context) (TimelockState, error) {
 	return p.core.RefreshTimelock(ctx)

@@ -29,6 +29,9 @@ type Container struct {
 	// whatsmeowShape is which of whatsmeow's token tables the database
 	// holds, once known (see whatsmeowTableShape).
 	whatsmeowShape atomic.Int32
+	// sqliteRows is whether SQLite takes a batch's rows as one JSON
+	// parameter (json_each and unhex), once known (see rowsAsJSON).
+	sqliteRows atomic.Int32
 }
 
 // New wraps db, typically the same *dbutil.Database whatsmeow's sqlstore uses.

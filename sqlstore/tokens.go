@@ -82,6 +82,20 @@ const (
 		WHERE (` + tokenWins + `) OR ` + senderWins + `
 		RETURNING their_jid, token_ts
 	`
+	// putTokensOnlyQuery is putTokensQuery for a batch that carries no
+	// sender timestamp (every notification and every write whatsmeow
+	// makes): the sender part can never win, so the update is the token
+	// rule alone, written once instead of three times. The database
+	// parses and plans the statement on every call, and for a single
+	// token that was most of the write.
+	putTokensOnlyQuery = `
+		INSERT INTO tctoken_tokens (our_jid, their_jid, token, token_ts, sender_ts, updated_at)
+		%s
+		ON CONFLICT (our_jid, their_jid) DO UPDATE SET
+			token = excluded.token, token_ts = excluded.token_ts, updated_at = excluded.updated_at
+		WHERE ` + tokenWins + `
+		RETURNING their_jid, token_ts
+	`
 	// whatsmeow 2025-12 stores history-sync tokens with the sender timestamp
 	// in place of the token timestamp. The monotonic guard above would then
 	// protect the wrong value, so this repairs it in place, and only while
@@ -236,6 +250,15 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 	return s.putTokens(ctx, writes, order, winner, sender)
 }
 
+// putTokensFor is the upsert for a batch: the token rule alone when no
+// write in it carries a sender timestamp.
+func putTokensFor(sender map[string]int64) string {
+	if len(sender) == 0 {
+		return putTokensOnlyQuery
+	}
+	return putTokensQuery
+}
+
 // putTokens writes the settled batch: for each contact in order, the write
 // winner names and the newest sender timestamp (none if missing), in
 // multi-row statements of putTokensChunk rows.
@@ -253,7 +276,7 @@ func (s *Store) putTokens(ctx context.Context, writes []TokenWrite, order []stri
 					w := writes[winner[key]]
 					tokens[i], stamps[i], senders[i] = w.Token, w.TokenTS, sender[key]
 				}
-				query = fmt.Sprintf(putTokensQuery, unnestTokensSource)
+				query = fmt.Sprintf(putTokensFor(sender), unnestTokensSource)
 				args = []any{s.ourJID, now, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(stamps), pgInt64Array(senders)}
 			} else {
 				args = make([]any, 2, 2+4*len(keys))
@@ -266,7 +289,7 @@ func (s *Store) putTokens(ctx context.Context, writes []TokenWrite, order []stri
 					}
 					args = append(args, key, secret(w.Token), w.TokenTS, senderTS)
 				}
-				query = fmt.Sprintf(putTokensQuery, "VALUES "+s.tuples(len(keys), 4, 3, ", $2"))
+				query = fmt.Sprintf(putTokensFor(sender), "VALUES "+s.tuples(len(keys), 4, 3, ", $2"))
 			}
 			rows, err := s.db.Query(ctx, query, args...)
 			if err != nil {

@@ -334,6 +334,12 @@ const (
 			sender_timestamp=COALESCE(excluded.sender_timestamp, whatsmeow_privacy_tokens.sender_timestamp)
 		WHERE excluded.timestamp >= whatsmeow_privacy_tokens.timestamp
 	`
+	// The same with the rows as one JSON parameter on SQLite (see
+	// jsonrows.go): [contact, token in hex, timestamp].
+	jsonWhatsmeowTokensSource = `
+		SELECT ?1, u.value->>0, unhex(u.value->>1), u.value->>2%s
+		FROM json_each(?2) AS u WHERE true
+	`
 	unnestWhatsmeowTokensSource = `
 		SELECT $1, u.their_jid, decode(u.token, 'hex'), u.token_ts%s
 		FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(their_jid, token, token_ts)
@@ -374,6 +380,7 @@ func (s *Store) PutWhatsmeowTokens(ctx context.Context, writes ...TokenWrite) er
 	if shape == whatsmeowShapeSender {
 		query, sender = putWhatsmeowTokensSenderQuery, ", CAST(NULL AS BIGINT)"
 	}
+	asJSON := s.rowsAsJSON(ctx)
 	for start := 0; start < len(writes); start += putTokensChunk {
 		chunk := writes[start:min(start+putTokensChunk, len(writes))]
 		var args []any
@@ -384,6 +391,16 @@ func (s *Store) PutWhatsmeowTokens(ctx context.Context, writes ...TokenWrite) er
 			}
 			args = []any{s.ourJID, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(stamps)}
 			_, err = s.db.Exec(ctx, fmt.Sprintf(query, fmt.Sprintf(unnestWhatsmeowTokensSource, sender)), args...)
+		} else if asJSON {
+			rows := newJSONRows(len(chunk))
+			for _, w := range chunk {
+				rows.row()
+				rows.str(contactKey(w.Contact))
+				rows.hex(w.Token)
+				rows.int(w.TokenTS)
+				rows.end()
+			}
+			_, err = s.db.Exec(ctx, fmt.Sprintf(query, fmt.Sprintf(jsonWhatsmeowTokensSource, sender)), s.ourJID, rows.secretText())
 		} else {
 			args = make([]any, 1, 1+3*len(chunk))
 			args[0] = s.ourJID

@@ -112,6 +112,18 @@ const (
 			AND tctoken_tokens.token=u.token AND tctoken_tokens.token_ts=u.wrong_ts
 		RETURNING tctoken_tokens.their_jid, tctoken_tokens.token, tctoken_tokens.token_ts
 	`
+	// mendHistoryTimestampsJSON is the same with the mends as one JSON
+	// parameter (see jsonrows.go): [contact, token in hex, wrong, right].
+	mendHistoryTimestampsJSON = `
+		WITH u(our_jid, their_jid, token, wrong_ts, right_ts, updated_at) AS (
+			SELECT ?1, u.value->>0, unhex(u.value->>1), u.value->>2, u.value->>3, ?2 FROM json_each(?3) AS u
+		)
+		UPDATE tctoken_tokens SET token_ts=u.right_ts, updated_at=u.updated_at
+		FROM u
+		WHERE tctoken_tokens.our_jid=u.our_jid AND tctoken_tokens.their_jid=u.their_jid
+			AND tctoken_tokens.token=u.token AND tctoken_tokens.token_ts=u.wrong_ts
+		RETURNING tctoken_tokens.their_jid, tctoken_tokens.token, tctoken_tokens.token_ts
+	`
 	// On PostgreSQL the mends come as arrays (see pgarray.go), and the
 	// statement finds each mend's row by its key first, then updates those
 	// rows by their physical address. Joined to the table directly, the
@@ -253,10 +265,38 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 // putTokensFor is the upsert for a batch: the token rule alone when no
 // write in it carries a sender timestamp.
 func putTokensFor(sender map[string]int64) string {
+	return [...]string{putTokensQuery, putTokensOnlyQuery}[putTokensKind(sender)]
+}
+
+// putTokensKind is 1 for a batch without sender timestamps, else 0.
+func putTokensKind(sender map[string]int64) int {
 	if len(sender) == 0 {
-		return putTokensOnlyQuery
+		return 1
 	}
-	return putTokensQuery
+	return 0
+}
+
+// How a batch's rows reach the database: as arrays (PostgreSQL) or as one
+// JSON parameter (SQLite, see jsonrows.go). Their statements are the same
+// text for every batch, so they are written out once.
+const (
+	rowsArrays = iota
+	rowsJSON
+)
+
+// jsonTokensSource is unnestTokensSource for SQLite: $3 is the rows as a
+// JSON array of [contact, token in hex, token_ts, sender_ts or null]. The
+// WHERE is SQLite's: without it, ON CONFLICT would read as a join's ON.
+const jsonTokensSource = `
+		SELECT ?1, u.value->>0, unhex(u.value->>1), u.value->>2, u.value->>3, ?2
+		FROM json_each(?3) AS u WHERE true
+	`
+
+// putTokensStatements[kind][rows] is putTokensQuery (kind 0) or
+// putTokensOnlyQuery (kind 1) with the rows as arrays or as JSON.
+var putTokensStatements = [2][2]string{
+	{fmt.Sprintf(putTokensQuery, unnestTokensSource), fmt.Sprintf(putTokensQuery, jsonTokensSource)},
+	{fmt.Sprintf(putTokensOnlyQuery, unnestTokensSource), fmt.Sprintf(putTokensOnlyQuery, jsonTokensSource)},
 }
 
 // putTokens writes the settled batch: for each contact in order, the write
@@ -265,6 +305,7 @@ func putTokensFor(sender map[string]int64) string {
 func (s *Store) putTokens(ctx context.Context, writes []TokenWrite, order []string, winner map[string]int, sender map[string]int64) ([]bool, error) {
 	changed := make([]bool, len(writes))
 	now := s.now()
+	asJSON := s.rowsAsJSON(ctx)
 	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
 		for start := 0; start < len(order); start += putTokensChunk {
 			keys := order[start:min(start+putTokensChunk, len(order))]
@@ -276,8 +317,21 @@ func (s *Store) putTokens(ctx context.Context, writes []TokenWrite, order []stri
 					w := writes[winner[key]]
 					tokens[i], stamps[i], senders[i] = w.Token, w.TokenTS, sender[key]
 				}
-				query = fmt.Sprintf(putTokensFor(sender), unnestTokensSource)
+				query = putTokensStatements[putTokensKind(sender)][rowsArrays]
 				args = []any{s.ourJID, now, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(stamps), pgInt64Array(senders)}
+			} else if asJSON {
+				rows := newJSONRows(len(keys))
+				for _, key := range keys {
+					w := writes[winner[key]]
+					rows.row()
+					rows.str(key)
+					rows.hex(w.Token)
+					rows.int(w.TokenTS)
+					rows.intOrNull(sender[key])
+					rows.end()
+				}
+				query = putTokensStatements[putTokensKind(sender)][rowsJSON]
+				args = []any{s.ourJID, now, rows.secretText()}
 			} else {
 				args = make([]any, 2, 2+4*len(keys))
 				args[0], args[1] = s.ourJID, now
@@ -407,6 +461,7 @@ func (s *Store) MendHistoryTimestamps(ctx context.Context, mends ...HistoryMend)
 		return changed, nil
 	}
 	now := s.now()
+	asJSON := s.rowsAsJSON(ctx)
 	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
 		for start := 0; start < len(order); start += putTokensChunk {
 			chunk := order[start:min(start+putTokensChunk, len(order))]
@@ -423,6 +478,18 @@ func (s *Store) MendHistoryTimestamps(ctx context.Context, mends ...HistoryMend)
 				}
 				query = mendHistoryTimestampsPostgres
 				args = []any{s.ourJID, now, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(wrong), pgInt64Array(right)}
+			} else if asJSON {
+				rows := newJSONRows(len(chunk))
+				for i, m := range chunk {
+					rows.row()
+					rows.str(keys[i])
+					rows.hex(mends[m].Token)
+					rows.int(mends[m].WrongTS)
+					rows.int(mends[m].RightTS)
+					rows.end()
+				}
+				query = mendHistoryTimestampsJSON
+				args = []any{s.ourJID, now, rows.secretText()}
 			} else {
 				args = make([]any, 2, 2+4*len(chunk))
 				args[0], args[1] = s.ourJID, now

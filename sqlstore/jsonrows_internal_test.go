@@ -79,7 +79,10 @@ func TestSQLiteRowsAsJSONOrValues(t *testing.T) {
 		slices.SortFunc(rows, func(a, b *Entry) int { return compareStrings(a.Contact.String(), b.Contact.String()) })
 		var theirs []string
 		err = dbutil.NewSimpleReflectRowIter[whatsmeowRow](db.Query(ctx, `SELECT their_jid, token, timestamp FROM whatsmeow_privacy_tokens ORDER BY their_jid`)).
-			Iter(func(r *whatsmeowRow) (bool, error) { theirs = append(theirs, fmt.Sprintf("%s=%x@%d", r.Contact, r.Token, r.TS)); return true, nil })
+			Iter(func(r *whatsmeowRow) (bool, error) {
+				theirs = append(theirs, fmt.Sprintf("%s=%x@%d", r.Contact, r.Token, r.TS))
+				return true, nil
+			})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,6 +32,9 @@ type Container struct {
 	// sqliteRows is whether SQLite takes a batch's rows as one JSON
 	// parameter (json_each and unhex), once known (see rowsAsJSON).
 	sqliteRows atomic.Int32
+	// prepared are the token writes' statements, prepared once (see
+	// prepared.go).
+	prepared preparedStatements
 }
 
 // New wraps db, typically the same *dbutil.Database whatsmeow's sqlstore uses.

@@ -211,13 +211,13 @@ func (s *Store) LIDsForPNs(ctx context.Context, pns []types.JID, held map[types.
 		var err error
 		switch {
 		case s.db.Dialect == dbutil.Postgres && held != nil:
-			rows, err = s.db.Query(ctx, getLIDsForPNsHeldPG, pgTextArray(chunk), s.ourJID)
+			rows, err = s.queryPrepared(ctx, getLIDsForPNsHeldPG, pgTextArray(chunk), s.ourJID)
 		case s.db.Dialect == dbutil.Postgres:
-			rows, err = s.db.Query(ctx, getLIDsForPNsPostgres, pgTextArray(chunk))
+			rows, err = s.queryPrepared(ctx, getLIDsForPNsPostgres, pgTextArray(chunk))
 		case asJSON && held != nil:
-			rows, err = s.db.Query(ctx, getLIDsForPNsHeldJSON, jsonStrings(chunk), s.ourJID)
+			rows, err = s.queryPrepared(ctx, getLIDsForPNsHeldJSON, jsonStrings(chunk), s.ourJID)
 		case asJSON:
-			rows, err = s.db.Query(ctx, getLIDsForPNsJSON, jsonStrings(chunk))
+			rows, err = s.queryPrepared(ctx, getLIDsForPNsJSON, jsonStrings(chunk))
 		default:
 			args := make([]any, len(chunk), len(chunk)+1)
 			for i, user := range chunk {
@@ -346,6 +346,24 @@ const (
 	`
 )
 
+// whatsmeowStatements[shape][rows] is the write-through for whatsmeow's
+// table of that shape, with the rows as arrays or as JSON: the same text
+// for every batch (see prepared.go).
+var whatsmeowStatements = map[int32][2]string{
+	whatsmeowShape202512: {
+		fmt.Sprintf(putWhatsmeowTokensQuery, fmt.Sprintf(unnestWhatsmeowTokensSource, "")),
+		fmt.Sprintf(putWhatsmeowTokensQuery, fmt.Sprintf(jsonWhatsmeowTokensSource, "")),
+	},
+	whatsmeowShapeSender: {
+		fmt.Sprintf(putWhatsmeowTokensSenderQuery, fmt.Sprintf(unnestWhatsmeowTokensSource, whatsmeowNoSender)),
+		fmt.Sprintf(putWhatsmeowTokensSenderQuery, fmt.Sprintf(jsonWhatsmeowTokensSource, whatsmeowNoSender)),
+	},
+}
+
+// whatsmeowNoSender is the sender timestamp column of the write-through:
+// none (whatsmeow keeps what it has).
+const whatsmeowNoSender = ", CAST(NULL AS BIGINT)"
+
 // whatsmeowTableShape says which of whatsmeow's token tables the database
 // holds, asking once.
 func (s *Store) whatsmeowTableShape(ctx context.Context) (int32, error) {
@@ -378,7 +396,7 @@ func (s *Store) PutWhatsmeowTokens(ctx context.Context, writes ...TokenWrite) er
 	}
 	query, sender := putWhatsmeowTokensQuery, ""
 	if shape == whatsmeowShapeSender {
-		query, sender = putWhatsmeowTokensSenderQuery, ", CAST(NULL AS BIGINT)"
+		query, sender = putWhatsmeowTokensSenderQuery, whatsmeowNoSender
 	}
 	asJSON := s.rowsAsJSON(ctx)
 	for start := 0; start < len(writes); start += putTokensChunk {
@@ -390,7 +408,7 @@ func (s *Store) PutWhatsmeowTokens(ctx context.Context, writes ...TokenWrite) er
 				keys[i], tokens[i], stamps[i] = contactKey(w.Contact), w.Token, w.TokenTS
 			}
 			args = []any{s.ourJID, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(stamps)}
-			_, err = s.db.Exec(ctx, fmt.Sprintf(query, fmt.Sprintf(unnestWhatsmeowTokensSource, sender)), args...)
+			_, err = s.execPrepared(ctx, whatsmeowStatements[shape][rowsArrays], args...)
 		} else if asJSON {
 			rows := newJSONRows(len(chunk))
 			for _, w := range chunk {
@@ -400,7 +418,7 @@ func (s *Store) PutWhatsmeowTokens(ctx context.Context, writes ...TokenWrite) er
 				rows.int(w.TokenTS)
 				rows.end()
 			}
-			_, err = s.db.Exec(ctx, fmt.Sprintf(query, fmt.Sprintf(jsonWhatsmeowTokensSource, sender)), s.ourJID, rows.secretText())
+			_, err = s.execPrepared(ctx, whatsmeowStatements[shape][rowsJSON], s.ourJID, rows.secretText())
 		} else {
 			args = make([]any, 1, 1+3*len(chunk))
 			args[0] = s.ourJID

@@ -345,7 +345,13 @@ func (s *Store) putTokens(ctx context.Context, writes []TokenWrite, order []stri
 				}
 				query = fmt.Sprintf(putTokensFor(sender), "VALUES "+s.tuples(len(keys), 4, 3, ", $2"))
 			}
-			rows, err := s.db.Query(ctx, query, args...)
+			var rows dbutil.Rows
+			var err error
+			if s.db.Dialect == dbutil.Postgres || asJSON {
+				rows, err = s.queryPrepared(ctx, query, args...)
+			} else {
+				rows, err = s.db.Query(ctx, query, args...)
+			}
 			if err != nil {
 				return fmt.Errorf("failed to store the tokens and sender timestamps from %s: %w", nameContacts(keys), err)
 			}
@@ -498,7 +504,13 @@ func (s *Store) MendHistoryTimestamps(ctx context.Context, mends ...HistoryMend)
 				}
 				query = fmt.Sprintf(mendHistoryTimestampsQuery, "VALUES "+s.tuples(len(chunk), 4, 3, ", $2"))
 			}
-			rows, err := s.db.Query(ctx, query, args...)
+			var rows dbutil.Rows
+			var err error
+			if s.db.Dialect == dbutil.Postgres || asJSON {
+				rows, err = s.queryPrepared(ctx, query, args...)
+			} else {
+				rows, err = s.db.Query(ctx, query, args...)
+			}
 			if err == nil {
 				err = scanMended(rows, mends, chunk, changed)
 			}

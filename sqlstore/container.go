@@ -88,13 +88,14 @@ func (c *Container) Upgrade(ctx context.Context) error {
 	upgradedMu.Unlock()
 	once.mu.Lock()
 	defer once.mu.Unlock()
-	if once.done {
-		return nil
+	if !once.done {
+		if err := upgrades.Upgrade(ctx, c.db); err != nil {
+			return err
+		}
+		once.done = true
 	}
-	if err := upgrades.Upgrade(ctx, c.db); err != nil {
-		return err
-	}
-	once.done = true
+	// Asked here, outside any transaction (see rowsAsJSON).
+	(&Store{c: c, db: c.db}).rowsAsJSON(ctx)
 	return nil
 }
 

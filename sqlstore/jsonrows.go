@@ -27,9 +27,13 @@ const (
 const sqliteJSONProbe = `SELECT unhex('00'), (SELECT count(*) FROM json_each('[1]'))`
 
 // rowsAsJSON reports whether batches go to SQLite as a JSON parameter,
-// asking once per container. Never on PostgreSQL, which takes arrays (see
-// pgarray.go). A probe that fails for another reason than a missing
-// function (a cancelled context) answers no for this call only.
+// asking once per container (Upgrade asks). Never on PostgreSQL, which
+// takes arrays (see pgarray.go). Inside a transaction it never asks: a
+// read as the transaction's first statement would pin its snapshot, and
+// its first write would then fail at once (SQLITE_BUSY_SNAPSHOT) whenever
+// another connection wrote meanwhile; the batch goes as a VALUES list
+// then. A probe that fails for another reason than a missing function (a
+// cancelled context) answers no for this call only.
 func (s *Store) rowsAsJSON(ctx context.Context) bool {
 	if s.db.Dialect != dbutil.SQLite {
 		return false
@@ -38,6 +42,9 @@ func (s *Store) rowsAsJSON(ctx context.Context) bool {
 	case sqliteRowsJSON:
 		return true
 	case sqliteRowsValues:
+		return false
+	}
+	if s.InTransaction(ctx) {
 		return false
 	}
 	var one []byte

@@ -26,30 +26,74 @@ import (
 type preparedStatements struct {
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt
+	// pending are the statements being prepared in the background.
+	pending map[string]bool
 }
 
-// stmt returns query prepared on the pool, preparing it on first use.
-func (p *preparedStatements) stmt(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+// prepareTimeout bounds a background prepare's wait for a connection.
+const prepareTimeout = 30 * time.Second
+
+// stmt returns query prepared on the pool. Outside a transaction it
+// prepares it on first use. Inside one it never does: preparing takes a
+// connection of the pool, and a caller holding the transaction's
+// connection would wait for a second one, which a pool of one never has.
+// There it starts the prepare in the background, where it waits for a free
+// connection, and the caller runs the statement unprepared this time (ok
+// false).
+func (p *preparedStatements) stmt(ctx context.Context, db *sql.DB, query string, inTxn bool) (*sql.Stmt, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if stmt, ok := p.stmts[query]; ok {
-		return stmt, nil
+		return stmt, true
+	}
+	if inTxn {
+		if !p.pending[query] {
+			if p.pending == nil {
+				p.pending = make(map[string]bool)
+			}
+			p.pending[query] = true
+			go p.prepare(db, query)
+		}
+		return nil, false
 	}
 	stmt, err := db.PrepareContext(ctx, query)
 	if err != nil {
-		return nil, err
+		// Run it unprepared: its error, if it has one, is reported there.
+		return nil, false
+	}
+	p.add(query, stmt)
+	return stmt, true
+}
+
+// prepare prepares query on the pool in the background (see stmt).
+func (p *preparedStatements) prepare(db *sql.DB, query string) {
+	ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+	defer cancel()
+	stmt, err := db.PrepareContext(ctx, query)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.pending, query)
+	if err == nil {
+		p.add(query, stmt)
+	}
+}
+
+// add keeps stmt for query; p.mu is held.
+func (p *preparedStatements) add(query string, stmt *sql.Stmt) {
+	if _, ok := p.stmts[query]; ok {
+		_ = stmt.Close() // prepared meanwhile: the first stays
+		return
 	}
 	if p.stmts == nil {
 		p.stmts = make(map[string]*sql.Stmt)
 	}
 	p.stmts[query] = stmt
-	return stmt, nil
 }
 
 // preparedFor returns query prepared, bound to the transaction in ctx if
-// there is one; ok is false when the statement cannot be run prepared (a
-// transaction or connection dbutil does not expose), and the caller runs
-// it the usual way.
+// there is one; ok is false when the statement is to run the usual way
+// this time (a transaction or connection dbutil does not expose, or not
+// prepared yet inside a transaction).
 func (s *Store) preparedFor(ctx context.Context, query string) (stmt *sql.Stmt, ok bool) {
 	var tx *sql.Tx
 	switch ex := s.db.Execable(ctx).(type) {
@@ -60,14 +104,12 @@ func (s *Store) preparedFor(ctx context.Context, query string) (stmt *sql.Stmt, 
 			return nil, false
 		}
 	}
-	stmt, err := s.c.prepared.stmt(ctx, s.db.RawDB, query)
-	if err != nil {
-		// Run it unprepared: its error, if it has one, is reported there.
+	if stmt, ok = s.c.prepared.stmt(ctx, s.db.RawDB, query, tx != nil); !ok {
 		return nil, false
 	}
 	if tx != nil {
-		// Reuses the statement already prepared on the transaction's
-		// connection, or prepares it there once.
+		// Runs on the transaction's connection: the statement already
+		// prepared there, or prepared there once.
 		stmt = tx.StmtContext(ctx, stmt)
 	}
 	return stmt, true

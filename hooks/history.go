@@ -88,10 +88,17 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 		}
 		convs = append(convs, conv)
 		chats = append(chats, chat.ToNonAD())
+		// The fact under the phone number goes in before the lookup below
+		// reads which numbers hold a row (see mendsFor).
+		if fact, ok := misfiledFact(chat, conv); ok {
+			c.history.Add(chat.ToNonAD(), fact)
+		}
 	}
-	// One LID lookup for the whole blob; the mappings above are in by now.
-	chatKeys := c.resolveKeys(ctx, chats)
+	// One LID lookup for the whole blob (the mappings above are in by now),
+	// which also reads which phone numbers hold a row.
+	chatKeys, heldPN := c.resolveKeysHeld(ctx, chats, true)
 	tokens := make([]ReceivedToken, 0, len(convs))
+	tokenKeys := make([]types.JID, 0, len(convs))
 	keys := make([]types.JID, 0, 2*len(convs))
 	mends := make([]sqlstore.HistoryMend, 0, len(convs))
 	senderTimes := make([]sqlstore.SenderWrite, 0, len(convs))
@@ -114,26 +121,35 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 			continue
 		}
 		tokens = append(tokens, ReceivedToken{JID: chat, Token: token, Timestamp: tokenTS})
-		if senderTS > 0 && senderTS != tokenTS {
-			// whatsmeow 2025-12 writes PN chats only, under the PN when it
-			// does not know the LID yet: remember the fact, and mend, under
-			// both keys.
-			mendKeys := []types.JID{key}
-			if chat.Server == types.DefaultUserServer && chat != key {
-				mendKeys = append(mendKeys, chat)
-			}
-			for _, mendKey := range mendKeys {
-				c.history.Add(mendKey, historyFact{token: token, tokenTS: tokenTS, senderTS: senderTS})
-				mends = append(mends, sqlstore.HistoryMend{Contact: mendKey, Token: token, WrongTS: senderTS, RightTS: tokenTS})
-				keys = append(keys, mendKey)
-			}
+		tokenKeys = append(tokenKeys, key)
+		if _, ok := misfiledFact(chat, conv); !ok {
+			continue
 		}
+		// whatsmeow 2025-12 writes the tokens of PN chats, under the LID
+		// when the interposer finds it, else under the PN: remember the
+		// fact under both keys, and mend the LID's row, and the PN's when
+		// the lookup found one there.
+		mend := sqlstore.HistoryMend{Contact: key, Token: token, WrongTS: senderTS, RightTS: tokenTS}
+		if key != chat {
+			c.history.Add(key, historyFact{token: token, tokenTS: tokenTS, senderTS: senderTS})
+			mends = append(mends, mend)
+			keys = append(keys, key)
+		}
+		// A number the lookup found no row under needs no mend: the fact
+		// went in before the lookup, so whatsmeow's write there, committed
+		// after the lookup read, finds the fact and mends itself
+		// (mendLateHistoryFacts).
+		if heldPN == nil || heldPN[chat] {
+			mend.Contact = chat
+			mends = append(mends, mend)
+		}
+		keys = append(keys, chat)
 	}
 	// One transaction for the whole blob when whatsmeow's store shares the
 	// plugin's database (the tokens, the sender timestamps, the mends and the
 	// write-through of all of them), else a constant number of them.
 	defer c.cacheStale(keys...)
-	writes := c.resolveTokens(ctx, "history sync", tokens)
+	writes := c.resolveTokensKeyed(ctx, "history sync", tokens, tokenKeys)
 	// A conversation's sender timestamp goes in the same statement as its
 	// token: one write per row instead of two. The rest (no token, or one
 	// rejected) are written on their own.
@@ -211,4 +227,17 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 	}
 	c.log.Debug().Int("tokens", len(tokens)).Int("sender_timestamps", senderCount).Int("mended", len(mended)).
 		Msg("Stored history-sync privacy tokens")
+}
+
+// misfiledFact is what whatsmeow 2025-12 gets wrong about a conversation
+// of a history blob, if anything: it files the tokens of chats keyed by
+// phone number (only those) with our sender timestamp as the token
+// timestamp. A chat keyed by LID, or one whose two timestamps agree, has
+// nothing to mend (whatsmeow-head files the right timestamp).
+func misfiledFact(chat types.JID, conv *waHistorySync.Conversation) (historyFact, bool) {
+	token, tokenTS, senderTS := conv.GetTcToken(), int64(conv.GetTcTokenTimestamp()), int64(conv.GetTcTokenSenderTimestamp())
+	if len(token) == 0 || senderTS <= 0 || senderTS == tokenTS || chat.Server != types.DefaultUserServer {
+		return historyFact{}, false
+	}
+	return historyFact{token: token, tokenTS: tokenTS, senderTS: senderTS}, true
 }

@@ -100,20 +100,36 @@ func (c *Core) receiveTokens(ctx context.Context, acc *accountState, source stri
 // lives under (the LID when
 // known). A rejected token is logged, never stored.
 func (c *Core) resolveTokens(ctx context.Context, source string, tokens []ReceivedToken) []sqlstore.TokenWrite {
+	return c.resolveTokensKeyed(ctx, source, tokens, nil)
+}
+
+// resolveTokensKeyed is resolveTokens for a caller that already resolved
+// the tokens' keys (known[i] is tokens[i]'s; nil: none is known): a history
+// blob resolves its conversations once, and its tokens are among them.
+func (c *Core) resolveTokensKeyed(ctx context.Context, source string, tokens []ReceivedToken, known []types.JID) []sqlstore.TokenWrite {
 	valid := make([]ReceivedToken, 0, len(tokens))
 	jids := make([]types.JID, 0, len(tokens))
-	for _, token := range tokens {
+	var keys []types.JID
+	if known != nil {
+		keys = make([]types.JID, 0, len(tokens))
+	}
+	for i, token := range tokens {
 		if err := c.checkToken(token.JID, token.Token, token.Timestamp); err != nil {
 			c.log.Warn().Err(err).Str("source", source).Msg("Rejected a privacy token")
 			continue
 		}
 		valid = append(valid, token)
 		jids = append(jids, token.JID)
+		if known != nil {
+			keys = append(keys, known[i])
+		}
 	}
 	if len(valid) == 0 {
 		return nil
 	}
-	keys := c.resolveKeys(ctx, jids)
+	if keys == nil {
+		keys = c.resolveKeys(ctx, jids)
+	}
 	own := c.own()
 	writes := make([]sqlstore.TokenWrite, 0, len(valid))
 	for i, token := range valid {

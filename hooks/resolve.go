@@ -53,7 +53,16 @@ func (c *Core) resolve(ctx context.Context, jid types.JID) (key, lid, pn types.J
 // must not fill whatsmeow's never-evicting cache with "no LID" entries, as
 // one GetLIDForPN per token did; its positive answers it does keep).
 func (c *Core) resolveKeys(ctx context.Context, jids []types.JID) []types.JID {
-	keys := make([]types.JID, len(jids))
+	keys, _ := c.resolveKeysHeld(ctx, jids, false)
+	return keys
+}
+
+// resolveKeysHeld is resolveKeys, and with withHeld, in the same statement,
+// which of the phone numbers among jids the plugin's table held a row
+// under as it was read. held is nil when that is not known (whatsmeow's
+// LID map is not in the plugin's database, or the lookup failed).
+func (c *Core) resolveKeysHeld(ctx context.Context, jids []types.JID, withHeld bool) (keys []types.JID, held map[types.JID]bool) {
+	keys = make([]types.JID, len(jids))
 	var pns []types.JID
 	for i, jid := range jids {
 		keys[i] = jid.ToNonAD()
@@ -62,20 +71,26 @@ func (c *Core) resolveKeys(ctx context.Context, jids []types.JID) []types.JID {
 		}
 	}
 	if len(pns) == 0 || c.cli.Store.LIDs == nil {
-		return keys
+		if withHeld && len(pns) == 0 {
+			held = map[types.JID]bool{} // no number: nothing to be held
+		}
+		return keys, held
 	}
 	var lids map[types.JID]types.JID
 	var err error
 	if acc := c.account.Load(); acc != nil && c.joinsWhatsmeow(acc) {
 		// whatsmeow's LID map is in the plugin's database: read it there,
 		// which leaves whatsmeow's never-evicting cache alone.
-		lids, err = acc.store.LIDsForPNs(ctx, pns)
+		if withHeld {
+			held = make(map[types.JID]bool, len(pns))
+		}
+		lids, err = acc.store.LIDsForPNs(ctx, pns, held)
 	} else {
 		lids, err = c.cli.Store.LIDs.GetManyLIDsForPNs(ctx, pns)
 	}
 	if err != nil {
 		c.warnOnce("lid-lookup", err, "Failed to look up contacts' LIDs; storing under the phone numbers")
-		return keys
+		return keys, nil
 	}
 	own := c.own()
 	for i, key := range keys {
@@ -84,5 +99,5 @@ func (c *Core) resolveKeys(ctx context.Context, jids []types.JID) []types.JID {
 			keys[i] = lid
 		}
 	}
-	return keys
+	return keys, held
 }

@@ -57,7 +57,7 @@ type transactions interface {
 // database: a read that follows whatsmeow's LID map, and the write-through.
 type whatsmeowTable interface {
 	GetByLID(ctx context.Context, lid types.JID) (pn types.JID, entries []*sqlstore.Entry, err error)
-	LIDsForPNs(ctx context.Context, pns []types.JID) (map[types.JID]types.JID, error)
+	LIDsForPNs(ctx context.Context, pns []types.JID, held map[types.JID]bool) (map[types.JID]types.JID, error)
 	PutWhatsmeowTokens(ctx context.Context, writes ...sqlstore.TokenWrite) error
 }
 

@@ -29,6 +29,12 @@ type Container struct {
 	// whatsmeowShape is which of whatsmeow's token tables the database
 	// holds, once known (see whatsmeowTableShape).
 	whatsmeowShape atomic.Int32
+	// sqliteRows is whether SQLite takes a batch's rows as one JSON
+	// parameter (json_each and unhex), once known (see rowsAsJSON).
+	sqliteRows atomic.Int32
+	// prepared are the token writes' statements, prepared once (see
+	// prepared.go).
+	prepared preparedStatements
 }
 
 // New wraps db, typically the same *dbutil.Database whatsmeow's sqlstore uses.
@@ -82,13 +88,14 @@ func (c *Container) Upgrade(ctx context.Context) error {
 	upgradedMu.Unlock()
 	once.mu.Lock()
 	defer once.mu.Unlock()
-	if once.done {
-		return nil
+	if !once.done {
+		if err := upgrades.Upgrade(ctx, c.db); err != nil {
+			return err
+		}
+		once.done = true
 	}
-	if err := upgrades.Upgrade(ctx, c.db); err != nil {
-		return err
-	}
-	once.done = true
+	// Asked here, outside any transaction (see rowsAsJSON).
+	(&Store{c: c, db: c.db}).rowsAsJSON(ctx)
 	return nil
 }
 

@@ -156,11 +156,32 @@ func scanEntriesByLID(rows dbutil.Rows) (pn types.JID, entries []*Entry, err err
 
 // getLIDsForPNsQuery reads the LIDs whatsmeow's LID map pairs with phone
 // numbers (user parts), for a batch of tokens keyed by phone number; the
-// IN list is filled in with one placeholder per number, or on PostgreSQL
-// getLIDsForPNsPostgres takes them as one array.
+// IN list is filled in with one placeholder per number. On PostgreSQL
+// getLIDsForPNsPostgres takes them as one array, and on SQLite
+// getLIDsForPNsJSON as one JSON array (see rowsAsJSON): a statement whose
+// text is the same for every batch, which SQLite prepares in microseconds,
+// where a thousand placeholders took longer to prepare than to run.
+//
+// The ...Held forms also say, for each number, whether the plugin's table
+// holds a row under it (a history blob mends only those, see LIDsForPNs);
+// they name every number asked for, mapped or not.
 const (
 	getLIDsForPNsQuery    = `SELECT pn, lid FROM whatsmeow_lid_map WHERE pn IN (%s)`
 	getLIDsForPNsPostgres = `SELECT pn, lid FROM whatsmeow_lid_map WHERE pn = ANY($1::text[])`
+	getLIDsForPNsJSON     = `SELECT pn, lid FROM whatsmeow_lid_map WHERE pn IN (SELECT value FROM json_each(?1))`
+	getLIDsForPNsHeldPG   = `
+		SELECT u.pn, m.lid, EXISTS (SELECT 1 FROM tctoken_tokens t WHERE t.our_jid=$2 AND t.their_jid=u.pn || '@s.whatsapp.net')
+		FROM unnest($1::text[]) AS u(pn) LEFT JOIN whatsmeow_lid_map m ON m.pn=u.pn
+	`
+	getLIDsForPNsHeldJSON = `
+		SELECT u.value, m.lid, EXISTS (SELECT 1 FROM tctoken_tokens t WHERE t.our_jid=?2 AND t.their_jid=u.value || '@s.whatsapp.net')
+		FROM json_each(?1) AS u LEFT JOIN whatsmeow_lid_map m ON m.pn=u.value
+	`
+	getLIDsForPNsHeldQuery = `
+		WITH u(pn) AS (%s)
+		SELECT u.pn, m.lid, EXISTS (SELECT 1 FROM tctoken_tokens t WHERE t.our_jid=$1 AND t.their_jid=u.pn || '@s.whatsapp.net')
+		FROM u LEFT JOIN whatsmeow_lid_map m ON m.pn=u.pn
+	`
 )
 
 // LIDsForPNs returns the LIDs whatsmeow's LID map (in the same database)
@@ -171,7 +192,11 @@ const (
 // kept every answer there, a million of them after an ingest of a million
 // tokens. Only for a database that holds whatsmeow's tables (see
 // SharesTransactions).
-func (s *Store) LIDsForPNs(ctx context.Context, pns []types.JID) (map[types.JID]types.JID, error) {
+//
+// When held is not nil, the same statement also records in it, for each
+// number, whether the plugin's table held a row under the number as the
+// statement read it (true) or not (false).
+func (s *Store) LIDsForPNs(ctx context.Context, pns []types.JID, held map[types.JID]bool) (map[types.JID]types.JID, error) {
 	lids := make(map[types.JID]types.JID, len(pns))
 	users := make([]string, 0, len(pns))
 	for _, pn := range pns {
@@ -179,21 +204,34 @@ func (s *Store) LIDsForPNs(ctx context.Context, pns []types.JID) (map[types.JID]
 			users = append(users, pn.User)
 		}
 	}
+	asJSON := s.rowsAsJSON(ctx)
 	for start := 0; start < len(users); start += putTokensChunk {
 		chunk := users[start:min(start+putTokensChunk, len(users))]
 		var rows dbutil.Rows
 		var err error
-		if s.db.Dialect == dbutil.Postgres {
-			rows, err = s.db.Query(ctx, getLIDsForPNsPostgres, pgTextArray(chunk))
-		} else {
-			args := make([]any, len(chunk))
+		switch {
+		case s.db.Dialect == dbutil.Postgres && held != nil:
+			rows, err = s.queryPrepared(ctx, getLIDsForPNsHeldPG, pgTextArray(chunk), s.ourJID)
+		case s.db.Dialect == dbutil.Postgres:
+			rows, err = s.queryPrepared(ctx, getLIDsForPNsPostgres, pgTextArray(chunk))
+		case asJSON && held != nil:
+			rows, err = s.queryPrepared(ctx, getLIDsForPNsHeldJSON, jsonStrings(chunk), s.ourJID)
+		case asJSON:
+			rows, err = s.queryPrepared(ctx, getLIDsForPNsJSON, jsonStrings(chunk))
+		default:
+			args := make([]any, len(chunk), len(chunk)+1)
 			for i, user := range chunk {
 				args[i] = user
 			}
-			rows, err = s.db.Query(ctx, fmt.Sprintf(getLIDsForPNsQuery, s.placeholders(len(chunk))), args...)
+			if held != nil {
+				args = append([]any{s.ourJID}, args...)
+				rows, err = s.db.Query(ctx, fmt.Sprintf(getLIDsForPNsHeldQuery, "VALUES "+s.tuplesOf(len(chunk), 2)), args...)
+			} else {
+				rows, err = s.db.Query(ctx, fmt.Sprintf(getLIDsForPNsQuery, s.placeholders(len(chunk))), args...)
+			}
 		}
 		if err == nil {
-			err = scanLIDs(rows, lids)
+			err = scanLIDs(rows, lids, held)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("tctoken: failed to look up the LIDs of %d phone number(s) (first %s) in %s: %w",
@@ -201,6 +239,22 @@ func (s *Store) LIDsForPNs(ctx context.Context, pns []types.JID) (map[types.JID]
 		}
 	}
 	return lids, nil
+}
+
+// tuplesOf is a VALUES body of count one-column tuples, ($first), ...,
+// in the dialect's own syntax (see tuples).
+func (s *Store) tuplesOf(count, first int) string {
+	mark := s.mark()
+	b := make([]byte, 0, count*9)
+	for i := range count {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, '(', mark)
+		b = strconv.AppendInt(b, int64(first+i), 10)
+		b = append(b, ')')
+	}
+	return string(b)
 }
 
 // placeholders is a list of n placeholders from $1 on, in the dialect's
@@ -218,18 +272,33 @@ func (s *Store) placeholders(n int) string {
 	return string(b)
 }
 
-func scanLIDs(rows dbutil.Rows, lids map[types.JID]types.JID) (err error) {
+// scanLIDs reads (pn, lid) rows, or (pn, lid or NULL, held) rows when held
+// is not nil.
+func scanLIDs(rows dbutil.Rows, lids map[types.JID]types.JID, held map[types.JID]bool) (err error) {
 	defer func() {
 		if closeErr := rows.Close(); err == nil {
 			err = closeErr
 		}
 	}()
 	for rows.Next() {
-		var pn, lid string
-		if err = rows.Scan(&pn, &lid); err != nil {
+		var pn string
+		var lid sql.NullString
+		var holds bool
+		if held != nil {
+			err = rows.Scan(&pn, &lid, &holds)
+		} else {
+			err = rows.Scan(&pn, &lid)
+		}
+		if err != nil {
 			return err
 		}
-		lids[types.NewJID(pn, types.DefaultUserServer)] = types.NewJID(lid, types.HiddenUserServer)
+		jid := types.NewJID(pn, types.DefaultUserServer)
+		if lid.Valid && lid.String != "" {
+			lids[jid] = types.NewJID(lid.String, types.HiddenUserServer)
+		}
+		if held != nil {
+			held[jid] = holds
+		}
 	}
 	return rows.Err()
 }
@@ -265,11 +334,35 @@ const (
 			sender_timestamp=COALESCE(excluded.sender_timestamp, whatsmeow_privacy_tokens.sender_timestamp)
 		WHERE excluded.timestamp >= whatsmeow_privacy_tokens.timestamp
 	`
+	// The same with the rows as one JSON parameter on SQLite (see
+	// jsonrows.go): [contact, token in hex, timestamp].
+	jsonWhatsmeowTokensSource = `
+		SELECT ?1, u.value->>0, unhex(u.value->>1), u.value->>2%s
+		FROM json_each(?2) AS u WHERE true
+	`
 	unnestWhatsmeowTokensSource = `
 		SELECT $1, u.their_jid, decode(u.token, 'hex'), u.token_ts%s
 		FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(their_jid, token, token_ts)
 	`
 )
+
+// whatsmeowStatements[shape][rows] is the write-through for whatsmeow's
+// table of that shape, with the rows as arrays or as JSON: the same text
+// for every batch (see prepared.go).
+var whatsmeowStatements = map[int32][2]string{
+	whatsmeowShape202512: {
+		fmt.Sprintf(putWhatsmeowTokensQuery, fmt.Sprintf(unnestWhatsmeowTokensSource, "")),
+		fmt.Sprintf(putWhatsmeowTokensQuery, fmt.Sprintf(jsonWhatsmeowTokensSource, "")),
+	},
+	whatsmeowShapeSender: {
+		fmt.Sprintf(putWhatsmeowTokensSenderQuery, fmt.Sprintf(unnestWhatsmeowTokensSource, whatsmeowNoSender)),
+		fmt.Sprintf(putWhatsmeowTokensSenderQuery, fmt.Sprintf(jsonWhatsmeowTokensSource, whatsmeowNoSender)),
+	},
+}
+
+// whatsmeowNoSender is the sender timestamp column of the write-through:
+// none (whatsmeow keeps what it has).
+const whatsmeowNoSender = ", CAST(NULL AS BIGINT)"
 
 // whatsmeowTableShape says which of whatsmeow's token tables the database
 // holds, asking once.
@@ -303,8 +396,9 @@ func (s *Store) PutWhatsmeowTokens(ctx context.Context, writes ...TokenWrite) er
 	}
 	query, sender := putWhatsmeowTokensQuery, ""
 	if shape == whatsmeowShapeSender {
-		query, sender = putWhatsmeowTokensSenderQuery, ", CAST(NULL AS BIGINT)"
+		query, sender = putWhatsmeowTokensSenderQuery, whatsmeowNoSender
 	}
+	asJSON := s.rowsAsJSON(ctx)
 	for start := 0; start < len(writes); start += putTokensChunk {
 		chunk := writes[start:min(start+putTokensChunk, len(writes))]
 		var args []any
@@ -314,7 +408,17 @@ func (s *Store) PutWhatsmeowTokens(ctx context.Context, writes ...TokenWrite) er
 				keys[i], tokens[i], stamps[i] = contactKey(w.Contact), w.Token, w.TokenTS
 			}
 			args = []any{s.ourJID, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(stamps)}
-			_, err = s.db.Exec(ctx, fmt.Sprintf(query, fmt.Sprintf(unnestWhatsmeowTokensSource, sender)), args...)
+			_, err = s.execPrepared(ctx, whatsmeowStatements[shape][rowsArrays], args...)
+		} else if asJSON {
+			rows := newJSONRows(len(chunk))
+			for _, w := range chunk {
+				rows.row()
+				rows.str(contactKey(w.Contact))
+				rows.hex(w.Token)
+				rows.int(w.TokenTS)
+				rows.end()
+			}
+			_, err = s.execPrepared(ctx, whatsmeowStatements[shape][rowsJSON], s.ourJID, rows.secretText())
 		} else {
 			args = make([]any, 1, 1+3*len(chunk))
 			args[0] = s.ourJID

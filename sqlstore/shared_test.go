@@ -284,7 +284,7 @@ func TestLIDsForPNs(t *testing.T) {
 		if _, err := db.Exec(ctx, "INSERT INTO whatsmeow_lid_map (lid, pn) VALUES "+strings.Join(values, ", ")); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.LIDsForPNs(ctx, append(pns, aliceLID))
+		got, err := s.LIDsForPNs(ctx, append(pns, aliceLID), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -82,6 +82,20 @@ const (
 		WHERE (` + tokenWins + `) OR ` + senderWins + `
 		RETURNING their_jid, token_ts
 	`
+	// putTokensOnlyQuery is putTokensQuery for a batch that carries no
+	// sender timestamp (every notification and every write whatsmeow
+	// makes): the sender part can never win, so the update is the token
+	// rule alone, written once instead of three times. The database
+	// parses and plans the statement on every call, and for a single
+	// token that was most of the write.
+	putTokensOnlyQuery = `
+		INSERT INTO tctoken_tokens (our_jid, their_jid, token, token_ts, sender_ts, updated_at)
+		%s
+		ON CONFLICT (our_jid, their_jid) DO UPDATE SET
+			token = excluded.token, token_ts = excluded.token_ts, updated_at = excluded.updated_at
+		WHERE ` + tokenWins + `
+		RETURNING their_jid, token_ts
+	`
 	// whatsmeow 2025-12 stores history-sync tokens with the sender timestamp
 	// in place of the token timestamp. The monotonic guard above would then
 	// protect the wrong value, so this repairs it in place, and only while
@@ -92,6 +106,18 @@ const (
 	// row up by its key.
 	mendHistoryTimestampsQuery = `
 		WITH u(our_jid, their_jid, token, wrong_ts, right_ts, updated_at) AS (%s)
+		UPDATE tctoken_tokens SET token_ts=u.right_ts, updated_at=u.updated_at
+		FROM u
+		WHERE tctoken_tokens.our_jid=u.our_jid AND tctoken_tokens.their_jid=u.their_jid
+			AND tctoken_tokens.token=u.token AND tctoken_tokens.token_ts=u.wrong_ts
+		RETURNING tctoken_tokens.their_jid, tctoken_tokens.token, tctoken_tokens.token_ts
+	`
+	// mendHistoryTimestampsJSON is the same with the mends as one JSON
+	// parameter (see jsonrows.go): [contact, token in hex, wrong, right].
+	mendHistoryTimestampsJSON = `
+		WITH u(our_jid, their_jid, token, wrong_ts, right_ts, updated_at) AS (
+			SELECT ?1, u.value->>0, unhex(u.value->>1), u.value->>2, u.value->>3, ?2 FROM json_each(?3) AS u
+		)
 		UPDATE tctoken_tokens SET token_ts=u.right_ts, updated_at=u.updated_at
 		FROM u
 		WHERE tctoken_tokens.our_jid=u.our_jid AND tctoken_tokens.their_jid=u.their_jid
@@ -236,12 +262,50 @@ func (s *Store) PutTokens(ctx context.Context, writes ...TokenWrite) ([]bool, er
 	return s.putTokens(ctx, writes, order, winner, sender)
 }
 
+// putTokensFor is the upsert for a batch: the token rule alone when no
+// write in it carries a sender timestamp.
+func putTokensFor(sender map[string]int64) string {
+	return [...]string{putTokensQuery, putTokensOnlyQuery}[putTokensKind(sender)]
+}
+
+// putTokensKind is 1 for a batch without sender timestamps, else 0.
+func putTokensKind(sender map[string]int64) int {
+	if len(sender) == 0 {
+		return 1
+	}
+	return 0
+}
+
+// How a batch's rows reach the database: as arrays (PostgreSQL) or as one
+// JSON parameter (SQLite, see jsonrows.go). Their statements are the same
+// text for every batch, so they are written out once.
+const (
+	rowsArrays = iota
+	rowsJSON
+)
+
+// jsonTokensSource is unnestTokensSource for SQLite: $3 is the rows as a
+// JSON array of [contact, token in hex, token_ts, sender_ts or null]. The
+// WHERE is SQLite's: without it, ON CONFLICT would read as a join's ON.
+const jsonTokensSource = `
+		SELECT ?1, u.value->>0, unhex(u.value->>1), u.value->>2, u.value->>3, ?2
+		FROM json_each(?3) AS u WHERE true
+	`
+
+// putTokensStatements[kind][rows] is putTokensQuery (kind 0) or
+// putTokensOnlyQuery (kind 1) with the rows as arrays or as JSON.
+var putTokensStatements = [2][2]string{
+	{fmt.Sprintf(putTokensQuery, unnestTokensSource), fmt.Sprintf(putTokensQuery, jsonTokensSource)},
+	{fmt.Sprintf(putTokensOnlyQuery, unnestTokensSource), fmt.Sprintf(putTokensOnlyQuery, jsonTokensSource)},
+}
+
 // putTokens writes the settled batch: for each contact in order, the write
 // winner names and the newest sender timestamp (none if missing), in
 // multi-row statements of putTokensChunk rows.
 func (s *Store) putTokens(ctx context.Context, writes []TokenWrite, order []string, winner map[string]int, sender map[string]int64) ([]bool, error) {
 	changed := make([]bool, len(writes))
 	now := s.now()
+	asJSON := s.rowsAsJSON(ctx)
 	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
 		for start := 0; start < len(order); start += putTokensChunk {
 			keys := order[start:min(start+putTokensChunk, len(order))]
@@ -253,8 +317,21 @@ func (s *Store) putTokens(ctx context.Context, writes []TokenWrite, order []stri
 					w := writes[winner[key]]
 					tokens[i], stamps[i], senders[i] = w.Token, w.TokenTS, sender[key]
 				}
-				query = fmt.Sprintf(putTokensQuery, unnestTokensSource)
+				query = putTokensStatements[putTokensKind(sender)][rowsArrays]
 				args = []any{s.ourJID, now, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(stamps), pgInt64Array(senders)}
+			} else if asJSON {
+				rows := newJSONRows(len(keys))
+				for _, key := range keys {
+					w := writes[winner[key]]
+					rows.row()
+					rows.str(key)
+					rows.hex(w.Token)
+					rows.int(w.TokenTS)
+					rows.intOrNull(sender[key])
+					rows.end()
+				}
+				query = putTokensStatements[putTokensKind(sender)][rowsJSON]
+				args = []any{s.ourJID, now, rows.secretText()}
 			} else {
 				args = make([]any, 2, 2+4*len(keys))
 				args[0], args[1] = s.ourJID, now
@@ -266,9 +343,15 @@ func (s *Store) putTokens(ctx context.Context, writes []TokenWrite, order []stri
 					}
 					args = append(args, key, secret(w.Token), w.TokenTS, senderTS)
 				}
-				query = fmt.Sprintf(putTokensQuery, "VALUES "+s.tuples(len(keys), 4, 3, ", $2"))
+				query = fmt.Sprintf(putTokensFor(sender), "VALUES "+s.tuples(len(keys), 4, 3, ", $2"))
 			}
-			rows, err := s.db.Query(ctx, query, args...)
+			var rows dbutil.Rows
+			var err error
+			if s.db.Dialect == dbutil.Postgres || asJSON {
+				rows, err = s.queryPrepared(ctx, query, args...)
+			} else {
+				rows, err = s.db.Query(ctx, query, args...)
+			}
 			if err != nil {
 				return fmt.Errorf("failed to store the tokens and sender timestamps from %s: %w", nameContacts(keys), err)
 			}
@@ -384,6 +467,7 @@ func (s *Store) MendHistoryTimestamps(ctx context.Context, mends ...HistoryMend)
 		return changed, nil
 	}
 	now := s.now()
+	asJSON := s.rowsAsJSON(ctx)
 	err := s.inTxnIfMany(ctx, len(order), func(ctx context.Context) error {
 		for start := 0; start < len(order); start += putTokensChunk {
 			chunk := order[start:min(start+putTokensChunk, len(order))]
@@ -400,6 +484,18 @@ func (s *Store) MendHistoryTimestamps(ctx context.Context, mends ...HistoryMend)
 				}
 				query = mendHistoryTimestampsPostgres
 				args = []any{s.ourJID, now, pgTextArray(keys), pgHexArray(tokens), pgInt64Array(wrong), pgInt64Array(right)}
+			} else if asJSON {
+				rows := newJSONRows(len(chunk))
+				for i, m := range chunk {
+					rows.row()
+					rows.str(keys[i])
+					rows.hex(mends[m].Token)
+					rows.int(mends[m].WrongTS)
+					rows.int(mends[m].RightTS)
+					rows.end()
+				}
+				query = mendHistoryTimestampsJSON
+				args = []any{s.ourJID, now, rows.secretText()}
 			} else {
 				args = make([]any, 2, 2+4*len(chunk))
 				args[0], args[1] = s.ourJID, now
@@ -408,7 +504,13 @@ func (s *Store) MendHistoryTimestamps(ctx context.Context, mends ...HistoryMend)
 				}
 				query = fmt.Sprintf(mendHistoryTimestampsQuery, "VALUES "+s.tuples(len(chunk), 4, 3, ", $2"))
 			}
-			rows, err := s.db.Query(ctx, query, args...)
+			var rows dbutil.Rows
+			var err error
+			if s.db.Dialect == dbutil.Postgres || asJSON {
+				rows, err = s.queryPrepared(ctx, query, args...)
+			} else {
+				rows, err = s.db.Query(ctx, query, args...)
+			}
 			if err == nil {
 				err = scanMended(rows, mends, chunk, changed)
 			}

@@ -243,7 +243,6 @@ func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, wri
 	query := fmt.Sprintf(importBatchQuery, sender, importPairedLID)
 	after := ""
 	for {
-		start := time.Now()
 		var rows []WhatsmeowToken
 		var upper sql.NullString
 		err := s.importReadTxn(ctx, func(ctx context.Context) (err error) {
@@ -277,15 +276,12 @@ func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, wri
 			result.Rows += int64(len(rows))
 		}
 		after = upper.String
-		// On PostgreSQL a batch holds no lock a send waits on, and a pause
-		// as long as the batch did not shorten the longest send during a
-		// pass over a million rows: it only doubled the pass (README,
-		// Performance). There the pass goes on at once.
-		pause := time.Since(start)
-		if s.db.Dialect == dbutil.Postgres {
-			pause = 0
-		}
-		if err := s.pauseBetweenBatches(ctx, pause, wrote, 1); err != nil {
+		// Only a batch that wrote on SQLite holds a lock a send waits on,
+		// so only then does the pass pause (pauseBetweenBatches). Elsewhere
+		// a pause as long as the batch did not shorten the longest send
+		// during a pass over a million rows: it only doubled the pass
+		// (README, Performance).
+		if err := s.pauseBetweenBatches(ctx, 0, wrote, 1); err != nil {
 			return result, fmt.Errorf("tctoken: import for %s interrupted: %w", s.ourJID, err)
 		}
 	}

@@ -259,20 +259,6 @@ func newChatCapToStored(s NewChatCapState) sqlstore.NewChatCap {
 	}
 }
 
-func unixOrZero(sec int64) time.Time {
-	if sec <= 0 {
-		return time.Time{}
-	}
-	return time.Unix(sec, 0)
-}
-
-func zeroOrUnix(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.Unix()
-}
-
 // loadNewChatCap reads the stored cap at bind. A failed read costs only the
 // state shown until the next fetch, so it does not fail the bind.
 func (c *Core) loadNewChatCap(ctx context.Context, acc *accountState) {

@@ -55,11 +55,7 @@ func TimelockFromStored(tl *sqlstore.Timelock) TimelockState {
 	if tl == nil {
 		return TimelockState{}
 	}
-	out := TimelockState{Active: tl.Active, Source: tl.Source, Enforcement: tl.Enforcement, Updated: time.Unix(tl.UpdatedAt, 0)}
-	if tl.EndsAt > 0 {
-		out.Ends = time.Unix(tl.EndsAt, 0)
-	}
-	return out
+	return TimelockState{Active: tl.Active, Source: tl.Source, Enforcement: tl.Enforcement, Ends: unixOrZero(tl.EndsAt), Updated: time.Unix(tl.UpdatedAt, 0)}
 }
 
 // The pattern: 463s to first contacts that carried a proper cstoken, from
@@ -180,10 +176,7 @@ func (c *Core) recordTimelock(ctx context.Context, acc *accountState, state Time
 		return
 	}
 	acc.timelock.Store(&state)
-	stored := sqlstore.Timelock{Active: state.Active, Source: state.Source, Enforcement: state.Enforcement}
-	if !state.Ends.IsZero() {
-		stored.EndsAt = state.Ends.Unix()
-	}
+	stored := sqlstore.Timelock{Active: state.Active, Source: state.Source, Enforcement: state.Enforcement, EndsAt: zeroOrUnix(state.Ends)}
 	if err := acc.store.PutTimelock(ctx, stored); err != nil {
 		c.metrics.dbError("put_timelock")
 		c.log.Warn().Err(err).Msg("Failed to record the reach-out timelock; it holds for this session only")
@@ -229,4 +222,20 @@ func (c *Core) handleTimelockEvent(state TimelockState) {
 		}
 		c.recordTimelock(ctx, acc, state, "server notification")
 	})
+}
+
+// unixOrZero and zeroOrUnix convert the stored Unix seconds, where 0 means
+// "none", to and from the zero time.
+func unixOrZero(sec int64) time.Time {
+	if sec <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0)
+}
+
+func zeroOrUnix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }

@@ -102,22 +102,11 @@ const (
 	// the row still holds exactly what whatsmeow wrote. A history blob's
 	// mends are one statement: one each cost a round trip per conversation,
 	// more than whatsmeow's whole write of the blob. On SQLite %s is the
-	// mends as a VALUES list in SQLite's own placeholders; SQLite looks each
-	// row up by its key.
+	// mends as one JSON parameter (mendHistoryTimestampsJSON) or, without
+	// SQLite's JSON functions, a VALUES list in its own placeholders;
+	// SQLite looks each row up by its key.
 	mendHistoryTimestampsQuery = `
 		WITH u(our_jid, their_jid, token, wrong_ts, right_ts, updated_at) AS (%s)
-		UPDATE tctoken_tokens SET token_ts=u.right_ts, updated_at=u.updated_at
-		FROM u
-		WHERE tctoken_tokens.our_jid=u.our_jid AND tctoken_tokens.their_jid=u.their_jid
-			AND tctoken_tokens.token=u.token AND tctoken_tokens.token_ts=u.wrong_ts
-		RETURNING tctoken_tokens.their_jid, tctoken_tokens.token, tctoken_tokens.token_ts
-	`
-	// mendHistoryTimestampsJSON is the same with the mends as one JSON
-	// parameter (see jsonrows.go): [contact, token in hex, wrong, right].
-	mendHistoryTimestampsJSON = `
-		WITH u(our_jid, their_jid, token, wrong_ts, right_ts, updated_at) AS (
-			SELECT ?1, u.value->>0, unhex(u.value->>1), u.value->>2, u.value->>3, ?2 FROM json_each(?3) AS u
-		)
 		UPDATE tctoken_tokens SET token_ts=u.right_ts, updated_at=u.updated_at
 		FROM u
 		WHERE tctoken_tokens.our_jid=u.our_jid AND tctoken_tokens.their_jid=u.their_jid
@@ -291,6 +280,12 @@ const jsonTokensSource = `
 		SELECT ?1, u.value->>0, unhex(u.value->>1), u.value->>2, u.value->>3, ?2
 		FROM json_each(?3) AS u WHERE true
 	`
+
+// mendHistoryTimestampsJSON is mendHistoryTimestampsQuery with the mends
+// as one JSON parameter (see jsonrows.go): [contact, token in hex, wrong,
+// right].
+var mendHistoryTimestampsJSON = fmt.Sprintf(mendHistoryTimestampsQuery,
+	`SELECT ?1, u.value->>0, unhex(u.value->>1), u.value->>2, u.value->>3, ?2 FROM json_each(?3) AS u`)
 
 // putTokensStatements[kind][rows] is putTokensQuery (kind 0) or
 // putTokensOnlyQuery (kind 1) with the rows as arrays or as JSON.

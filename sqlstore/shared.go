@@ -162,26 +162,29 @@ func scanEntriesByLID(rows dbutil.Rows) (pn types.JID, entries []*Entry, err err
 // text is the same for every batch, which SQLite prepares in microseconds,
 // where a thousand placeholders took longer to prepare than to run.
 //
-// The ...Held forms also say, for each number, whether the plugin's table
+// The held form also says, for each number, whether the plugin's table
 // holds a row under it (a history blob mends only those, see LIDsForPNs);
-// they name every number asked for, mapped or not.
+// it names every number asked for, mapped or not. One text serves the three
+// row sources (%[1]s and %[2]s; %[3]s is our JID's placeholder). Both
+// lookups are scalar subqueries, one key each: written as EXISTS and a
+// join, PostgreSQL planned a table just filled (no statistics yet) as a
+// hash of all of the account's rows, every row read for every blob.
 const (
 	getLIDsForPNsQuery    = `SELECT pn, lid FROM whatsmeow_lid_map WHERE pn IN (%s)`
 	getLIDsForPNsPostgres = `SELECT pn, lid FROM whatsmeow_lid_map WHERE pn = ANY($1::text[])`
 	getLIDsForPNsJSON     = `SELECT pn, lid FROM whatsmeow_lid_map WHERE pn IN (SELECT value FROM json_each(?1))`
-	getLIDsForPNsHeldPG   = `
-		SELECT u.pn, m.lid, EXISTS (SELECT 1 FROM tctoken_tokens t WHERE t.our_jid=$2 AND t.their_jid=u.pn || '@s.whatsapp.net')
-		FROM unnest($1::text[]) AS u(pn) LEFT JOIN whatsmeow_lid_map m ON m.pn=u.pn
+	getLIDsForPNsHeld     = `%[1]s
+		SELECT u.pn, (SELECT m.lid FROM whatsmeow_lid_map m WHERE m.pn=u.pn),
+			(SELECT 1 FROM tctoken_tokens t WHERE t.our_jid=%[3]s AND t.their_jid=u.pn || '@s.whatsapp.net') IS NOT NULL
+		FROM %[2]s
 	`
-	getLIDsForPNsHeldJSON = `
-		SELECT u.value, m.lid, EXISTS (SELECT 1 FROM tctoken_tokens t WHERE t.our_jid=?2 AND t.their_jid=u.value || '@s.whatsapp.net')
-		FROM json_each(?1) AS u LEFT JOIN whatsmeow_lid_map m ON m.pn=u.value
-	`
-	getLIDsForPNsHeldQuery = `
-		WITH u(pn) AS (%s)
-		SELECT u.pn, m.lid, EXISTS (SELECT 1 FROM tctoken_tokens t WHERE t.our_jid=$1 AND t.their_jid=u.pn || '@s.whatsapp.net')
-		FROM u LEFT JOIN whatsmeow_lid_map m ON m.pn=u.pn
-	`
+)
+
+var (
+	getLIDsForPNsHeldPG   = fmt.Sprintf(getLIDsForPNsHeld, "", "unnest($1::text[]) AS u(pn)", "$2")
+	getLIDsForPNsHeldJSON = fmt.Sprintf(getLIDsForPNsHeld, "", "(SELECT value AS pn FROM json_each(?1)) AS u", "?2")
+	// The VALUES list (%s) is filled in per batch.
+	getLIDsForPNsHeldQuery = fmt.Sprintf(getLIDsForPNsHeld, "WITH u(pn) AS (%s)", "u", "$1")
 )
 
 // LIDsForPNs returns the LIDs whatsmeow's LID map (in the same database)

@@ -22,12 +22,14 @@ var ErrUnstorableContact = errors.New("tctoken: contact JID cannot be stored")
 // (or of whatsmeow's), or nil. The error quotes the JID with its bad bytes
 // escaped; a JID is no secret.
 func CheckContact(contact types.JID) error {
-	key := contactKey(contact)
+	// The key joins user and server with an ASCII '@', so it holds a NUL or
+	// breaks UTF-8 exactly when one of the two does; checking them apart
+	// spares building the key for every good contact.
 	switch {
-	case strings.IndexByte(key, 0) >= 0:
-		return fmt.Errorf("%w: %q holds a NUL byte", ErrUnstorableContact, key)
-	case !utf8.ValidString(key):
-		return fmt.Errorf("%w: %q is not valid UTF-8", ErrUnstorableContact, key)
+	case strings.IndexByte(contact.User, 0) >= 0 || strings.IndexByte(contact.Server, 0) >= 0:
+		return fmt.Errorf("%w: %q holds a NUL byte", ErrUnstorableContact, contactKey(contact))
+	case !utf8.ValidString(contact.User) || !utf8.ValidString(contact.Server):
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrUnstorableContact, contactKey(contact))
 	}
 	return nil
 }

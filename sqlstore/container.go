@@ -160,9 +160,15 @@ func (s *Store) now() int64 {
 }
 
 // contactKey is how a contact is stored: without device part, so that all of
-// a contact's devices share one token.
+// a contact's devices share one token. It spells the key as whatsmeow's
+// JID.String does for a JID without device, but joins the two parts itself:
+// a history blob names each contact several times, and String formats
+// through fmt every time.
 func contactKey(contact types.JID) string {
-	return contact.ToNonAD().String()
+	if contact.User == "" || contact.Server == "" {
+		return contact.ToNonAD().String()
+	}
+	return contact.User + "@" + contact.Server
 }
 
 // secret carries token and salt bytes into queries. dbutil can log query

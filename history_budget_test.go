@@ -39,7 +39,7 @@ func TestHistoryBlobStatements(t *testing.T) {
 				next++
 				return next
 			})
-			if err := w.cli.Store.PrivacyTokens.PutPrivacyTokens(w.ctx, whatsmeowWrites...); err != nil {
+			if err := w.cli.Store.PrivacyTokens.PutPrivacyTokens(w.ctx, whatsmeowWrites.v2025...); err != nil {
 				t.Fatal(err)
 			}
 			if err := w.cli.Store.LIDs.PutManyLIDMappings(w.ctx, mappings); err != nil {

@@ -70,7 +70,7 @@ func mapLIDs(b testing.TB, db *dbutil.Database, pairs map[types.JID]types.JID) {
 // account's blob has (see mixBlob). Half the conversations are contacts
 // the table already holds a row for (from scaleWorld.fill, an hour old):
 // the blob updates those and inserts the rest.
-func (w *scaleWorld) historyMix(n int) (*waHistorySync.HistorySync, []store.LIDMapping, []store.PrivacyToken) {
+func (w *scaleWorld) historyMix(n int) (*waHistorySync.HistorySync, []store.LIDMapping, blobWrites) {
 	w.round++
 	return mixBlob(n, w.round, w.now.Unix(), func(i int) int {
 		if i%2 == 0 {
@@ -82,17 +82,29 @@ func (w *scaleWorld) historyMix(n int) (*waHistorySync.HistorySync, []store.LIDM
 	})
 }
 
+// blobWrites are the writes whatsmeow makes into its own store for a
+// history blob, by version.
+type blobWrites struct {
+	// v2025 is what whatsmeow 2025-12 writes: the tokens of the chats keyed
+	// by phone number only, under the number, filed at the sender timestamp.
+	v2025 []store.PrivacyToken
+	// same is every conversation's token, under the LID where the blob maps
+	// the number, at the token timestamp: the tokens the plugin stores, and
+	// the write of whatsmeow 33cfac51 (the version the bridges pin), which
+	// keeps the token of every chat.
+	same []store.PrivacyToken
+}
+
 // mixBlob is a history blob of n conversations, the i-th with contact
 // contactOf(i), in the shape of a real account's: 70% keyed by phone number,
 // with the blob's phoneNumberToLidMappings for them, 30% by LID; every token
 // distinct (round tells blobs apart); the token timestamp half an hour
 // before now and our sender timestamp a minute before. It also returns the
-// LID mappings and the tokens whatsmeow 2025-12 writes for the blob itself:
-// the PN-keyed chats only, filed at the sender timestamp.
-func mixBlob(n, round int, now int64, contactOf func(i int) int) (*waHistorySync.HistorySync, []store.LIDMapping, []store.PrivacyToken) {
+// LID mappings and the tokens whatsmeow writes for the blob itself.
+func mixBlob(n, round int, now int64, contactOf func(i int) int) (*waHistorySync.HistorySync, []store.LIDMapping, blobWrites) {
 	hs := &waHistorySync.HistorySync{SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum()}
 	var mappings []store.LIDMapping
-	var whatsmeowWrites []store.PrivacyToken
+	var whatsmeowWrites blobWrites
 	tokenTS, senderTS := now-1800, now-60
 	for i := range n {
 		contact := contactOf(i)
@@ -111,8 +123,9 @@ func mixBlob(n, round int, now int64, contactOf func(i int) int) (*waHistorySync
 			TcTokenSenderTimestamp: proto.Uint64(uint64(senderTS)),
 		})
 		if chat.Server == types.DefaultUserServer {
-			whatsmeowWrites = append(whatsmeowWrites, store.PrivacyToken{User: chat, Token: token, Timestamp: time.Unix(senderTS, 0)})
+			whatsmeowWrites.v2025 = append(whatsmeowWrites.v2025, store.PrivacyToken{User: chat, Token: token, Timestamp: time.Unix(senderTS, 0)})
 		}
+		whatsmeowWrites.same = append(whatsmeowWrites.same, store.PrivacyToken{User: contactLID(contact), Token: token, Timestamp: time.Unix(tokenTS, 0)})
 	}
 	return hs, mappings, whatsmeowWrites
 }
@@ -123,14 +136,17 @@ func mixBlob(n, round int, now int64, contactOf func(i int) int) (*waHistorySync
 // tokens, token and sender timestamps apart, half of them updates of rows
 // already stored), on a table of benchRows() tokens. "plugin" is the
 // plugin's handler of the blob (HandleHistorySync: its tables and the
-// write-through to whatsmeow's); "whatsmeow" is whatsmeow 2025-12's own
-// write of the same blob's tokens. Before each, whatsmeow has stored the
-// blob's LID mappings, as its own history handler does (timer stopped).
-// whatsmeow's own write of the blob does not run on the plugin's side, as
-// when it lands under the LIDs the interposer found: no row waits under a
-// phone number, so the blob needs no mend (TestHistoryBlobStatements
-// covers the blob whose misfiled rows are there). stmts/op counts every
-// SQL statement the side ran, through dbutil's logger.
+// write-through to whatsmeow's). "whatsmeow" is whatsmeow's own store
+// writing the same tokens, every conversation's under its LID, as
+// whatsmeow 33cfac51's history handler does; "whatsmeow-2025-12" writes
+// what whatsmeow 2025-12's handler writes, the chats keyed by phone number
+// only. Before each, whatsmeow has stored the blob's LID mappings, as its
+// own history handler does (timer stopped). whatsmeow's own write of the
+// blob does not run on the plugin's side, as when it lands under the LIDs
+// the interposer found: no row waits under a phone number, so the blob
+// needs no mend (TestHistoryBlobStatements covers the blob whose misfiled
+// rows are there). stmts/op counts every SQL statement the side ran,
+// through dbutil's logger.
 func BenchmarkHistorySyncMix(b *testing.B) {
 	forBenchDialects(b, func(b *testing.B, dialect string) {
 		w := newScaleWorld(b, dialect)
@@ -146,21 +162,30 @@ func BenchmarkHistorySyncMix(b *testing.B) {
 				}
 				b.ReportMetric(float64(statements)/float64(b.N), "stmts/op")
 			})
-			b.Run(fmt.Sprintf("convs=%d/whatsmeow", n), func(b *testing.B) {
-				statements := 0
-				for b.Loop() {
-					b.StopTimer()
-					_, mappings, tokens := w.historyMix(n)
-					w.storeMappings(b, mappings)
-					b.StartTimer()
-					statements += len(w.log.record(func() {
-						if err := w.plain.PutPrivacyTokens(w.ctx, tokens...); err != nil {
-							b.Fatal(err)
-						}
-					}))
-				}
-				b.ReportMetric(float64(statements)/float64(b.N), "stmts/op")
-			})
+			for _, side := range []struct {
+				name   string
+				tokens func(blobWrites) []store.PrivacyToken
+			}{
+				{"whatsmeow", func(w blobWrites) []store.PrivacyToken { return w.same }},
+				{"whatsmeow-2025-12", func(w blobWrites) []store.PrivacyToken { return w.v2025 }},
+			} {
+				b.Run(fmt.Sprintf("convs=%d/%s", n, side.name), func(b *testing.B) {
+					statements := 0
+					for b.Loop() {
+						b.StopTimer()
+						_, mappings, writes := w.historyMix(n)
+						w.storeMappings(b, mappings)
+						tokens := side.tokens(writes)
+						b.StartTimer()
+						statements += len(w.log.record(func() {
+							if err := w.plain.PutPrivacyTokens(w.ctx, tokens...); err != nil {
+								b.Fatal(err)
+							}
+						}))
+					}
+					b.ReportMetric(float64(statements)/float64(b.N), "stmts/op")
+				})
+			}
 		}
 	})
 }

@@ -151,7 +151,7 @@ func New(cli *whatsmeow.Client, container *sqlstore.Container, cfg Config) *Core
 	}
 	c.reissued, _ = lru.New[reissueKey, struct{}](cacheSize)
 	c.cache, _ = lru.New[types.JID, *cachedEntry](cacheSize)
-	c.history, _ = lru.New[types.JID, historyFact](cacheSize)
+	c.history = newHistoryFacts(cacheSize)
 	c.subscribed, _ = lru.New[types.JID, types.JID](cacheSize)
 	c.cstokens, _ = lru.New[types.JID, cstokenEntry](cacheSize)
 	c.unknownLIDs = newUnknownLIDCache()

@@ -33,7 +33,7 @@ type receivedTokens struct {
 	// "a write happened, drop the entry", so a stale read is never cached.
 	cacheMu  sync.Mutex
 	writeGen uint64
-	history  *lru.Cache[types.JID, historyFact]
+	history  *historyFacts
 	// subscribed and presence: the contacts whose presence we follow, to
 	// re-subscribe with a new token, and the updates waiting to be recorded.
 	subscribed *lru.Cache[types.JID, types.JID]

@@ -265,14 +265,15 @@ func (s *Store) SeesWhatsmeow(ctx context.Context) (bool, error) {
 // recvCutoff are not handed over unless their sender timestamp is newer.
 //
 // Reading a batch takes no lock a send waits on; write does, on SQLite, for
-// as long as it writes. So after a batch that wrote, on SQLite, the pass
-// pauses as long as the write took (as Prune does, and for the same reason:
-// a send waiting in SQLite's busy handler retries in the pause; a prune's
-// statements are short, and it pauses three times as long, but a write of
-// 2,000 rows is long enough that three times its time, after every batch,
-// would stretch the first import of a large table several times over),
-// and otherwise as long as the batch took, so that a pass over a
-// million rows does not take the CPU that sends need on a small machine.
+// as long as it writes. So on SQLite a batch writes no sooner than as long
+// after the last write ended as that write took (as Prune pauses, and for
+// the same reason: a send waiting in SQLite's busy handler retries in that
+// gap; a prune's statements are short, and it pauses three times as long,
+// but a write of 2,000 rows is long enough that three times its time,
+// after every batch, would stretch the first import of a large table
+// several times over). The next batch is read in that gap, which takes no
+// write lock: the gap is what the waiting send needs, and the pass need not
+// sit idle through it. A batch with nothing to write goes on at once.
 //
 // A database that does not hold whatsmeow's table for the account (see
 // SeesWhatsmeow) returns ErrWhatsmeowNotVisible and records nothing.
@@ -292,6 +293,8 @@ func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, wri
 	}
 	query, copyQuery := importStatements(s.db.Dialect, sender)
 	after := ""
+	// On SQLite, when the next write may start (see importTurn).
+	var turn time.Time
 	for {
 		var rows []WhatsmeowToken
 		var upper sql.NullString
@@ -312,8 +315,10 @@ func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, wri
 			break
 		}
 		result.Batches++
-		var wrote time.Duration
 		if len(rows) > 0 {
+			if err := waitUntil(ctx, turn); err != nil {
+				return result, fmt.Errorf("tctoken: import for %s interrupted: %w", s.ourJID, err)
+			}
 			writeStart := time.Now()
 			lower, high := after, upper.String
 			batch := ImportBatch{Rows: rows, copy: func(ctx context.Context, check TokenChecks, except []string) error {
@@ -322,18 +327,16 @@ func (s *Store) ImportWhatsmeowTokens(ctx context.Context, recvCutoff int64, wri
 			if err := write(ctx, batch); err != nil {
 				return result, fmt.Errorf("tctoken: failed to import whatsmeow's tokens of %s in (%q, %q]: %w", s.ourJID, after, upper.String, err)
 			}
-			wrote = time.Since(writeStart)
 			result.Rows += int64(len(rows))
+			if turn, err = s.importTurn(ctx, time.Since(writeStart)); err != nil {
+				return result, fmt.Errorf("tctoken: import for %s: %w", s.ourJID, err)
+			}
 		}
 		after = upper.String
-		// Only a batch that wrote on SQLite holds a lock a send waits on,
-		// so only then does the pass pause (pauseBetweenBatches). Elsewhere
-		// a pause as long as the batch did not shorten the longest send
-		// during a pass over a million rows: it only doubled the pass
-		// (README, Performance).
-		if err := s.pauseBetweenBatches(ctx, 0, wrote, 1); err != nil {
-			return result, fmt.Errorf("tctoken: import for %s interrupted: %w", s.ourJID, err)
-		}
+	}
+	// The record is a write too.
+	if err := waitUntil(ctx, turn); err != nil {
+		return result, fmt.Errorf("tctoken: import for %s interrupted: %w", s.ourJID, err)
 	}
 	if _, err := s.db.Exec(ctx, putImportQuery, s.ourJID, s.now(), result.Rows); err != nil {
 		return result, fmt.Errorf("tctoken: failed to record the import for %s: %w", s.ourJID, err)
@@ -409,19 +412,61 @@ func (s *Store) importReadTxn(ctx context.Context, fn func(ctx context.Context) 
 // minBatchPause is the shortest pause after a batch that wrote, on SQLite.
 const minBatchPause = 2 * time.Millisecond
 
+// importTurn is when the pass's next write may start after a write that
+// took wrote: on SQLite as long after it as it took (at least
+// minBatchPause), after a checkpoint (see pauseBetweenBatches); at once
+// elsewhere. Only a write on SQLite holds a lock a send waits on. On
+// PostgreSQL a pause as long as the batch did not shorten the longest send
+// during a pass over a million rows: it only doubled the pass (README,
+// Performance).
+func (s *Store) importTurn(ctx context.Context, wrote time.Duration) (time.Time, error) {
+	if s.db.Dialect != dbutil.SQLite {
+		return time.Time{}, nil
+	}
+	end := time.Now()
+	if err := s.checkpoint(ctx); err != nil {
+		return time.Time{}, err
+	}
+	return end.Add(max(wrote, minBatchPause)), nil
+}
+
+// waitUntil waits until t, or until ctx is done.
+func waitUntil(ctx context.Context, t time.Time) error {
+	wait := time.Until(t)
+	if wait <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// checkpoint checkpoints SQLite's WAL, where that costs long work rather
+// than the next send's commit: left to SQLite's auto-checkpoint, the commit
+// that crosses 1,000 pages copies them, and that is as often a send's
+// session write (a passive checkpoint takes no write lock).
+func (s *Store) checkpoint(ctx context.Context) error {
+	if _, err := s.db.Exec(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
 // pauseBetweenBatches waits between two batches of long work (a prune, the
 // import): wait on PostgreSQL, and on SQLite, after a batch that held the
 // write lock for wrote, factor times that (at least minBatchPause), so that
 // a send waiting in SQLite's busy handler gets the lock. There it first
-// checkpoints the WAL, where that costs the long work rather than the next
-// send's commit: left to SQLite's auto-checkpoint, the commit that crosses
-// 1,000 pages copies them, and that is as often a send's session write (a
-// passive checkpoint takes no write lock).
+// checkpoints the WAL (see checkpoint).
 func (s *Store) pauseBetweenBatches(ctx context.Context, wait, wrote time.Duration, factor int) error {
 	if wrote > 0 && s.db.Dialect == dbutil.SQLite {
 		start := time.Now()
-		if _, err := s.db.Exec(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
+		if err := s.checkpoint(ctx); err != nil {
+			return err
 		}
 		wait = max(time.Duration(factor)*wrote, minBatchPause) - time.Since(start)
 	}

@@ -13,13 +13,14 @@ import (
 // "batch" and "copy".
 func (s *Store) ImportPlans(ctx context.Context, after, upper string) (map[string]string, error) {
 	plans := make(map[string]string, 2)
+	batch, copyQuery := importStatements(s.db.Dialect, importSenderColumn)
 	for name, q := range map[string]struct {
 		query string
 		args  []any
 	}{
 		"bound": {importBoundQuery, []any{s.ourJID, after, ImportBatchSize}},
-		"batch": {fmt.Sprintf(importBatchQuery, importSenderColumn, importPairedLID), []any{s.ourJID, after, upper, 0}},
-		"copy":  {fmt.Sprintf(importCopyQuery, importSenderColumn, importPairedLID, ""), []any{s.ourJID, after, upper, 0, 1 << 40, 1024, 0}},
+		"batch": {batch, []any{s.ourJID, after, upper, 0}},
+		"copy":  {copyQuery, []any{s.ourJID, after, upper, 0, 1 << 40, 1024, 0}},
 	} {
 		var plan string
 		err := s.importReadTxn(ctx, func(ctx context.Context) (err error) {

@@ -118,7 +118,18 @@ func PostgresURI(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.ExecContext(ctx, fmt.Sprintf(`DROP SCHEMA "%s" CASCADE`, name)); err != nil {
+		// The drop locks every table of the schema, and can meet an
+		// autovacuum worker or a closing connection of the test's pool
+		// taking them in another order: PostgreSQL then cancels one side
+		// as a deadlock, and a second try finds the way clear.
+		var err error
+		for try := 0; try < 5; try++ {
+			if _, err = admin.ExecContext(ctx, fmt.Sprintf(`DROP SCHEMA "%s" CASCADE`, name)); err == nil || !strings.Contains(err.Error(), "deadlock detected") {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
 			t.Errorf("dbtest: failed to drop PostgreSQL test schema %s: %v", name, err)
 		}
 		if ownRole {

@@ -169,6 +169,10 @@ func (s fencedStore) PutWhatsmeowTokens(ctx context.Context, writes ...sqlstore.
 	return fencedErr(s.fence, func() error { return s.AccountStore.PutWhatsmeowTokens(ctx, writes...) })
 }
 
+func (s fencedStore) SetWhatsmeowSenderTimestamps(ctx context.Context, ts int64, contacts ...types.JID) (int64, error) {
+	return fenced(s.fence, func() (int64, error) { return s.AccountStore.SetWhatsmeowSenderTimestamps(ctx, ts, contacts...) })
+}
+
 func (s fencedStore) SetAppStateSalt(ctx context.Context, salt []byte) error {
 	return fencedErr(s.fence, func() error { return s.AccountStore.SetAppStateSalt(ctx, salt) })
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.mau.fi/whatsmeow/store"
+	wsqlstore "go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	"golang.org/x/sync/singleflight"
 )
@@ -231,11 +233,25 @@ func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, 
 // plugin is removed, does not issue again within the bucket. whatsmeow
 // keeps it only on a token row (its token column is NOT NULL), and so does
 // this: a contact without a token has no row to carry it there, with or
-// without the plugin. A timestamp only moves forward. Failures are logged
-// once: the plugin's own table holds the timestamp either way.
+// without the plugin. A timestamp only moves forward. When whatsmeow's own
+// SQL store shares the plugin's database, the whole batch is one statement
+// there; else it is a read and a write per contact through whatsmeow's
+// store. Failures are logged once: the plugin's own table holds the
+// timestamp either way.
 func (c *Core) writeSenderThrough(ctx context.Context, ts int64, keys []types.JID) {
 	inner := c.innerStore()
-	if inner == nil || ts <= 0 || !c.compat.HasSenderTimestamp() {
+	if inner == nil || ts <= 0 || len(keys) == 0 || !c.compat.HasSenderTimestamp() {
+		return
+	}
+	if acc := c.account.Load(); acc != nil && c.sendersJoin(ctx, acc, inner) {
+		set, err := acc.store.SetWhatsmeowSenderTimestamps(ctx, ts, keys...)
+		if err != nil {
+			c.warnOnce("sender-write-through", err, "Failed to copy a sender timestamp into whatsmeow's table; the plugin's table holds it")
+			return
+		}
+		c.log.Debug().Int("contacts", len(keys)).Int64("rows", set).Int64("t", ts).
+			Msg("Copied the sender timestamp into whatsmeow's table in one statement")
+		c.clearWarned("sender-write-through")
 		return
 	}
 	for _, key := range keys {
@@ -256,4 +272,19 @@ func (c *Core) writeSenderThrough(ctx context.Context, ts int64, keys []types.JI
 		}
 	}
 	c.clearWarned("sender-write-through")
+}
+
+// sendersJoin reports whether writeSenderThrough may write whatsmeow's
+// table itself: whatsmeow's own SQL store (whose table the statement
+// knows) runs on the plugin's database, by the answer the token
+// write-through goes by (see storeThrough), asked now if there is none and
+// the context is not in a transaction, where the probe cannot run.
+func (c *Core) sendersJoin(ctx context.Context, acc *accountState, inner store.PrivacyTokenStore) bool {
+	if _, own := inner.(*wsqlstore.SQLStore); !own {
+		return false
+	}
+	if probe := c.joinAnswer(acc); probe != nil {
+		return probe.joins
+	}
+	return !acc.store.InTransaction(ctx) && c.probeJoin(ctx, acc)
 }

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	waBinary "go.mau.fi/whatsmeow/binary"
-
 	"github.com/tctoken/tctoken/sqlstore"
 )
 
@@ -360,8 +358,8 @@ func (c *Core) fetchNewChatCap(ctx context.Context, acc *accountState, trigger s
 			return state, nil
 		}
 		errs = append(errs, err)
-		var iqErr *IQError
-		if !errors.As(err, &iqErr) {
+		var refusal *mexRefusal
+		if !errors.As(err, &refusal) {
 			// Not the server refusing this id (the connection, a bad
 			// answer): another id would fare no better.
 			break
@@ -384,20 +382,21 @@ func (c *Core) capQueryOrder() []string {
 	return order
 }
 
-// queryNewChatCap sends one MEX query and parses its answer. It builds the
-// IQ itself, as whatsmeow's internal MEX sender would, to keep the error
-// reply's code and the raw answer for the log line.
+// queryNewChatCap sends the query under one id and parses its answer.
 func (c *Core) queryNewChatCap(ctx context.Context, queryID string, policy NewChatCapPolicy) (NewChatCapState, error) {
-	variables, _ := json.Marshal(map[string]any{"variables": map[string]any{"input": map[string]any{"type": newChatCapThreadType}}})
-	reply, err := sendIQ(ctx, c.cli, "w:mex", "get", waBinary.Node{
-		Tag: "query", Attrs: waBinary.Attrs{"query_id": queryID}, Content: variables,
-	})
-	if err != nil {
-		return NewChatCapState{}, fmt.Errorf("%w: query id %s: %w", ErrNewChatCapQuery, queryID, err)
+	data, err := c.queryMex(ctx, queryID, map[string]any{"input": map[string]any{"type": newChatCapThreadType}})
+	var refusal *mexRefusal
+	if errors.As(err, &refusal) && refusal.GraphQL && hasCapInfo(refusal.Data) {
+		// GraphQL errors beside the capping info: the info is read, and
+		// the errors concern something else.
+		data, err = refusal.Data, nil
 	}
-	state, err := parseNewChatCapReply(reply)
 	if err != nil {
-		return NewChatCapState{}, fmt.Errorf("%w: query id %s: %w", ErrNewChatCapQuery, queryID, err)
+		return NewChatCapState{}, fmt.Errorf("%w: %w", ErrNewChatCapQuery, err)
+	}
+	state, err := parseNewChatCapReply(data)
+	if err != nil {
+		return NewChatCapState{}, fmt.Errorf("%w: mex query %s: %w", ErrNewChatCapQuery, queryID, err)
 	}
 	if !state.LimitKnown && policy.Limit > 0 {
 		state.Limit = policy.Limit
@@ -407,47 +406,35 @@ func (c *Core) queryNewChatCap(ctx context.Context, queryID string, policy NewCh
 	return state, nil
 }
 
+// newChatCapField is where the query's data holds the capping info.
+const newChatCapField = "xwa2_message_capping_info"
+
 // errMalformedCapReply: the answer was not the expected JSON.
 var errMalformedCapReply = errors.New("malformed new-chat cap answer")
 
-// parseNewChatCapReply reads
+// parseNewChatCapReply reads the "data" of the query's answer,
 //
-//	<iq type="result"><result>{"data":{"xwa2_message_capping_info":{…}}}</result></iq>
-//
-// An error list without the capping info is the server refusing the query,
-// reported as an *IQError with the first error's code.
-func parseNewChatCapReply(node *waBinary.Node) (NewChatCapState, error) {
-	if err := checkIQResult(node, errMalformedCapReply); err != nil {
-		return NewChatCapState{}, err
-	}
-	result, ok := node.GetOptionalChildByTag("result")
-	if !ok {
-		return NewChatCapState{}, fmt.Errorf("%w: no <result> in the reply", errMalformedCapReply)
-	}
-	body, ok := result.Content.([]byte)
-	if !ok {
-		return NewChatCapState{}, fmt.Errorf("%w: <result> holds %T, not JSON", errMalformedCapReply, result.Content)
-	}
-	var resp struct {
-		Data   map[string]json.RawMessage `json:"data"`
-		Errors []struct {
-			Message    string `json:"message"`
-			Extensions struct {
-				Code int `json:"error_code"`
-			} `json:"extensions"`
-		} `json:"errors"`
-	}
-	if err := json.Unmarshal(body, &resp); err != nil {
+//	{"xwa2_message_capping_info":{…}}
+func parseNewChatCapReply(data json.RawMessage) (NewChatCapState, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
 		return NewChatCapState{}, fmt.Errorf("%w: %w", errMalformedCapReply, err)
 	}
-	info, ok := resp.Data["xwa2_message_capping_info"]
-	if (!ok || isJSONNull(info)) && len(resp.Errors) > 0 {
-		return NewChatCapState{}, &IQError{Code: resp.Errors[0].Extensions.Code, Text: resp.Errors[0].Message}
-	}
+	info, ok := fields[newChatCapField]
 	if !ok {
-		return NewChatCapState{}, fmt.Errorf("%w: no xwa2_message_capping_info in the data", errMalformedCapReply)
+		return NewChatCapState{}, fmt.Errorf("%w: no %s in the data", errMalformedCapReply, newChatCapField)
 	}
 	return parseCapInfo(info)
+}
+
+// hasCapInfo reports whether data holds capping info that is not null.
+func hasCapInfo(data json.RawMessage) bool {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil {
+		return false
+	}
+	info, ok := fields[newChatCapField]
+	return ok && !isJSONNull(info)
 }
 
 // parseCapInfo reads the object the query and the push share. The quota

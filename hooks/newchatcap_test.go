@@ -1,26 +1,21 @@
 package hooks
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
-
-	waBinary "go.mau.fi/whatsmeow/binary"
 )
-
-func capReply(body string) *waBinary.Node {
-	return &waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"type": "result"}, Content: []waBinary.Node{{Tag: "result", Content: []byte(body)}}}
-}
 
 // TestParseNewChatCapReply: the live server's string scalars and the
 // numbers some answers carry read the same; absent fields stay absent; an
 // unknown status survives; the count is clamped to the limit as WhatsApp
 // Web does.
 func TestParseNewChatCapReply(t *testing.T) {
-	got, err := parseNewChatCapReply(capReply(`{"data":{"xwa2_message_capping_info":{"capping_status":"FIRST_WARNING",
+	got, err := parseNewChatCapReply(json.RawMessage(`{"xwa2_message_capping_info":{"capping_status":"FIRST_WARNING",
 		"ote_status":"ELIGIBLE","mv_status":"NOT_ACTIVE","total_quota":"50","used_quota":"27",
-		"cycle_start_timestamp":"1770000000","cycle_end_timestamp":"1772592000","server_sent_timestamp":"1770500000"}}}`))
+		"cycle_start_timestamp":"1770000000","cycle_end_timestamp":"1772592000","server_sent_timestamp":"1770500000"}}`))
 	want := NewChatCapState{Status: CapFirstWarning, OTEStatus: "ELIGIBLE", MVStatus: "NOT_ACTIVE", Limit: 50, LimitKnown: true,
 		Used: 27, UsedKnown: true, CycleStart: time.Unix(1770000000, 0), CycleEnd: time.Unix(1772592000, 0), ServerSent: time.Unix(1770500000, 0)}
 	if err != nil || !got.sameAs(want) || !got.ServerSent.Equal(want.ServerSent) {
@@ -30,7 +25,7 @@ func TestParseNewChatCapReply(t *testing.T) {
 		t.Errorf("remaining %d, %v", left, ok)
 	}
 
-	got, err = parseNewChatCapReply(capReply(`{"data":{"xwa2_message_capping_info":{"capping_status":"CAPPED","total_quota":50,"used_quota":61,"cycle_end_timestamp":1772592000}}}`))
+	got, err = parseNewChatCapReply(json.RawMessage(`{"xwa2_message_capping_info":{"capping_status":"CAPPED","total_quota":50,"used_quota":61,"cycle_end_timestamp":1772592000}}`))
 	if err != nil || got.Status != CapCapped || got.Limit != 50 || got.Used != 50 || !got.CycleEnd.Equal(time.Unix(1772592000, 0)) ||
 		!got.CycleStart.IsZero() || got.OTEStatus != "" {
 		t.Fatalf("numbers: %+v, %v", got, err)
@@ -39,47 +34,53 @@ func TestParseNewChatCapReply(t *testing.T) {
 		t.Error("CAPPED applies until the cycle ends, and not after")
 	}
 
-	got, err = parseNewChatCapReply(capReply(`{"data":{"xwa2_message_capping_info":{"capping_status":"THIRD_WARNING"}}}`))
+	got, err = parseNewChatCapReply(json.RawMessage(`{"xwa2_message_capping_info":{"capping_status":"THIRD_WARNING"}}`))
 	if err != nil || got.Status != "THIRD_WARNING" || got.LimitKnown || got.UsedKnown || got.Capped() {
 		t.Fatalf("unknown status: %+v, %v", got, err)
 	}
 	if _, ok := got.Remaining(); ok {
 		t.Error("no remaining count without the quotas")
 	}
-	got, err = parseNewChatCapReply(capReply(`{"data":{"xwa2_message_capping_info":{}}}`))
+	got, err = parseNewChatCapReply(json.RawMessage(`{"xwa2_message_capping_info":{}}`))
 	if err != nil || got.Status != CapNone {
 		t.Fatalf("an absent status reads as NONE, as WhatsApp Web does: %+v, %v", got, err)
 	}
 }
 
-// TestParseNewChatCapReplyRejects: each answer the plugin cannot use is an
-// error that says what was wrong; the server's refusal is an *IQError so
-// that the next query id is tried.
+// TestParseNewChatCapReplyRejects: each "data" the plugin cannot use is an
+// error that says what was wrong. (The server's refusals never reach the
+// parser: queryMex returns them, see TestQueryMex.)
 func TestParseNewChatCapReplyRejects(t *testing.T) {
 	for _, tc := range []struct {
-		body, says string
+		data, says string
 	}{
-		{`not json`, "invalid character"},
-		{`{"data":{}}`, "no xwa2_message_capping_info"},
-		{`{"data":{"xwa2_message_capping_info":null}}`, `"null", not an object`},
-		{`{"data":{"xwa2_message_capping_info":"CAPPED"}}`, `"\"CAPPED\"", not an object`},
-		{`{"data":{"xwa2_message_capping_info":{"capping_status":7}}}`, "capping_status is \"7\", not a string"},
-		{`{"data":{"xwa2_message_capping_info":{"used_quota":"lots"}}}`, "used_quota is \"\\\"lots\\\"\", not a number"},
+		{`{}`, "no xwa2_message_capping_info"},
+		{`null`, "no xwa2_message_capping_info"},
+		{`["x"]`, "cannot unmarshal array"},
+		{`{"xwa2_message_capping_info":null}`, `"null", not an object`},
+		{`{"xwa2_message_capping_info":"CAPPED"}`, `"\"CAPPED\"", not an object`},
+		{`{"xwa2_message_capping_info":{"capping_status":7}}`, "capping_status is \"7\", not a string"},
+		{`{"xwa2_message_capping_info":{"used_quota":"lots"}}`, "used_quota is \"\\\"lots\\\"\", not a number"},
 	} {
-		_, err := parseNewChatCapReply(capReply(tc.body))
+		_, err := parseNewChatCapReply(json.RawMessage(tc.data))
 		if !errors.Is(err, errMalformedCapReply) || !strings.Contains(err.Error(), tc.says) {
-			t.Errorf("%s: %v, want it to say %q", tc.body, err, tc.says)
+			t.Errorf("%s: %v, want it to say %q", tc.data, err, tc.says)
 		}
 	}
-	_, err := parseNewChatCapReply(capReply(`{"data":null,"errors":[{"message":"unknown doc","extensions":{"error_code":404}}]}`))
-	var iqErr *IQError
-	if !errors.As(err, &iqErr) || iqErr.Code != 404 || iqErr.Text != "unknown doc" {
-		t.Errorf("graphql error: %v", err)
+}
+
+// TestHasCapInfo: GraphQL errors beside capping info that is there and not
+// null leave the answer readable; beside anything else they refuse it.
+func TestHasCapInfo(t *testing.T) {
+	for _, data := range []string{`{"xwa2_message_capping_info":{}}`, `{"other":1,"xwa2_message_capping_info":{"capping_status":"NONE"}}`} {
+		if !hasCapInfo(json.RawMessage(data)) {
+			t.Errorf("%s: no capping info found", data)
+		}
 	}
-	_, err = parseNewChatCapReply(&waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"type": "error"},
-		Content: []waBinary.Node{{Tag: "error", Attrs: waBinary.Attrs{"code": "400", "text": "bad-request"}}}})
-	if !errors.As(err, &iqErr) || iqErr.Code != 400 {
-		t.Errorf("iq error: %v", err)
+	for _, data := range []string{`{"xwa2_message_capping_info":null}`, `{}`, `null`, ``, `[1]`} {
+		if hasCapInfo(json.RawMessage(data)) {
+			t.Errorf("%s: capping info found", data)
+		}
 	}
 }
 

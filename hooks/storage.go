@@ -54,11 +54,13 @@ type transactions interface {
 }
 
 // whatsmeowTable reads and writes whatsmeow's own token table in the shared
-// database: a read that follows whatsmeow's LID map, and the write-through.
+// database: a read that follows whatsmeow's LID map, and the write-through
+// of tokens and of sender timestamps.
 type whatsmeowTable interface {
 	GetByLID(ctx context.Context, lid types.JID) (pn types.JID, entries []*sqlstore.Entry, err error)
 	LIDsForPNs(ctx context.Context, pns []types.JID, held map[types.JID]bool) (map[types.JID]types.JID, error)
 	PutWhatsmeowTokens(ctx context.Context, writes ...sqlstore.TokenWrite) error
+	SetWhatsmeowSenderTimestamps(ctx context.Context, ts int64, contacts ...types.JID) (int64, error)
 }
 
 // saltStorage holds the NCT salt and where it came from.

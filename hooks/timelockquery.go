@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"go.mau.fi/whatsmeow"
-	"go.mau.fi/whatsmeow/types"
 )
 
 // The timelock query: WhatsApp Web's WAWebMexFetchReachoutTimelockJobQuery,
@@ -37,9 +34,10 @@ const (
 	// timelockRequeryMin spaces the queries the pattern asks for: refused
 	// first contacts while the server said lately that no lock applies.
 	timelockRequeryMin = time.Minute
-	// timelockQueryTimeout bounds one query: it runs in the background,
-	// and a server that does not answer must not hold its slot for long.
-	timelockQueryTimeout = 30 * time.Second
+	// timelockQueryTimeout bounds one query and the record of its answer:
+	// it runs in the background, and a server that does not answer must
+	// not hold its slot for long.
+	timelockQueryTimeout = mexQueryTimeout
 	// timelockDefaultEnd is the end given to a lock the server named
 	// without one, counted from when it was heard of (Baileys does the
 	// same): the next query or notification says more, and a lock without
@@ -128,15 +126,15 @@ func (c *Core) startTimelockQuery(acc *accountState, trigger string) bool {
 	w.query.running = true
 	w.query.at = c.nowUnix()
 	w.mu.Unlock()
-	c.goBackground(func(ctx context.Context) { c.queryTimelock(ctx, acc, trigger) })
+	c.goBackground(func(ctx context.Context) { c.runTimelockQuery(ctx, acc, trigger) })
 	return true
 }
 
-// queryTimelock is the background query: it asks, records the answer,
-// and logs one line when the query fails, leaving what is known as it
-// was and letting the pattern stand in.
-func (c *Core) queryTimelock(ctx context.Context, acc *accountState, trigger string) {
-	_, err := c.askTimelock(ctx, acc, trigger)
+// runTimelockQuery is the background query: it queries, records the
+// answer, and logs one line when the query fails, leaving what is known as
+// it was and letting the pattern stand in.
+func (c *Core) runTimelockQuery(ctx context.Context, acc *accountState, trigger string) {
+	_, err := c.queryTimelock(ctx, acc, trigger)
 	w := &acc.watch
 	w.mu.Lock()
 	w.query.running = false
@@ -161,7 +159,7 @@ func (c *Core) RefreshTimelock(ctx context.Context) (TimelockState, error) {
 	w.mu.Lock()
 	w.query.at = c.nowUnix()
 	w.mu.Unlock()
-	if _, err := c.askTimelock(ctx, acc, timelockOnRequest); err != nil {
+	if _, err := c.queryTimelock(ctx, acc, timelockOnRequest); err != nil {
 		return c.Timelock(), fmt.Errorf("tctoken: refresh the reach-out timelock: %w", err)
 	}
 	return c.Timelock(), nil
@@ -171,20 +169,17 @@ func (c *Core) RefreshTimelock(ctx context.Context) (TimelockState, error) {
 // error, a GraphQL error, an answer it cannot read, or none in time.
 var ErrTimelockQuery = errors.New("reach-out timelock query failed")
 
-// askTimelock sends the timelock query and records the answer; it notes
+// queryTimelock sends the timelock query and records the answer; it notes
 // whether the query failed, which lets the pattern stand in.
-func (c *Core) askTimelock(ctx context.Context, acc *accountState, trigger string) (TimelockState, error) {
+func (c *Core) queryTimelock(ctx context.Context, acc *accountState, trigger string) (TimelockState, error) {
 	ctx, cancel := context.WithTimeout(ctx, timelockQueryTimeout)
 	defer cancel()
 	c.log.Debug().Str("trigger", trigger).Msg("Querying the reach-out timelock")
-	//lint:ignore SA1019 whatsmeow has no public call for the timelock query; SendMexIQ is its own MEX sender, the same on both whatsmeows.
-	data, err := c.cli.DangerousInternals().SendMexIQ(ctx, timelockQueryID, map[string]any{})
+	data, err := c.queryMex(ctx, timelockQueryID, map[string]any{})
 	var state TimelockState
 	var problem error
 	if err == nil {
 		state, problem, err = parseTimelockReply(data)
-	} else {
-		err = describeQueryError(err)
 	}
 	w := &acc.watch
 	w.mu.Lock()
@@ -200,25 +195,6 @@ func (c *Core) askTimelock(ctx context.Context, acc *accountState, trigger strin
 	state = withDefaultEnd(state, c.now())
 	c.recordTimelock(ctx, acc, state, "query at "+trigger)
 	return state, nil
-}
-
-// describeQueryError says which way the query failed: the server refused
-// the IQ, answered with a GraphQL error, answered something unreadable, or
-// not in time.
-func describeQueryError(err error) error {
-	var iqErr *whatsmeow.IQError
-	var gqlErrs types.GraphQLErrors
-	switch {
-	case errors.As(err, &gqlErrs):
-		return fmt.Errorf("timelock query: the server answered with a GraphQL error: %w", err)
-	case errors.As(err, &iqErr):
-		return fmt.Errorf("timelock query: the server refused the IQ: %w", err)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, whatsmeow.ErrIQTimedOut):
-		return fmt.Errorf("timelock query: no answer within %s: %w", timelockQueryTimeout, err)
-	case errors.Is(err, whatsmeow.ErrNotConnected), errors.Is(err, whatsmeow.ErrIQDisconnected):
-		return fmt.Errorf("timelock query: the connection dropped: %w", err)
-	}
-	return fmt.Errorf("timelock query: %w", err)
 }
 
 // errTimelockReply marks an answer to the timelock query that does not

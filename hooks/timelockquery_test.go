@@ -1,15 +1,11 @@
 package hooks
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"go.mau.fi/whatsmeow"
-	"go.mau.fi/whatsmeow/types"
 )
 
 // TestParseTimelockReply: the answers the server is known to give, and the
@@ -92,28 +88,6 @@ func TestGuardable(t *testing.T) {
 	} {
 		if got := guardable(Decision{Cause: cause}, whatsmeow.SendRequestExtra{}); got != want {
 			t.Errorf("%s: guardable %v, want %v", cause, got, want)
-		}
-	}
-}
-
-// TestDescribeQueryError: each way the query fails is named in the one
-// line logged, and the cause stays wrapped.
-func TestDescribeQueryError(t *testing.T) {
-	gql := types.GraphQLErrors{{Message: "internal"}}
-	for _, tc := range []struct {
-		err  error
-		want string
-	}{
-		{fmt.Errorf("graphql error: %w", gql), "GraphQL error"},
-		{&whatsmeow.IQError{Code: 404, Text: "item-not-found"}, "refused the IQ"},
-		{whatsmeow.ErrIQTimedOut, "no answer within"},
-		{context.DeadlineExceeded, "no answer within"},
-		{whatsmeow.ErrIQDisconnected, "connection dropped"},
-		{errors.New("something else"), "timelock query: something else"},
-	} {
-		got := describeQueryError(tc.err)
-		if !strings.Contains(got.Error(), tc.want) || !errors.Is(got, tc.err) {
-			t.Errorf("%v: %v, want %q and the cause wrapped", tc.err, got, tc.want)
 		}
 	}
 }

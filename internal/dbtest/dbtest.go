@@ -65,9 +65,12 @@ func SQLiteURI(t testing.TB) string {
 	// outlives the test: escape it (and '?', which would start the options).
 	path := strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f").Replace(filepath.Join(t.TempDir(), "tctoken.db"))
 	// The options mirror a real deployment: whatsmeow requires foreign keys,
-	// bridges run SQLite in WAL mode, and the busy timeout lets concurrent
-	// writers wait for each other instead of failing at once.
-	return "file:" + path + "?_foreign_keys=on&_journal_mode=WAL&_busy_timeout=10000"
+	// bridges run SQLite in WAL mode with synchronous=NORMAL (the pragmas of
+	// the sqlite3-fk-wal driver mautrix bridges open it with; go-sqlite3's
+	// build defaults WAL databases to NORMAL too, but the figures should not
+	// rest on a build flag), and the busy timeout lets concurrent writers
+	// wait for each other instead of failing at once.
+	return "file:" + path + "?_foreign_keys=on&_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000"
 }
 
 // Postgres opens a pool on a new, empty PostgreSQL schema that is dropped when

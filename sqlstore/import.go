@@ -470,12 +470,5 @@ func (s *Store) pauseBetweenBatches(ctx context.Context, wait, wrote time.Durati
 		}
 		wait = max(time.Duration(factor)*wrote, minBatchPause) - time.Since(start)
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
+	return waitUntil(ctx, time.Now().Add(wait))
 }

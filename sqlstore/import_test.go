@@ -206,25 +206,7 @@ func TestImportBatchPlan(t *testing.T) {
 		// Rows in both tables, just written and not analysed, as after a
 		// history sync or the first import: PostgreSQL's planner then has
 		// no statistics to go on.
-		const rows = 20_000
-		writes := make([]sqlstore.TokenWrite, rows)
-		err := db.DoTxn(ctx, nil, func(ctx context.Context) error {
-			for i := range rows {
-				contact := fmt.Sprintf("%015d@lid", i)
-				if _, err := db.Exec(ctx, insertWhatsmeowTokenQuery, ourJID.String(), contact, []byte("t"), 2000+i); err != nil {
-					return err
-				}
-				writes[i] = sqlstore.TokenWrite{Contact: types.NewJID(contact[:15], types.HiddenUserServer), Token: []byte("t"), TokenTS: 1000 + int64(i)}
-				if _, err := db.Exec(ctx, `INSERT INTO whatsmeow_lid_map (lid, pn) VALUES ($1, $2)`, contact[:15], fmt.Sprint(1_000_000+i)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		put(t, s, writes...)
+		fillUnanalysed(t, db, s, 20_000, true)
 		plans, err := s.ImportPlans(ctx, fmt.Sprintf("%015d@lid", 5000), fmt.Sprintf("%015d@lid", 6999))
 		if err != nil {
 			t.Fatal(err)
@@ -309,3 +291,33 @@ var (
 	daveLID = types.NewJID("9004", types.HiddenUserServer)
 	erinLID = types.NewJID("9005", types.HiddenUserServer)
 )
+
+// fillUnanalysed writes rows contacts, 000000000000000@lid on, paired in
+// whatsmeow's LID map with the numbers 1000000 on, into the plugin's table
+// (token "t", token_ts 1000+i) and, with whatsmeow, into whatsmeow's too
+// (timestamp 2000+i), and runs no ANALYZE: PostgreSQL's planner sees them
+// as after a first import or a history sync, without statistics.
+func fillUnanalysed(t *testing.T, db *dbutil.Database, s *sqlstore.Store, rows int, whatsmeow bool) {
+	t.Helper()
+	ctx := context.Background()
+	writes := make([]sqlstore.TokenWrite, rows)
+	err := db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		for i := range rows {
+			lid := fmt.Sprintf("%015d", i)
+			if whatsmeow {
+				if _, err := db.Exec(ctx, insertWhatsmeowTokenQuery, ourJID.String(), lid+"@lid", []byte("t"), 2000+i); err != nil {
+					return err
+				}
+			}
+			writes[i] = sqlstore.TokenWrite{Contact: types.NewJID(lid, types.HiddenUserServer), Token: []byte("t"), TokenTS: 1000 + int64(i)}
+			if _, err := db.Exec(ctx, `INSERT INTO whatsmeow_lid_map (lid, pn) VALUES ($1, $2)`, lid, fmt.Sprint(1_000_000+i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, writes...)
+}

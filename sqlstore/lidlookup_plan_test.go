@@ -7,10 +7,8 @@ import (
 	"testing"
 
 	"go.mau.fi/util/dbutil"
-	"go.mau.fi/whatsmeow/types"
 
 	"github.com/tctoken/tctoken/internal/dbtest"
-	"github.com/tctoken/tctoken/sqlstore"
 )
 
 // TestLIDLookupPlan checks that a history blob's LID lookup reaches both
@@ -22,22 +20,7 @@ func TestLIDLookupPlan(t *testing.T) {
 		ctx := context.Background()
 		whatsmeowTables(t, db, true)
 		s := newContainer(t, db).ForAccount(ourJID)
-		const rows = 20_000
-		writes := make([]sqlstore.TokenWrite, rows)
-		err := db.DoTxn(ctx, nil, func(ctx context.Context) error {
-			for i := range rows {
-				lid := fmt.Sprintf("%015d", i)
-				writes[i] = sqlstore.TokenWrite{Contact: types.NewJID(lid, types.HiddenUserServer), Token: []byte("t"), TokenTS: 1000 + int64(i)}
-				if _, err := db.Exec(ctx, `INSERT INTO whatsmeow_lid_map (lid, pn) VALUES ($1, $2)`, lid, fmt.Sprint(1_000_000+i)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		put(t, s, writes...)
+		fillUnanalysed(t, db, s, 20_000, false)
 		users := make([]string, 700)
 		for i := range users {
 			users[i] = fmt.Sprint(1_000_000 + 10*i)

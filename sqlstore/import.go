@@ -413,9 +413,8 @@ func (s *Store) importReadTxn(ctx context.Context, fn func(ctx context.Context) 
 const minBatchPause = 2 * time.Millisecond
 
 // importTurn is when the pass's next write may start after a write that
-// took wrote: on SQLite as long after it as it took (at least
-// minBatchPause), after a checkpoint (see pauseBetweenBatches); at once
-// elsewhere. Only a write on SQLite holds a lock a send waits on. On
+// took wrote: on SQLite as long after it as it took (see batchTurn); at
+// once elsewhere. Only a write on SQLite holds a lock a send waits on. On
 // PostgreSQL a pause as long as the batch did not shorten the longest send
 // during a pass over a million rows: it only doubled the pass (README,
 // Performance).
@@ -423,11 +422,20 @@ func (s *Store) importTurn(ctx context.Context, wrote time.Duration) (time.Time,
 	if s.db.Dialect != dbutil.SQLite {
 		return time.Time{}, nil
 	}
+	return s.batchTurn(ctx, wrote, 1)
+}
+
+// batchTurn is when long work (a prune, the import) may write again on
+// SQLite after a batch that held the write lock for wrote: factor times
+// that after the batch ended (at least minBatchPause), so that a send
+// waiting in SQLite's busy handler gets the lock. It checkpoints the WAL
+// first (see checkpoint).
+func (s *Store) batchTurn(ctx context.Context, wrote time.Duration, factor int) (time.Time, error) {
 	end := time.Now()
 	if err := s.checkpoint(ctx); err != nil {
 		return time.Time{}, err
 	}
-	return end.Add(max(wrote, minBatchPause)), nil
+	return end.Add(max(time.Duration(factor)*wrote, minBatchPause)), nil
 }
 
 // waitUntil waits until t, or until ctx is done.
@@ -457,18 +465,16 @@ func (s *Store) checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// pauseBetweenBatches waits between two batches of long work (a prune, the
-// import): wait on PostgreSQL, and on SQLite, after a batch that held the
-// write lock for wrote, factor times that (at least minBatchPause), so that
-// a send waiting in SQLite's busy handler gets the lock. There it first
-// checkpoints the WAL (see checkpoint).
+// pauseBetweenBatches waits between two batches of a prune: on SQLite, after
+// a batch that held the write lock for wrote, until its turn (batchTurn,
+// factor times that); elsewhere for wait.
 func (s *Store) pauseBetweenBatches(ctx context.Context, wait, wrote time.Duration, factor int) error {
+	turn := time.Now().Add(wait)
 	if wrote > 0 && s.db.Dialect == dbutil.SQLite {
-		start := time.Now()
-		if err := s.checkpoint(ctx); err != nil {
+		var err error
+		if turn, err = s.batchTurn(ctx, wrote, factor); err != nil {
 			return err
 		}
-		wait = max(time.Duration(factor)*wrote, minBatchPause) - time.Since(start)
 	}
-	return waitUntil(ctx, time.Now().Add(wait))
+	return waitUntil(ctx, turn)
 }

@@ -277,14 +277,10 @@ func (c *Core) writeSenderThrough(ctx context.Context, ts int64, keys []types.JI
 // sendersJoin reports whether writeSenderThrough may write whatsmeow's
 // table itself: whatsmeow's own SQL store (whose table the statement
 // knows) runs on the plugin's database, by the answer the token
-// write-through goes by (see storeThrough), asked now if there is none and
-// the context is not in a transaction, where the probe cannot run.
+// write-through goes by (see joins).
 func (c *Core) sendersJoin(ctx context.Context, acc *accountState, inner store.PrivacyTokenStore) bool {
 	if _, own := inner.(*wsqlstore.SQLStore); !own {
 		return false
 	}
-	if probe := c.joinAnswer(acc); probe != nil {
-		return probe.joins
-	}
-	return !acc.store.InTransaction(ctx) && c.probeJoin(ctx, acc)
+	return c.joins(ctx, acc)
 }

@@ -81,6 +81,16 @@ func (c *Core) joinAnswer(acc *accountState) *joinProbe {
 	return probe
 }
 
+// joins is the recorded answer, or the probe's asked now when there is
+// none and ctx is not in a transaction, where the probe cannot run: for
+// writes, which may wait for it.
+func (c *Core) joins(ctx context.Context, acc *accountState) bool {
+	if probe := c.joinAnswer(acc); probe != nil {
+		return probe.joins
+	}
+	return !acc.store.InTransaction(ctx) && c.probeJoin(ctx, acc)
+}
+
 // joinsWhatsmeow is the recorded answer, or false while there is none:
 // reads never wait for the probe.
 func (c *Core) joinsWhatsmeow(acc *accountState) bool {
@@ -100,15 +110,7 @@ func (c *Core) joinsWhatsmeow(acc *accountState) bool {
 // A write that arrives inside a transaction already running (whatsmeow's,
 // say) runs apart, in it: a failure there cannot be rolled back alone.
 func (c *Core) storeThrough(ctx context.Context, acc *accountState, write func(ctx context.Context, joined bool) ([]sqlstore.TokenWrite, error)) ([]sqlstore.TokenWrite, error) {
-	joins := false
-	if !acc.store.InTransaction(ctx) {
-		if probe := c.joinAnswer(acc); probe != nil {
-			joins = probe.joins
-		} else {
-			joins = c.probeJoin(ctx, acc)
-		}
-	}
-	if joins {
+	if !acc.store.InTransaction(ctx) && c.joins(ctx, acc) {
 		var through []sqlstore.TokenWrite
 		err := acc.store.InTxn(ctx, func(ctx context.Context) error {
 			var err error

@@ -167,14 +167,7 @@ func parseGroupAddReply(reply *waBinary.Node) ([]types.GroupParticipant, error) 
 		return nil, fmt.Errorf("expected <iq>, got %s", describeTag(reply))
 	}
 	if typ, _ := reply.Attrs["type"].(string); typ == "error" {
-		iqErr := &whatsmeow.IQError{RawNode: reply}
-		if errNode, ok := reply.GetOptionalChildByTag("error"); ok {
-			iqErr.ErrorNode = &errNode
-			ag := errNode.AttrGetter()
-			iqErr.Code = ag.OptionalInt("code")
-			iqErr.Text = ag.OptionalString("text")
-		}
-		return nil, iqErr
+		return nil, whatsmeowIQError(reply)
 	}
 	action, ok := reply.GetOptionalChildByTag(string(whatsmeow.ParticipantChangeAdd))
 	if !ok {

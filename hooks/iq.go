@@ -63,3 +63,17 @@ func sendIQTo(ctx context.Context, cli *whatsmeow.Client, to types.JID, namespac
 		return nil, fmt.Errorf("%s iq: %w", namespace, whatsmeow.ErrIQTimedOut)
 	}
 }
+
+// whatsmeowIQError is an <iq type="error"> as whatsmeow's own *IQError, the
+// way whatsmeow reads one, so that errors.Is against whatsmeow.ErrIQForbidden
+// and the like works as with the client's own methods.
+func whatsmeowIQError(node *waBinary.Node) *whatsmeow.IQError {
+	iqErr := &whatsmeow.IQError{RawNode: node}
+	if errNode, ok := node.GetOptionalChildByTag("error"); ok {
+		iqErr.ErrorNode = &errNode
+		ag := errNode.AttrGetter()
+		iqErr.Code = ag.OptionalInt("code")
+		iqErr.Text = ag.OptionalString("text")
+	}
+	return iqErr
+}

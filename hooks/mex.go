@@ -106,12 +106,7 @@ func readMexReply(queryID string, node *waBinary.Node) (json.RawMessage, error) 
 	switch typ, _ := node.Attrs["type"].(string); typ {
 	case "result":
 	case "error":
-		iqErr := &whatsmeow.IQError{RawNode: node}
-		if errNode, ok := node.GetOptionalChildByTag("error"); ok {
-			iqErr.ErrorNode = &errNode
-			ag := errNode.AttrGetter()
-			iqErr.Code, iqErr.Text = ag.OptionalInt("code"), ag.OptionalString("text")
-		}
+		iqErr := whatsmeowIQError(node)
 		return nil, &mexRefusal{QueryID: queryID, Code: iqErr.Code, Text: iqErr.Text, cause: iqErr}
 	default:
 		return nil, fmt.Errorf("mex query %s: %w: unexpected iq type %q", queryID, errMexAnswer, typ)

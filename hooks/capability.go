@@ -105,12 +105,10 @@ func (c *Core) adoptNativeIssuance(ctx context.Context, v contactView, user type
 	if mapped.IsZero() || mapped.Unix() <= stored || mapped.Unix() > time.Now().Unix()+maxFutureSkew {
 		return stored
 	}
-	if err := v.acc.store.SetSenderTimestamps(ctx, mapped.Unix(), v.key); err != nil {
+	if err := c.recordSenderTimestamps(ctx, v.acc, mapped.Unix(), []types.JID{v.key}); err != nil {
 		c.log.Warn().Err(err).Stringer("contact", v.key).Msg("Failed to record whatsmeow's own issuance")
 		return stored
 	}
-	c.cacheSenderTimestamp(mapped.Unix(), v.key)
-	c.writeSenderThrough(ctx, mapped.Unix(), []types.JID{v.key})
 	c.log.Debug().Stringer("contact", v.key).Int64("t", mapped.Unix()).Msg("Recorded whatsmeow's own issuance")
 	return mapped.Unix()
 }
@@ -151,13 +149,10 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 		incoming = append(incoming, received)
 	}
 	for ts, keys := range senders {
-		if err := acc.store.SetSenderTimestamps(ctx, ts, keys...); err != nil {
+		if err := c.recordSenderTimestamps(ctx, acc, ts, keys); err != nil {
 			c.log.Warn().Err(err).Stringer("first", keys[0]).Int("contacts", len(keys)).
 				Msg("Failed to record sender timestamps whatsmeow wrote")
-			continue
 		}
-		c.cacheSenderTimestamp(ts, keys...)
-		c.writeSenderThrough(ctx, ts, keys)
 	}
 	return incoming
 }

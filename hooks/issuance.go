@@ -130,7 +130,7 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []issueReci
 		// not also cost the tokens the cache still holds.
 		recorded := make(map[types.JID]bool, len(keys))
 		for ts, contacts := range byTS {
-			err = acc.store.SetSenderTimestamps(ctx, ts, contacts...)
+			err = c.recordSenderTimestamps(ctx, acc, ts, contacts)
 			if err != nil {
 				c.metrics.dbError("put_sender_timestamps")
 				// That group rolled back, and the cache keeps the last known
@@ -142,8 +142,6 @@ func (c *Core) issue(ctx context.Context, acc *accountState, targets []issueReci
 				}
 				return out, fmt.Errorf("%w: sender timestamp for %d contacts (first %s): %w", ErrNotRecorded, len(contacts), contacts[0], writeErr(err))
 			}
-			c.cacheSenderTimestamp(ts, contacts...)
-			c.writeSenderThrough(ctx, ts, contacts)
 			out.recorded = append(out.recorded, contacts...)
 			for _, key := range contacts {
 				recorded[key] = true
@@ -225,6 +223,19 @@ func (c *Core) issueOne(ctx context.Context, contact types.JID, trigger string, 
 		return nil, err
 	})
 	return err
+}
+
+// recordSenderTimestamps records that we issued our token to keys at ts:
+// in the plugin's table, then in the cache and in whatsmeow's own table,
+// which only a committed write reaches. Only the plugin's table can fail
+// it; the copy into whatsmeow's logs its own failure.
+func (c *Core) recordSenderTimestamps(ctx context.Context, acc *accountState, ts int64, keys []types.JID) error {
+	if err := acc.store.SetSenderTimestamps(ctx, ts, keys...); err != nil {
+		return err
+	}
+	c.cacheSenderTimestamp(ts, keys...)
+	c.writeSenderThrough(ctx, ts, keys)
+	return nil
 }
 
 // writeSenderThrough copies a sender timestamp the plugin recorded into

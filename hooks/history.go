@@ -89,7 +89,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 		convs = append(convs, conv)
 		chats = append(chats, chat.ToNonAD())
 		// The fact under the phone number goes in before the lookup below
-		// reads which numbers hold a row (see mendsFor).
+		// reads which numbers hold a row (see the mends below).
 		if fact, ok := misfiledFact(chat, conv); ok {
 			c.history.Add(chat.ToNonAD(), fact)
 		}
@@ -122,7 +122,8 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 		}
 		tokens = append(tokens, ReceivedToken{JID: chat, Token: token, Timestamp: tokenTS})
 		tokenKeys = append(tokenKeys, key)
-		if _, ok := misfiledFact(chat, conv); !ok {
+		fact, ok := misfiledFact(chat, conv)
+		if !ok {
 			continue
 		}
 		// whatsmeow 2025-12 writes the tokens of PN chats, under the LID
@@ -131,7 +132,7 @@ func (c *Core) handleHistorySync(ctx context.Context, data *waHistorySync.Histor
 		// the lookup found one there.
 		mend := sqlstore.HistoryMend{Contact: key, Token: token, WrongTS: senderTS, RightTS: tokenTS}
 		if key != chat {
-			c.history.Add(key, historyFact{token: token, tokenTS: tokenTS, senderTS: senderTS})
+			c.history.Add(key, fact)
 			mends = append(mends, mend)
 			keys = append(keys, key)
 		}

@@ -59,8 +59,9 @@ func (c *Core) resolveKeys(ctx context.Context, jids []types.JID) []types.JID {
 
 // resolveKeysHeld is resolveKeys, and with withHeld, in the same statement,
 // which of the phone numbers among jids the plugin's table held a row
-// under as it was read. held is nil when that is not known (whatsmeow's
-// LID map is not in the plugin's database, or the lookup failed).
+// under as it was read. held is nil when there is no phone number among
+// jids, or when it is not known (whatsmeow's LID map is not in the
+// plugin's database, or the lookup failed).
 func (c *Core) resolveKeysHeld(ctx context.Context, jids []types.JID, withHeld bool) (keys []types.JID, held map[types.JID]bool) {
 	keys = make([]types.JID, len(jids))
 	var pns []types.JID
@@ -71,10 +72,7 @@ func (c *Core) resolveKeysHeld(ctx context.Context, jids []types.JID, withHeld b
 		}
 	}
 	if len(pns) == 0 || c.cli.Store.LIDs == nil {
-		if withHeld && len(pns) == 0 {
-			held = map[types.JID]bool{} // no number: nothing to be held
-		}
-		return keys, held
+		return keys, nil
 	}
 	var lids map[types.JID]types.JID
 	var err error

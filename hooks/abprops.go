@@ -312,7 +312,8 @@ func ComputePolicy(defaults Defaults, server, overrides map[int]string) Policy {
 		AttachTCToken: boolProp(PropTCTokenOn1to1, defaults.AttachTCToken),
 		AttachCSToken: boolProp(PropNCTSend, defaults.AttachCSToken),
 		IssueToLID:    boolProp(PropIssueToLID, defaults.IssueToLID),
-		NewChatCap:    newChatCapPolicy(get),
+		NewChatCap: newChatCapPolicy(boolProp(PropNewChatCapEnabled, false), intProp(PropNewChatCapLimit, 0),
+			intProp(PropNewChatCapFetchTTL, 0), intProp(PropNewChatCapFirstWarning, 0)),
 
 		GroupCreateTokens: boolProp(PropGroupCreateToken, defaults.GroupCreateTokens),
 		GroupAddTokens:    boolProp(PropGroupAddToken, defaults.GroupAddTokens),

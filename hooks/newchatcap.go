@@ -175,26 +175,17 @@ func (p *NewChatCapPolicy) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// newChatCapPolicy reads the props through ComputePolicy's lookup. The TTL
-// is clamped like the props refresh: a tiny one would query on every tick,
-// a huge one would freeze the state.
-func newChatCapPolicy(get func(code int) (string, bool)) NewChatCapPolicy {
-	p := NewChatCapPolicy{FetchTTL: newChatCapTTLDefault, FirstWarningPercent: newChatCapFirstWarningDefault}
-	if v, ok := get(PropNewChatCapEnabled); ok {
-		p.Enabled = parsePropBool(v, false)
+// newChatCapPolicy is the cap's policy from its props' values (ComputePolicy
+// reads them; 0 where a prop is absent). The TTL is clamped like the props
+// refresh: a tiny one would query on every tick, a huge one would freeze
+// the state.
+func newChatCapPolicy(enabled bool, limit, ttlSeconds, firstWarning int64) NewChatCapPolicy {
+	p := NewChatCapPolicy{Enabled: enabled, Limit: max(limit, 0), FetchTTL: newChatCapTTLDefault, FirstWarningPercent: newChatCapFirstWarningDefault}
+	if ttlSeconds > 0 {
+		p.FetchTTL = propsRefreshInterval(ttlSeconds)
 	}
-	if v, ok := get(PropNewChatCapLimit); ok {
-		p.Limit = max(parsePropInt(v, 0), 0)
-	}
-	if v, ok := get(PropNewChatCapFetchTTL); ok {
-		if seconds := parsePropInt(v, 0); seconds > 0 {
-			p.FetchTTL = propsRefreshInterval(seconds)
-		}
-	}
-	if v, ok := get(PropNewChatCapFirstWarning); ok {
-		if pct := parsePropInt(v, 0); pct > 0 && pct <= 100 {
-			p.FirstWarningPercent = pct
-		}
+	if firstWarning > 0 && firstWarning <= 100 {
+		p.FirstWarningPercent = firstWarning
 	}
 	return p
 }

@@ -82,12 +82,12 @@ func (c *Core) queryMex(ctx context.Context, queryID string, variables any) (jso
 	if err != nil {
 		return nil, fmt.Errorf("mex query %s: encode the variables: %w", queryID, err)
 	}
-	bound := mexQueryTimeout
-	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < bound {
-		bound = max(time.Until(deadline).Round(time.Second), 0)
-	}
 	ctx, cancel := context.WithTimeout(ctx, mexQueryTimeout)
 	defer cancel()
+	// How long the query was given, for the error: the caller's deadline
+	// when that is sooner.
+	deadline, _ := ctx.Deadline()
+	bound := max(time.Until(deadline).Round(time.Second), 0)
 	reply, err := sendIQ(ctx, c.cli, "w:mex", "get", waBinary.Node{
 		Tag: "query", Attrs: waBinary.Attrs{"query_id": queryID}, Content: payload,
 	})

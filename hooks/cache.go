@@ -30,6 +30,12 @@ type contactView struct {
 	entry        *cachedEntry
 }
 
+// holdsValidToken reports whether the contact's entry holds a token that is
+// still valid at now under the account's policy.
+func (v contactView) holdsValidToken(now int64) bool {
+	return len(v.entry.token) > 0 && v.acc.policy.Load().Timing.ReceivedTokenValid(v.entry.tokenTS, now)
+}
+
 // view resolves a contact and reads its merged entry: at most one database
 // read when not cached, none when cached.
 func (c *Core) view(ctx context.Context, jid types.JID) (v contactView, err error) {

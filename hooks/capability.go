@@ -77,12 +77,11 @@ func (c *Core) nativeGet(ctx context.Context, user types.JID) *store.PrivacyToke
 	token := v.entry.token
 	if gate := groupGateOf(ctx); gate != nil {
 		// A group call through the plugin: its AB prop, not the 1:1 one.
-		attach = gate.attach && len(token) > 0 && v.acc.policy.Load().Timing.ReceivedTokenValid(v.entry.tokenTS, c.nowUnix())
+		attach = gate.attach && v.holdsValidToken(c.nowUnix())
 	} else if pin := pinFor(ctx, user); pin != nil {
 		attach, token = pin.decision.Attach == AttachTCToken, pin.decision.Token
 	} else {
-		policy := v.acc.policy.Load()
-		attach = len(token) > 0 && policy.AttachTCToken && policy.Timing.ReceivedTokenValid(v.entry.tokenTS, c.nowUnix())
+		attach = v.acc.policy.Load().AttachTCToken && v.holdsValidToken(c.nowUnix())
 	}
 	if attach && len(token) > 0 {
 		out.Token = token

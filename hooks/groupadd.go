@@ -122,10 +122,7 @@ func (c *Core) groupToken(ctx context.Context, jid types.JID) []byte {
 		return nil
 	}
 	v, err := c.view(ctx, jid)
-	if err != nil || len(v.entry.token) == 0 {
-		return nil
-	}
-	if !v.acc.policy.Load().Timing.ReceivedTokenValid(v.entry.tokenTS, c.nowUnix()) {
+	if err != nil || !v.holdsValidToken(c.nowUnix()) {
 		return nil
 	}
 	return v.entry.token

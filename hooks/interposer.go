@@ -42,8 +42,7 @@ func (s *TokenStore) GetPrivacyToken(ctx context.Context, user types.JID) (*stor
 	if err != nil {
 		return nil, nil
 	}
-	policy := v.acc.policy.Load()
-	if len(v.entry.token) == 0 || !policy.Timing.ReceivedTokenValid(v.entry.tokenTS, c.nowUnix()) {
+	if !v.holdsValidToken(c.nowUnix()) {
 		return nil, nil
 	}
 	return &store.PrivacyToken{User: v.key, Token: v.entry.token}, nil

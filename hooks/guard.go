@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"fmt"
-	"time"
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/types"
@@ -63,16 +62,4 @@ func (c *Core) guard(to types.JID, decision Decision, req whatsmeow.SendRequestE
 		Timelock: timelock, NewChatCap: newChatCap, Guarded: true, Recovery: RecoveryReport{Skipped: "guarded"},
 		Err: fmt.Errorf("%w: %s", ErrFirstContactGuarded, diagnosis),
 	}
-}
-
-// guardedError is SendError.Error for a send the guard refused.
-func (e *SendError) guardedError() string {
-	msg := fmt.Sprintf("tctoken: first contact to %s not sent: %s (would attach %s, %s)", e.Contact, e.Diagnosis, e.Attached, e.Cause)
-	switch {
-	case e.Diagnosis == DiagnosisTimelock && !e.Timelock.Ends.IsZero():
-		msg += fmt.Sprintf(", timelock ends %s", e.Timelock.Ends.UTC().Format(time.RFC3339))
-	case e.Diagnosis == DiagnosisNewChatCap && !e.NewChatCap.CycleEnd.IsZero():
-		msg += fmt.Sprintf(", new-chat cap cycle ends %s", e.NewChatCap.CycleEnd.UTC().Format(time.RFC3339))
-	}
-	return fmt.Sprintf("%s: %v", msg, e.Err)
 }

@@ -103,12 +103,18 @@ type SendError struct {
 }
 
 func (e *SendError) Error() string {
+	var msg string
 	if e.Guarded {
-		return e.guardedError()
+		msg = fmt.Sprintf("tctoken: first contact to %s not sent: %s (would attach %s, %s)", e.Contact, e.Diagnosis, e.Attached, e.Cause)
+	} else {
+		msg = fmt.Sprintf("tctoken: message %s to %s refused with 463: %s (attached %s, %s)", e.MessageID, e.Contact, e.Diagnosis, e.Attached, e.Cause)
 	}
-	msg := fmt.Sprintf("tctoken: message %s to %s refused with 463: %s (attached %s, %s)", e.MessageID, e.Contact, e.Diagnosis, e.Attached, e.Cause)
-	if e.Diagnosis == DiagnosisTimelock && !e.Timelock.Ends.IsZero() {
+	// Only the guard gives the new-chat cap as the diagnosis.
+	switch {
+	case e.Diagnosis == DiagnosisTimelock && !e.Timelock.Ends.IsZero():
 		msg += fmt.Sprintf(", timelock ends %s", e.Timelock.Ends.UTC().Format(time.RFC3339))
+	case e.Diagnosis == DiagnosisNewChatCap && !e.NewChatCap.CycleEnd.IsZero():
+		msg += fmt.Sprintf(", new-chat cap cycle ends %s", e.NewChatCap.CycleEnd.UTC().Format(time.RFC3339))
 	}
 	return fmt.Sprintf("%s: %v", msg, e.Err)
 }

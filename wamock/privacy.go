@@ -19,14 +19,12 @@ func (s *Server) SetPrivacyHandler(h func(iq *waBinary.Node) *waBinary.Node) {
 }
 
 func (s *Server) handlePrivacyIQ(iq *waBinary.Node) *waBinary.Node {
-	issued := ParseIssuedTokens(iq)
 	s.mu.Lock()
 	h := s.privacyHandler
-	s.issued = append(s.issued, issued...)
 	form := s.issueForm
 	s.mu.Unlock()
 	if h == nil {
-		return issueFormReply(iq, issued, form)
+		return issueFormReply(iq, ParseIssuedTokens(iq), form)
 	}
 	reply := h(iq)
 	if reply == nil {
@@ -90,9 +88,11 @@ func FormOf(jid types.JID) IssueForm {
 // Issued returns every <token> of the privacy IQs the server received, in
 // order, with its form.
 func (s *Server) Issued() []IssuedToken {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]IssuedToken(nil), s.issued...)
+	var out []IssuedToken
+	for _, iq := range s.PrivacyIQs() {
+		out = append(out, ParseIssuedTokens(iq)...)
+	}
+	return out
 }
 
 // RequireIssueForm makes the server refuse, without a handler, each <token>

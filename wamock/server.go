@@ -154,7 +154,6 @@ type Server struct {
 
 	rule           MessageRule
 	privacyHandler func(iq *waBinary.Node) *waBinary.Node
-	issued         []IssuedToken                       // privacy.go
 	issueForm      IssueForm                           // privacy.go
 	groupTokenRule func(c *Contact, token []byte) bool // group.go
 	iqHandlers     map[string]func(iq *waBinary.Node) *waBinary.Node

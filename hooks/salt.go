@@ -32,6 +32,10 @@ type saltState struct {
 	// beforeSaltChange, when set by a test, runs before an app-state salt
 	// change takes the salt lock, so that tests can order two of them.
 	beforeSaltChange func(salt []byte)
+	// afterSaltRescanFetch, when set by a test, runs once a re-read of
+	// regular_high has fetched and decoded the collection and before it
+	// applies what it found, so that tests can change the salt meanwhile.
+	afterSaltRescanFetch func(ctx context.Context)
 }
 
 const (
@@ -74,9 +78,10 @@ func (c *Core) setAppStateSalt(ctx context.Context, salt []byte, seq uint64) err
 }
 
 // removeAppStateSalt forgets the salt because app state removed it; history
-// sync can never bring it back.
-func (c *Core) removeAppStateSalt(ctx context.Context) error {
-	return c.changeSalt(ctx, sqlstore.SaltFromAppState, nil, c.saltSeq.Add(1), func(acc *accountState) (bool, error) {
+// sync can never bring it back. seq orders the removal as setAppStateSalt's
+// does a SET.
+func (c *Core) removeAppStateSalt(ctx context.Context, seq uint64) error {
+	return c.changeSalt(ctx, sqlstore.SaltFromAppState, nil, seq, func(acc *accountState) (bool, error) {
 		return true, acc.store.RemoveAppStateSalt(ctx)
 	})
 }
@@ -177,6 +182,13 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult 
 	proc := appstate.NewProcessor(view, waLog.Noop)
 	state := appstate.HashState{Version: fromVersion}
 	snapshot := fromVersion == 0
+	// What the re-read finds is as old as its first fetch: a change the
+	// plugin learns of after the fetch went out may be missing from what
+	// the server answered, so it must order after the re-read, whenever
+	// the re-read comes to apply its result. Numbered at the end instead,
+	// a re-read that fetched before a SET and finished after the SET's
+	// event applied would withdraw the salt the SET brought.
+	seq := c.saltSeq.Add(1)
 	var removalsBefore uint64
 	if c.appState != nil {
 		removalsBefore = c.appState.removals.Load()
@@ -215,9 +227,9 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult 
 			break
 		}
 	}
-	// What the re-read found is as new as its last fetch: a change that
-	// arrives later orders after it.
-	seq := c.saltSeq.Add(1)
+	if c.afterSaltRescanFetch != nil {
+		c.afterSaltRescanFetch(ctx)
+	}
 	c.log.Debug().Uint64("from_version", fromVersion).Uint64("to_version", state.Version).Bool("found", last != nil).
 		Msg("Re-read regular_high for the NCT salt")
 	if c.appState != nil && c.appState.removals.Load() != removalsBefore {
@@ -229,12 +241,12 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult 
 		// A full snapshot without the mutation: app state holds no salt
 		// (it was removed while we were away). Only a salt app state gave
 		// us is withdrawn; a history-sync backfill stays.
-		c.withdrawAppStateSalt(ctx)
+		c.withdrawAppStateSalt(ctx, seq)
 		return rescanAbsent
 	case last == nil:
 		return rescanAbsent
 	case last.Operation == waServerSync.SyncdMutation_REMOVE:
-		if err := c.removeAppStateSalt(ctx); err != nil {
+		if err := c.removeAppStateSalt(ctx, seq); err != nil {
 			c.log.Err(err).Msg("Failed to remove the NCT salt")
 		}
 		return rescanAbsent
@@ -244,8 +256,9 @@ func (c *Core) rescanSalt(ctx context.Context, fromVersion uint64) rescanResult 
 	}
 }
 
-// withdrawAppStateSalt removes the salt if app state was its source.
-func (c *Core) withdrawAppStateSalt(ctx context.Context) {
+// withdrawAppStateSalt removes the salt if app state was its source, unless
+// a change ordered after seq (the re-read's) applied meanwhile.
+func (c *Core) withdrawAppStateSalt(ctx context.Context, seq uint64) {
 	acc, err := c.acct(ctx)
 	if err != nil {
 		return
@@ -256,7 +269,7 @@ func (c *Core) withdrawAppStateSalt(ctx context.Context) {
 		return
 	}
 	if len(salt) > 0 && source == sqlstore.SaltFromAppState {
-		if err = c.removeAppStateSalt(ctx); err != nil {
+		if err = c.removeAppStateSalt(ctx, seq); err != nil {
 			c.log.Err(err).Msg("Failed to remove the NCT salt")
 		}
 	}

@@ -23,21 +23,133 @@ import (
 	"github.com/tctoken/tctoken/wamock"
 )
 
-// saltWrites records the app-state salts written to the store, in order.
+// saltWrites records the app-state salts written to the store, in order,
+// and counts the app-state removals.
 type saltWrites struct {
 	AccountStore
-	mu    *sync.Mutex
-	salts *[][]byte
+	f *saltFixture
 }
 
 func (s saltWrites) SetAppStateSalt(ctx context.Context, salt []byte) error {
 	err := s.AccountStore.SetAppStateSalt(ctx, salt)
 	if err == nil {
-		s.mu.Lock()
-		*s.salts = append(*s.salts, bytes.Clone(salt))
-		s.mu.Unlock()
+		s.f.mu.Lock()
+		s.f.written = append(s.f.written, bytes.Clone(salt))
+		s.f.mu.Unlock()
 	}
 	return err
+}
+
+func (s saltWrites) RemoveAppStateSalt(ctx context.Context) error {
+	err := s.AccountStore.RemoveAppStateSalt(ctx)
+	if err == nil {
+		s.f.mu.Lock()
+		s.f.removed++
+		s.f.mu.Unlock()
+	}
+	return err
+}
+
+// saltFixture is a plugin on a connected whatsmeow client, with the salt
+// writes recorded and the plugin's log kept (and shown if the test fails).
+type saltFixture struct {
+	srv  *wamock.Server
+	c    *Core
+	logs *lockedBuffer
+
+	mu      sync.Mutex
+	written [][]byte // app-state salts written, in order
+	removed int      // app-state removals written
+}
+
+// newSaltFixture connects a client with the plugin attached. seams sets
+// the Core's test hooks before anything runs that reads them.
+func newSaltFixture(t *testing.T, db *dbutil.Database, seams func(c *Core)) *saltFixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &saltFixture{srv: wamock.NewServer(t), logs: &lockedBuffer{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("plugin log:\n%s", f.logs.String())
+		}
+	})
+	device, err := f.srv.NewDevice(ctx, dbtest.WhatsmeowContainer(t, db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := f.srv.NewClient(device, nil)
+	plugin := sqlstore.New(db)
+	if err := plugin.Upgrade(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.c = New(cli, plugin, Config{Log: zerolog.New(f.logs).Level(zerolog.DebugLevel), WrapStore: func(s AccountStore) AccountStore {
+		return saltWrites{AccountStore: s, f: f}
+	}})
+	if seams != nil {
+		seams(f.c)
+	}
+	if err := f.c.Attach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.ConnectAndWait(t, cli)
+	t.Cleanup(func() {
+		f.c.Close()
+		f.srv.WaitIdle(device.ID.Device, time.Second)
+		cli.Disconnect()
+	})
+	return f
+}
+
+// shareKeys gives the client the phone's app-state keys and waits until
+// the plugin has re-read regular_high after whatsmeow's sync with them.
+// The connect's own salt backfill re-reads regular_high too, and logs the
+// same line, if the keys are there when it runs: it must first have found
+// none and stood aside, so that the line waited for is the sync's.
+func (f *saltFixture) shareKeys(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the connect's backfill to stand aside", func() bool {
+		return strings.Contains(f.logs.String(), "Salt backfill waits for the app-state keys")
+	})
+	if err := f.srv.Phone().ShareAppStateKeys(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sync with the app-state keys", func() bool {
+		return strings.Contains(f.logs.String(), "Re-read regular_high for the NCT salt")
+	})
+}
+
+// wasWritten reports whether salt was ever written, and whether it was the
+// last salt written.
+func (f *saltFixture) wasWritten(salt []byte) (ever, last bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := len(f.written)
+	return slices.ContainsFunc(f.written, func(w []byte) bool { return bytes.Equal(w, salt) }),
+		n > 0 && bytes.Equal(f.written[n-1], salt)
+}
+
+// sendFirstContact sends to a new contact and checks that the message
+// carries the cstoken of salt.
+func (f *saltFixture) sendFirstContact(t *testing.T, salt []byte) {
+	t.Helper()
+	alice := f.srv.AddContact(wamock.ContactOptions{})
+	mark := f.srv.Mark()
+	if _, err := f.c.SendMessage(context.Background(), alice.LID(), &waE2E.Message{Conversation: proto.String("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	msg := f.srv.WaitForSince(t, mark, "message to alice", wamock.IsMessageTo(alice.LID()), 5*time.Second)
+	cstoken, _ := msg.GetOptionalChildByTag("cstoken")
+	got, _ := cstoken.Content.([]byte)
+	mac := hmac.New(sha256.New, salt)
+	mac.Write([]byte(alice.LID().User + "@lid"))
+	if want := mac.Sum(nil); !bytes.Equal(got, want) {
+		t.Fatalf("cstoken %x, want the salt's %x", got, want)
+	}
+}
+
+func setSalt(salt []byte) wamock.AppStateMutation {
+	return wamock.AppStateMutation{Operation: waServerSync.SyncdMutation_SET,
+		Index: []string{wamock.NctSaltIndex}, Value: wamock.NctSaltValue(salt), Version: 1}
 }
 
 // TestSaltChangesApplyInOrder: one app-state sync brings two SETs of the
@@ -50,69 +162,34 @@ func TestSaltChangesApplyInOrder(t *testing.T) {
 	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
 		ctx := context.Background()
 		older, newer := []byte("salt-older-0123456789"), []byte("salt-newer-0123456789")
-		srv := wamock.NewServer(t)
-		device, err := srv.NewDevice(ctx, dbtest.WhatsmeowContainer(t, db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cli := srv.NewClient(device, nil)
-		plugin := sqlstore.New(db)
-		if err := plugin.Upgrade(ctx); err != nil {
-			t.Fatal(err)
-		}
-		var mu sync.Mutex
-		var written [][]byte
-		logs := &lockedBuffer{}
-		c := New(cli, plugin, Config{Log: zerolog.New(logs).Level(zerolog.DebugLevel), WrapStore: func(s AccountStore) AccountStore {
-			return saltWrites{AccountStore: s, mu: &mu, salts: &written}
-		}})
-		c.beforeSaltChange = func(salt []byte) {
-			if !bytes.Equal(salt, older) {
-				return
-			}
-			deadline := time.Now().Add(10 * time.Second)
-			for !bytes.Equal(c.Salt(), newer) {
-				if time.Now().After(deadline) {
-					t.Error("the newer salt never applied while the older one was held")
+		f := newSaltFixture(t, db, func(c *Core) {
+			c.beforeSaltChange = func(salt []byte) {
+				if !bytes.Equal(salt, older) {
 					return
 				}
-				time.Sleep(5 * time.Millisecond)
+				deadline := time.Now().Add(10 * time.Second)
+				for !bytes.Equal(c.Salt(), newer) {
+					if time.Now().After(deadline) {
+						t.Error("the newer salt never applied while the older one was held")
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
 			}
-		}
-		if err := c.Attach(ctx); err != nil {
-			t.Fatal(err)
-		}
-		srv.ConnectAndWait(t, cli)
-		t.Cleanup(func() {
-			c.Close()
-			srv.WaitIdle(device.ID.Device, time.Second)
-			cli.Disconnect()
 		})
-		if err := srv.Phone().ShareAppStateKeys(ctx); err != nil {
-			t.Fatal(err)
-		}
-		// whatsmeow synced regular_high with the keys: the plugin re-read it.
-		waitFor(t, "the sync with the app-state keys", func() bool {
-			return strings.Contains(logs.String(), "Re-read regular_high for the NCT salt")
-		})
-		set := func(salt []byte) wamock.AppStateMutation {
-			return wamock.AppStateMutation{Operation: waServerSync.SyncdMutation_SET,
-				Index: []string{wamock.NctSaltIndex}, Value: wamock.NctSaltValue(salt), Version: 1}
-		}
+		f.shareKeys(t)
 		// Two patches, one notification: whatsmeow fetches both in one sync.
-		if err := srv.Phone().AppendAppStatePatch(appstate.WAPatchRegularHigh, set(older)); err != nil {
+		if err := f.srv.Phone().AppendAppStatePatch(appstate.WAPatchRegularHigh, setSalt(older)); err != nil {
 			t.Fatal(err)
 		}
-		if err := srv.Phone().SendAppStatePatch(ctx, appstate.WAPatchRegularHigh, set(newer)); err != nil {
+		if err := f.srv.Phone().SendAppStatePatch(ctx, appstate.WAPatchRegularHigh, setSalt(newer)); err != nil {
 			t.Fatal(err)
 		}
 		// The held older change ends one way or the other: written (over
 		// the newer one), or dropped as overtaken.
 		waitFor(t, "the older salt change to end", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return slices.ContainsFunc(written, func(w []byte) bool { return bytes.Equal(w, older) }) ||
-				strings.Contains(logs.String(), "overtaken by a newer one")
+			ever, _ := f.wasWritten(older)
+			return ever || strings.Contains(f.logs.String(), "overtaken by a newer one")
 		})
 		// The newer salt is the last one written. (On the newer whatsmeow,
 		// which schedules a re-read of regular_high for every salt it
@@ -122,25 +199,71 @@ func TestSaltChangesApplyInOrder(t *testing.T) {
 		// the re-read against the events needs a version the events do
 		// not carry.)
 		waitFor(t, "the newer salt to be the last one written", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			n := len(written)
-			return n > 0 && bytes.Equal(written[n-1], newer)
+			_, last := f.wasWritten(newer)
+			return last
 		})
 		// The next first contact gets the newer salt's cstoken.
-		alice := srv.AddContact(wamock.ContactOptions{})
-		mark := srv.Mark()
-		if _, err := c.SendMessage(ctx, alice.LID(), &waE2E.Message{Conversation: proto.String("hi")}); err != nil {
+		f.sendFirstContact(t, newer)
+	})
+}
+
+// TestSaltReReadOrdersByItsFetch: a re-read of regular_high (after a full
+// sync, or a backfill) fetched the collection before the salt was set, and
+// comes to apply what it found, no salt, only after the SET's event stored
+// the salt. What it fetched is older than that change: it must not
+// withdraw the salt, or every first contact goes out without a cstoken
+// until app state speaks again.
+func TestSaltReReadOrdersByItsFetch(t *testing.T) {
+	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
+		type heldReRead struct{}
+		salt := []byte("salt-set-after-fetch-0123")
+		reached, release := make(chan struct{}), make(chan struct{})
+		var releaseOnce sync.Once
+		f := newSaltFixture(t, db, func(c *Core) {
+			c.afterSaltRescanFetch = func(ctx context.Context) {
+				if ctx.Value(heldReRead{}) != nil {
+					close(reached)
+					<-release
+				}
+			}
+		})
+		t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+		f.shareKeys(t)
+		// A snapshot re-read, as after a full sync: it fetches the
+		// collection without the salt, then is held.
+		done := make(chan rescanResult, 1)
+		go func() {
+			done <- f.c.rescanSalt(context.WithValue(context.Background(), heldReRead{}, true), 0)
+		}()
+		select {
+		case <-reached:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the re-read never fetched")
+		}
+		if err := f.srv.Phone().SendAppStatePatch(context.Background(), appstate.WAPatchRegularHigh, setSalt(salt)); err != nil {
 			t.Fatal(err)
 		}
-		msg := srv.WaitForSince(t, mark, "message to alice", wamock.IsMessageTo(alice.LID()), 5*time.Second)
-		cstoken, _ := msg.GetOptionalChildByTag("cstoken")
-		got, _ := cstoken.Content.([]byte)
-		mac := hmac.New(sha256.New, newer)
-		mac.Write([]byte(alice.LID().User + "@lid"))
-		if want := mac.Sum(nil); !bytes.Equal(got, want) {
-			t.Fatalf("cstoken %x, want the newer salt's %x", got, want)
+		waitFor(t, "the SET's event to store the salt", func() bool { return bytes.Equal(f.c.Salt(), salt) })
+		releaseOnce.Do(func() { close(release) })
+		var result rescanResult
+		select {
+		case result = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the held re-read never ended")
 		}
+		if result != rescanAbsent {
+			t.Fatalf("re-read result %d, want absent (%d)", result, rescanAbsent)
+		}
+		f.mu.Lock()
+		removed := f.removed
+		f.mu.Unlock()
+		if removed != 0 {
+			t.Fatalf("the stale re-read removed the salt (%d removals)", removed)
+		}
+		if !bytes.Equal(f.c.Salt(), salt) {
+			t.Fatal("the salt in memory is gone after the stale re-read")
+		}
+		f.sendFirstContact(t, salt)
 	})
 }
 

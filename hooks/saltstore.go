@@ -101,7 +101,7 @@ func (s *saltStore) DeleteNCTSalt(ctx context.Context) error {
 		if s.core.appState != nil {
 			s.core.appState.removals.Add(1)
 		}
-		if err := s.core.removeAppStateSalt(ctx); err != nil {
+		if err := s.core.removeAppStateSalt(ctx, s.core.saltSeq.Add(1)); err != nil {
 			s.core.log.Err(err).Msg("Failed to remove the NCT salt after whatsmeow removed its own")
 		}
 	}

@@ -4,14 +4,20 @@ import (
 	"bytes"
 	"context"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow"
 	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/proto/waHistorySync"
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tctoken/tctoken"
 	"github.com/tctoken/tctoken/wamock"
@@ -262,6 +268,174 @@ func TestNativeSaltImportedOnEnable(t *testing.T) {
 		eventually(t, "the salt imported from whatsmeow's table", w.plugin.HasSalt)
 		if got := childBytes(w.rawSend(alice.LID()), "cstoken"); !bytes.Equal(got, wantCSToken(testSalt, alice.LID())) {
 			t.Fatalf("after the import: cstoken %x", got)
+		}
+	})
+}
+
+// putWatch stands in front of the interposer and reports every write whose
+// rows carry a sender timestamp: whatsmeow 33cfac51's re-Put after its own
+// issuance, the last step of that issuance.
+type putWatch struct {
+	store.PrivacyTokenStore
+	senderPuts chan struct{}
+}
+
+func (p *putWatch) PutPrivacyTokens(ctx context.Context, tokens ...store.PrivacyToken) error {
+	err := p.PrivacyTokenStore.PutPrivacyTokens(ctx, tokens...)
+	for _, token := range tokens {
+		// By name: whatsmeow 2025-12 has no such field.
+		if field := reflect.ValueOf(token).FieldByName("SenderTimestamp"); field.IsValid() && !field.Interface().(time.Time).IsZero() {
+			p.senderPuts <- struct{}{}
+			break
+		}
+	}
+	return err
+}
+
+// whatsmeow's own issuance after a first message is recorded once. It
+// reads the row right after issuing (the plugin records the sender
+// timestamp from whatsmeow's map there), then writes it back with that
+// sender timestamp; the write-back finds it stored and writes nothing, so
+// the issuance costs one write to each table, not two.
+func TestNativeIssuanceRecordedOnce(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		log := &statementLog{DatabaseLogger: db.Log}
+		db.Log = log
+		w := newWorld(t, db)
+		needNative(t, w)
+		// Before connecting, so that no goroutine of whatsmeow's reads the
+		// field meanwhile.
+		watch := &putWatch{PrivacyTokenStore: w.cli.Store.PrivacyTokens, senderPuts: make(chan struct{}, 4)}
+		w.cli.Store.PrivacyTokens = watch
+		w.connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		w.receiveToken(alice.LID(), "alice-token")
+		// Its row in whatsmeow's table too: the sender timestamp has a row
+		// to go to, and the token's own write-through is done.
+		eventually(t, "alice's token in whatsmeow's table", func() bool { return w.whatsmeowToken(alice.LID()) == "alice-token" })
+
+		mark := w.srv.Mark()
+		statements := log.record(func() {
+			if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text("first")); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "whatsmeow's issuance", func() bool { return len(w.privacyIQsFor(mark, alice.LID())) == 1 })
+			select {
+			case <-watch.senderPuts:
+			case <-time.After(10 * time.Second):
+				t.Fatal("whatsmeow never wrote the row back with its sender timestamp")
+			}
+		})
+		summarize(t, "whatsmeow's issuance", statements)
+
+		iqs := w.privacyIQsFor(mark, alice.LID())
+		issued, err := strconv.ParseInt(issuedT(iqs[0], alice.LID()), 10, 64)
+		if err != nil {
+			t.Fatalf("the issuance's t: %v", err)
+		}
+		if got := w.senderTS(alice.LID()); got != issued {
+			t.Errorf("the plugin's sender timestamp %d, want the issuance's t %d", got, issued)
+		}
+		if got, ok := w.whatsmeowSenderTS(alice.LID()); !ok || got != issued {
+			t.Errorf("whatsmeow's sender timestamp %d (row %v), want the issuance's t %d", got, ok, issued)
+		}
+		var plugin, whatsmeows int
+		for _, s := range statements {
+			query := strings.Join(strings.Fields(s.query), " ")
+			switch {
+			case strings.HasPrefix(query, "INSERT INTO tctoken_tokens (our_jid, their_jid, sender_ts,"):
+				plugin++
+			case strings.Contains(query, "UPDATE whatsmeow_privacy_tokens SET sender_timestamp"):
+				whatsmeows++
+			}
+		}
+		if plugin != 1 || whatsmeows != 1 {
+			t.Errorf("one issuance wrote sender timestamps in %d statements to the plugin's table and %d to whatsmeow's; want 1 and 1", plugin, whatsmeows)
+		}
+	})
+}
+
+// whatsmeow 33cfac51's history sync hands over many contacts' sender
+// timestamps in one write: those newer than stored are still recorded, in
+// one statement per timestamp, and none makes a stored one older. The
+// bridge downloads the blob itself with synchronous storage, so that only
+// whatsmeow's write counts, not the plugin's own handler of the event
+// (which then never runs), racing it.
+func TestNativeHistorySenderTimestampsBatched(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		log := &statementLog{DatabaseLogger: db.Log}
+		db.Log = log
+		w := newWorld(t, db)
+		needNative(t, w)
+		w.cli.ManualHistorySyncDownload = true
+		notifs := make(chan *waE2E.HistorySyncNotification, 2)
+		w.cli.AddEventHandler(func(evt any) {
+			if msg, ok := evt.(*events.Message); ok {
+				if notif := msg.Message.GetProtocolMessage().GetHistorySyncNotification(); notif != nil {
+					notifs <- notif
+				}
+			}
+		})
+		w.connect()
+		alice := w.srv.AddContact(wamock.ContactOptions{})
+		bob := w.srv.AddContact(wamock.ContactOptions{})
+		carol := w.srv.AddContact(wamock.ContactOptions{})
+		dave := w.srv.AddContact(wamock.ContactOptions{})
+		now := w.clock.Now().Unix()
+		older, newer := now-600, now-60
+		conv := func(c *wamock.Contact, sender int64) *waHistorySync.Conversation {
+			token := []byte(c.LID().User + "-history")
+			w.secret(token)
+			return &waHistorySync.Conversation{
+				ID: proto.String(c.LID().String()), TcToken: token,
+				TcTokenTimestamp: proto.Uint64(uint64(now - 3600)), TcTokenSenderTimestamp: proto.Uint64(uint64(sender)),
+			}
+		}
+		// sync delivers a blob and stores it through whatsmeow, and returns
+		// the statements of that storage (its context is marked).
+		sync := func(convs ...*waHistorySync.Conversation) []statement {
+			hs := &waHistorySync.HistorySync{SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum(), Conversations: convs}
+			if err := w.srv.Phone().SendHistorySync(w.ctx, hs, nil); err != nil {
+				t.Fatal(err)
+			}
+			var notif *waE2E.HistorySyncNotification
+			select {
+			case notif = <-notifs:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no history sync notification")
+			}
+			ctx := context.WithValue(w.ctx, sendMarker{}, true)
+			var inStorage []statement
+			for _, s := range log.record(func() {
+				if _, err := w.cli.DownloadHistorySync(ctx, notif, true); err != nil {
+					t.Fatalf("download: %v", err)
+				}
+			}) {
+				if s.inSend {
+					inStorage = append(inStorage, s)
+				}
+			}
+			return inStorage
+		}
+		// alice holds a newer sender timestamp than the next blob brings,
+		// bob the same one; carol and dave none.
+		sync(conv(alice, newer), conv(bob, older))
+		statements := sync(conv(alice, older), conv(bob, older), conv(carol, older), conv(dave, older))
+		summarize(t, "whatsmeow's storage of the second blob", statements)
+
+		for c, want := range map[*wamock.Contact]int64{alice: newer, bob: older, carol: older, dave: older} {
+			if got := w.senderTS(c.LID()); got != want {
+				t.Errorf("%s: sender timestamp %d, want %d", c.LID(), got, want)
+			}
+		}
+		senderWrites := 0
+		for _, s := range statements {
+			if strings.HasPrefix(strings.Join(strings.Fields(s.query), " "), "INSERT INTO tctoken_tokens (our_jid, their_jid, sender_ts,") {
+				senderWrites++
+			}
+		}
+		if senderWrites != 1 {
+			t.Errorf("the blob's sender timestamps took %d statements to the plugin's table, want 1", senderWrites)
 		}
 	})
 }

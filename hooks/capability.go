@@ -116,8 +116,12 @@ func (c *Core) adoptNativeIssuance(ctx context.Context, v contactView, user type
 // notifications and history sync, whatsmeow re-Puts a row after its own
 // issuance to set SenderTimestamp, echoing what nativeGet reported (maybe a
 // Timestamp that was moved forward, or none): that write records the sender
-// timestamp only and never refreshes the token. Returns the tokens still to
-// store as received.
+// timestamp only and never refreshes the token. By then nativeGet has
+// usually recorded that very timestamp already (adoptNativeIssuance, on
+// whatsmeow's read right before), so a sender timestamp the contact's
+// stored state holds, or a newer one, is not written again: on every
+// issuance that was a second write to each table that changed nothing.
+// Returns the tokens still to store as received.
 func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.PrivacyToken) []ReceivedToken {
 	incoming := make([]ReceivedToken, 0, len(tokens))
 	senders := make(map[int64][]types.JID)
@@ -133,8 +137,23 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 				// timestamp is kept for it, as for its token.
 				continue
 			}
-			senders[senderTS] = append(senders[senderTS], key)
-			if echo := c.isEcho(ctx, token); echo || token.Timestamp.IsZero() {
+			// An echo (no token, or the token already stored: whatsmeow's
+			// re-Put of what it read) stores no token. The view read to
+			// tell also holds the stored sender timestamp, so skipping one
+			// already held adds no read; a write without a token, which
+			// needs no view, is recorded as before.
+			echo, stored := true, int64(0)
+			if len(token.Token) > 0 {
+				v, err := c.view(ctx, token.User)
+				echo = err == nil && bytes.Equal(v.entry.token, token.Token)
+				if err == nil {
+					stored = v.entry.senderTS
+				}
+			}
+			if senderTS > stored {
+				senders[senderTS] = append(senders[senderTS], key)
+			}
+			if echo || token.Timestamp.IsZero() {
 				continue
 			}
 		}
@@ -154,16 +173,6 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 		}
 	}
 	return incoming
-}
-
-// isEcho reports whether a write carries the token already stored for the
-// contact: whatsmeow's re-Put of what it read.
-func (c *Core) isEcho(ctx context.Context, token store.PrivacyToken) bool {
-	if len(token.Token) == 0 {
-		return true
-	}
-	v, err := c.view(ctx, token.User)
-	return err == nil && bytes.Equal(v.entry.token, token.Token)
 }
 
 // senderTimestampOf reads PrivacyToken.SenderTimestamp, a field whatsmeow

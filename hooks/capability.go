@@ -150,7 +150,10 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 					stored = v.entry.senderTS
 				}
 			}
-			if senderTS > stored {
+			// When the last copy into whatsmeow's table failed, the plugin's
+			// table may hold a timestamp whatsmeow's lacks: this write is
+			// then recorded again, as whatsmeow alone would write it there.
+			if senderTS > stored || c.warned(senderThroughWarning) {
 				senders[senderTS] = append(senders[senderTS], key)
 			}
 			if echo || token.Timestamp.IsZero() {

@@ -257,12 +257,12 @@ func (c *Core) writeSenderThrough(ctx context.Context, ts int64, keys []types.JI
 	if acc := c.account.Load(); acc != nil && c.sendersJoin(ctx, acc, inner) {
 		set, err := acc.store.SetWhatsmeowSenderTimestamps(ctx, ts, keys...)
 		if err != nil {
-			c.warnOnce("sender-write-through", err, "Failed to copy a sender timestamp into whatsmeow's table; the plugin's table holds it")
+			c.warnOnce(senderThroughWarning, err, "Failed to copy a sender timestamp into whatsmeow's table; the plugin's table holds it")
 			return
 		}
 		c.log.Debug().Int("contacts", len(keys)).Int64("rows", set).Int64("t", ts).
 			Msg("Copied the sender timestamp into whatsmeow's table in one statement")
-		c.clearWarned("sender-write-through")
+		c.clearWarned(senderThroughWarning)
 		return
 	}
 	for _, key := range keys {
@@ -278,12 +278,16 @@ func (c *Core) writeSenderThrough(ctx context.Context, ts int64, keys []types.JI
 			err = inner.PutPrivacyTokens(ctx, *row)
 		}
 		if err != nil {
-			c.warnOnce("sender-write-through", err, "Failed to copy a sender timestamp into whatsmeow's table; the plugin's table holds it")
+			c.warnOnce(senderThroughWarning, err, "Failed to copy a sender timestamp into whatsmeow's table; the plugin's table holds it")
 			return
 		}
 	}
-	c.clearWarned("sender-write-through")
+	c.clearWarned(senderThroughWarning)
 }
+
+// senderThroughWarning is writeSenderThrough's warnOnce kind: set while its
+// last copy into whatsmeow's table failed.
+const senderThroughWarning = "sender-write-through"
 
 // sendersJoin reports whether writeSenderThrough may write whatsmeow's
 // table itself: whatsmeow's own SQL store (whose table the statement

@@ -23,17 +23,18 @@ func (w *world) whatsmeowToken(contact types.JID) string {
 	return string(token)
 }
 
-// refuseWhatsmeowWrites makes whatsmeow's token table refuse every insert,
-// until the returned function lifts it.
-func refuseWhatsmeowWrites(t *testing.T, w *world) (lift func()) {
+// refuseWhatsmeowWrites makes whatsmeow's token table refuse every
+// statement of one kind (INSERT or UPDATE), until the returned function
+// lifts it.
+func refuseWhatsmeowWrites(t *testing.T, w *world, kind string) (lift func()) {
 	t.Helper()
 	install, remove := []string{
-		`CREATE TRIGGER refuse_whatsmeow BEFORE INSERT ON whatsmeow_privacy_tokens BEGIN SELECT RAISE(ABORT, 'refused'); END`,
+		`CREATE TRIGGER refuse_whatsmeow BEFORE ` + kind + ` ON whatsmeow_privacy_tokens BEGIN SELECT RAISE(ABORT, 'refused'); END`,
 	}, []string{`DROP TRIGGER refuse_whatsmeow`}
 	if w.db.Dialect == dbutil.Postgres {
 		install = []string{
 			`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$`,
-			`CREATE TRIGGER refuse_whatsmeow BEFORE INSERT ON whatsmeow_privacy_tokens FOR EACH ROW EXECUTE FUNCTION refuse()`,
+			`CREATE TRIGGER refuse_whatsmeow BEFORE ` + kind + ` ON whatsmeow_privacy_tokens FOR EACH ROW EXECUTE FUNCTION refuse()`,
 		}
 		remove = []string{`DROP TRIGGER refuse_whatsmeow ON whatsmeow_privacy_tokens`}
 	}
@@ -69,7 +70,7 @@ func TestJoinedWriteThrough(t *testing.T) {
 		// store joins its transactions.
 		w.waitLog(1, "Asked whether whatsmeow's token store joins the plugin's transactions", `"joins":true`)
 
-		lift := refuseWhatsmeowWrites(t, w)
+		lift := refuseWhatsmeowWrites(t, w, "INSERT")
 		w.receiveToken(bob.LID(), "bob-token")
 		w.receiveToken(alice.LID(), "alice-second")
 		if got := childBytes(w.rawSend(bob.LID()), "tctoken"); string(got) != "bob-token" {

@@ -3,9 +3,12 @@ package tctoken_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,22 +277,40 @@ func TestNativeSaltImportedOnEnable(t *testing.T) {
 
 // putWatch stands in front of the interposer and reports every write whose
 // rows carry a sender timestamp: whatsmeow 33cfac51's re-Put after its own
-// issuance, the last step of that issuance.
+// issuance, the last step of that issuance. With held set (a buffer of
+// one), such a write signals there and waits for release before it goes
+// through.
 type putWatch struct {
 	store.PrivacyTokenStore
-	senderPuts chan struct{}
+	senderPuts    chan struct{}
+	held, release chan struct{}
 }
 
 func (p *putWatch) PutPrivacyTokens(ctx context.Context, tokens ...store.PrivacyToken) error {
-	err := p.PrivacyTokenStore.PutPrivacyTokens(ctx, tokens...)
-	for _, token := range tokens {
-		// By name: whatsmeow 2025-12 has no such field.
-		if field := reflect.ValueOf(token).FieldByName("SenderTimestamp"); field.IsValid() && !field.Interface().(time.Time).IsZero() {
-			p.senderPuts <- struct{}{}
-			break
+	sender := carriesSenderTimestamp(tokens)
+	if sender && p.held != nil {
+		select {
+		case p.held <- struct{}{}:
+		default:
 		}
+		<-p.release
+	}
+	err := p.PrivacyTokenStore.PutPrivacyTokens(ctx, tokens...)
+	if sender {
+		p.senderPuts <- struct{}{}
 	}
 	return err
+}
+
+// carriesSenderTimestamp reports whether a row of a write sets
+// SenderTimestamp, read by name: whatsmeow 2025-12 has no such field.
+func carriesSenderTimestamp(tokens []store.PrivacyToken) bool {
+	for _, token := range tokens {
+		if field := reflect.ValueOf(token).FieldByName("SenderTimestamp"); field.IsValid() && !field.Interface().(time.Time).IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 // whatsmeow's own issuance after a first message is recorded once. It
@@ -351,6 +372,131 @@ func TestNativeIssuanceRecordedOnce(t *testing.T) {
 		}
 		if plugin != 1 || whatsmeows != 1 {
 			t.Errorf("one issuance wrote sender timestamps in %d statements to the plugin's table and %d to whatsmeow's; want 1 and 1", plugin, whatsmeows)
+		}
+	})
+}
+
+// copyFailed is the warning writeSenderThrough logs once when its copy into
+// whatsmeow's table fails.
+const copyFailed = "Failed to copy a sender timestamp into whatsmeow's table"
+
+// recordedAgainAfterFailedCopy is whatsmeow's own issuance to alice, who
+// holds a token in both tables, while refuse has whatsmeow's table refuse
+// the plugin's copy of the sender timestamp. whatsmeow reads the row right
+// after issuing: the plugin records the issuance in its table there and
+// fails to copy it into whatsmeow's. watch holds whatsmeow's write-back
+// that follows; the test checks that state, lets copies through again and
+// releases the write-back, which must then be recorded again: skipped as
+// already held, it would leave whatsmeow's table without the sender
+// timestamp whatsmeow alone writes there, and whatsmeow, the plugin
+// removed, would issue again within the bucket.
+func recordedAgainAfterFailedCopy(t *testing.T, w *world, watch *putWatch, refuse func() (lift func())) {
+	t.Helper()
+	alice := w.srv.AddContact(wamock.ContactOptions{})
+	w.receiveToken(alice.LID(), "alice-token")
+	eventually(t, "alice's token in whatsmeow's table", func() bool { return w.whatsmeowToken(alice.LID()) == "alice-token" })
+	lift := refuse()
+	release := sync.OnceFunc(func() { close(watch.release) })
+	// A failing test must not leave whatsmeow's goroutine held.
+	defer release()
+
+	mark := w.srv.Mark()
+	if _, err := w.plugin.SendMessage(w.ctx, alice.LID(), text("first")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-watch.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("whatsmeow never wrote the row back with its sender timestamp")
+	}
+	iqs := w.privacyIQsFor(mark, alice.LID())
+	if len(iqs) != 1 {
+		t.Fatalf("%d privacy IQs to alice, want whatsmeow's one issuance", len(iqs))
+	}
+	issued, err := strconv.ParseInt(issuedT(iqs[0], alice.LID()), 10, 64)
+	if err != nil {
+		t.Fatalf("the issuance's t: %v", err)
+	}
+	if got := w.senderTS(alice.LID()); got != issued {
+		t.Fatalf("before whatsmeow's write-back, the plugin's sender timestamp is %d, want the issuance's t %d", got, issued)
+	}
+	if got, _ := w.whatsmeowSenderTS(alice.LID()); got == issued {
+		t.Fatal("the copy into whatsmeow's table went through: the fault was not injected")
+	}
+	if n := w.logLines(`"level":"warn"`, copyFailed); n != 1 {
+		t.Fatalf("the failed copy was logged at warn level %d times, want once", n)
+	}
+
+	lift()
+	release()
+	select {
+	case <-watch.senderPuts:
+	case <-time.After(10 * time.Second):
+		t.Fatal("whatsmeow's write-back never returned")
+	}
+	if got := w.senderTS(alice.LID()); got != issued {
+		t.Errorf("the plugin's sender timestamp %d, want the issuance's t %d", got, issued)
+	}
+	if got, ok := w.whatsmeowSenderTS(alice.LID()); !ok || got != issued {
+		t.Errorf("whatsmeow's sender timestamp %d (row %v) after its write-back, want the issuance's t %d, which whatsmeow alone would have written", got, ok, issued)
+	}
+}
+
+// whatsmeow's store on the plugin's database, as bridges build it: the
+// copy is one UPDATE of whatsmeow's table, which a trigger refuses.
+func TestNativeIssuanceRecordedAgainAfterFailedCopy(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newWorld(t, db)
+		needNative(t, w)
+		watch := &putWatch{PrivacyTokenStore: w.cli.Store.PrivacyTokens, senderPuts: make(chan struct{}, 4),
+			held: make(chan struct{}, 1), release: make(chan struct{})}
+		w.cli.Store.PrivacyTokens = watch
+		w.connect()
+		recordedAgainAfterFailedCopy(t, w, watch, func() func() {
+			// The copy is the joined UPDATE only once the plugin knows
+			// that whatsmeow's store joins its transactions.
+			w.waitLog(1, "Asked whether whatsmeow's token store joins the plugin's transactions", `"joins":true`)
+			return refuseWhatsmeowWrites(t, w, "UPDATE")
+		})
+	})
+}
+
+// refusingInner is whatsmeow's own token store, its writes refused while
+// failing is set.
+type refusingInner struct {
+	store.PrivacyTokenStore
+	failing atomic.Bool
+	refused atomic.Int32
+}
+
+func (r *refusingInner) PutPrivacyTokens(ctx context.Context, tokens ...store.PrivacyToken) error {
+	if r.failing.Load() {
+		r.refused.Add(1)
+		return errors.New("injected: whatsmeow's store refuses writes")
+	}
+	return r.PrivacyTokenStore.PutPrivacyTokens(ctx, tokens...)
+}
+
+// whatsmeow's store not its own SQL store on the plugin's database (here
+// wrapped; a bridge's own store, or one on another database, alike): the
+// copy is a read and a write through that store, whose write fails.
+func TestNativeIssuanceRecordedAgainAfterFailedCopyApart(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
+		w := newBareWorld(t, db, nil)
+		inner := &refusingInner{PrivacyTokenStore: w.device.PrivacyTokens}
+		w.device.PrivacyTokens = inner
+		w.start()
+		needNative(t, w)
+		watch := &putWatch{PrivacyTokenStore: w.cli.Store.PrivacyTokens, senderPuts: make(chan struct{}, 4),
+			held: make(chan struct{}, 1), release: make(chan struct{})}
+		w.cli.Store.PrivacyTokens = watch
+		w.connect()
+		recordedAgainAfterFailedCopy(t, w, watch, func() func() {
+			inner.failing.Store(true)
+			return func() { inner.failing.Store(false) }
+		})
+		if n := inner.refused.Load(); n != 1 {
+			t.Errorf("whatsmeow's store refused %d writes, want the one copy of the sender timestamp", n)
 		}
 	})
 }

@@ -267,15 +267,18 @@ func (c *Core) writeSenderThrough(ctx context.Context, ts int64, keys []types.JI
 	}
 	for _, key := range keys {
 		row, err := inner.GetPrivacyToken(ctx, key)
-		if err == nil && (row == nil || len(row.Token) == 0) {
+		if err != nil {
+			err = fmt.Errorf("read whatsmeow's row for %s to copy its sender timestamp: %w", key, err)
+		} else if row == nil || len(row.Token) == 0 {
 			continue
-		}
-		if err == nil {
+		} else {
 			if current := c.compat.SenderTimestamp(*row); !current.IsZero() && current.Unix() >= ts {
 				continue
 			}
 			c.compat.SetSenderTimestamp(row, time.Unix(ts, 0))
-			err = inner.PutPrivacyTokens(ctx, *row)
+			if err = inner.PutPrivacyTokens(ctx, *row); err != nil {
+				err = fmt.Errorf("copy the sender timestamp of %s into whatsmeow's store: %w", key, err)
+			}
 		}
 		if err != nil {
 			c.warnOnce(senderThroughWarning, err, "Failed to copy a sender timestamp into whatsmeow's table; the plugin's table holds it")

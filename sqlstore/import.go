@@ -240,9 +240,9 @@ func (s *Store) Imported(ctx context.Context) (bool, error) {
 // device table beside it. A database of the plugin's own holds neither.
 func (s *Store) SeesWhatsmeow(ctx context.Context) (bool, error) {
 	for _, table := range []string{WhatsmeowTokensTable, whatsmeowDevicesTable} {
-		exists, err := s.db.TableExists(ctx, table)
+		exists, err := TableVisible(ctx, s.db, table)
 		if err != nil {
-			return false, fmt.Errorf("tctoken: failed to look for %s for %s: %w", table, s.ourJID, err)
+			return false, fmt.Errorf("tctoken: failed to look for whatsmeow's tables for %s: %w", s.ourJID, err)
 		} else if !exists {
 			return false, nil
 		}

@@ -91,9 +91,9 @@ func (c *Container) ResolveStored(ctx context.Context, jid types.JID) (lid, pn t
 	default:
 		return lid, pn, nil
 	}
-	exists, err := c.db.TableExists(ctx, WhatsmeowLIDMapTable)
+	exists, err := TableVisible(ctx, c.db, WhatsmeowLIDMapTable)
 	if err != nil {
-		return lid, pn, fmt.Errorf("tctoken: failed to look for %s while resolving %s: %w", WhatsmeowLIDMapTable, jid, err)
+		return lid, pn, fmt.Errorf("tctoken: failed to resolve %s: %w", jid, err)
 	} else if !exists {
 		return lid, pn, nil
 	}

@@ -373,9 +373,9 @@ func (s *Store) whatsmeowTableShape(ctx context.Context) (int32, error) {
 	if shape := s.c.whatsmeowShape.Load(); shape != whatsmeowShapeUnknown {
 		return shape, nil
 	}
-	hasSender, err := s.db.ColumnExists(ctx, WhatsmeowTokensTable, "sender_timestamp")
+	hasSender, err := ColumnVisible(ctx, s.db, WhatsmeowTokensTable, "sender_timestamp")
 	if err != nil {
-		return whatsmeowShapeUnknown, fmt.Errorf("tctoken: look up the columns of %s: %w", WhatsmeowTokensTable, err)
+		return whatsmeowShapeUnknown, fmt.Errorf("tctoken: failed to tell the shape of whatsmeow's token table: %w", err)
 	}
 	shape := whatsmeowShape202512
 	if hasSender {

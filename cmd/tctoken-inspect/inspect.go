@@ -136,9 +136,9 @@ func openReadOnly(address string) (*dbutil.Database, error) {
 // checkSchema refuses a database the plugin never upgraded, or upgraded
 // with an older version than this inspector reads.
 func checkSchema(ctx context.Context, db *dbutil.Database) error {
-	exists, err := db.TableExists(ctx, upgrades.VersionTable)
+	exists, err := sqlstore.TableVisible(ctx, db, upgrades.VersionTable)
 	if err != nil {
-		return fmt.Errorf("tctoken-inspect: look for %s: %w", upgrades.VersionTable, err)
+		return fmt.Errorf("tctoken-inspect: check the tctoken schema: %w", err)
 	} else if !exists {
 		return errors.New("tctoken-inspect: no tctoken tables in this database (was the plugin ever enabled on it?)")
 	}

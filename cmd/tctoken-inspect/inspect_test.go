@@ -15,6 +15,7 @@ import (
 
 	"github.com/tctoken/tctoken"
 	"github.com/tctoken/tctoken/internal/dbtest"
+	"github.com/tctoken/tctoken/upgrades"
 	"github.com/tctoken/tctoken/wamock"
 )
 
@@ -202,4 +203,19 @@ func TestInspectIsReadOnly(t *testing.T) {
 			t.Fatal("a delete went through the inspector's connection")
 		}
 	})
+}
+
+// The inspector looks for the plugin's tables where its statements find
+// them, on the connection's search_path: a current tctoken schema in another
+// schema its role may read does not make an empty one look enabled.
+func TestInspectSeesOnlyItsSchema(t *testing.T) {
+	uri := dbtest.PostgresURI(t)
+	db := dbtest.Open(t, dbtest.DriverPostgres, uri)
+	dbtest.ReadableSchema(t, db,
+		`CREATE TABLE `+upgrades.VersionTable+` (version INTEGER, compat INTEGER)`,
+		fmt.Sprintf(`INSERT INTO %s (version, compat) VALUES (%d, %d)`, upgrades.VersionTable, upgrades.Latest(), upgrades.Latest()))
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{uri}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no tctoken tables") {
+		t.Errorf("tctoken-inspect on an empty schema: exit %d: %s; want exit 1, no tctoken tables", code, errOut.String())
+	}
 }

@@ -150,6 +150,62 @@ func PostgresURI(t testing.TB) string {
 	return uri.String()
 }
 
+// ReadableSchema creates a PostgreSQL schema that db's role may read but
+// that is not on the search_path of db's connections, runs ddl in it (as the
+// admin, its statements unqualified), grants db's role USAGE on it and
+// SELECT on the tables ddl made, and drops it when the test ends. It returns
+// the schema's name. Skips like [Postgres].
+//
+// It sets up what the roles of [PostgresURI] otherwise rule out: a server
+// where the bridge's role can read a schema other than its own (another
+// bridge's, or an old copy), for tests of what the plugin sees there.
+func ReadableSchema(t testing.TB, db *dbutil.Database, ddl ...string) string {
+	t.Helper()
+	admin, _ := postgresAdmin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var role string
+	if err := db.QueryRow(ctx, "SELECT current_user").Scan(&role); err != nil {
+		t.Fatalf("dbtest: failed to read the test's PostgreSQL role: %v", err)
+	}
+
+	// Names cannot be query parameters: the schema's is made of hex digits
+	// and the role's is quoted as PostgreSQL quotes identifiers.
+	name := "tctoken_other_" + randomHex(t, 8)
+	quotedRole := `"` + strings.ReplaceAll(role, `"`, `""`) + `"`
+	if _, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE SCHEMA "%s"`, name)); err != nil {
+		t.Fatalf("dbtest: failed to create PostgreSQL schema %s: %v", name, err)
+	}
+	// Registered after the test's own schema and role, so it runs before
+	// them: the role cannot be dropped while it holds grants here.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, fmt.Sprintf(`DROP SCHEMA "%s" CASCADE`, name)); err != nil {
+			t.Errorf("dbtest: failed to drop PostgreSQL schema %s: %v", name, err)
+		}
+	})
+	statements := []string{fmt.Sprintf(`SET LOCAL search_path TO "%s"`, name)}
+	statements = append(statements, ddl...)
+	statements = append(statements,
+		fmt.Sprintf(`GRANT USAGE ON SCHEMA "%s" TO %s`, name, quotedRole),
+		fmt.Sprintf(`GRANT SELECT ON ALL TABLES IN SCHEMA "%s" TO %s`, name, quotedRole))
+	tx, err := admin.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatalf("dbtest: failed to fill PostgreSQL schema %s: %v", name, err)
+	}
+	for _, statement := range statements {
+		if _, err = tx.ExecContext(ctx, statement); err != nil {
+			_ = tx.Rollback()
+			t.Fatalf("dbtest: failed to fill PostgreSQL schema %s (%s): %v", name, statement, err)
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		t.Fatalf("dbtest: failed to fill PostgreSQL schema %s: %v", name, err)
+	}
+	return name
+}
+
 // Open opens a pool on uri with the given driver ([DriverSQLite] or
 // [DriverPostgres]) and closes it when the test ends. Cleanups run in reverse
 // order, so a pool opened on a [PostgresURI] closes before the schema drops.

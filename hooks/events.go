@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"time"
 
 	"go.mau.fi/whatsmeow/appstate"
 	"go.mau.fi/whatsmeow/types"
@@ -55,7 +56,16 @@ func (c *Core) handleEvent(rawEvt any) {
 		c.goBackground(func(ctx context.Context) { c.handleHistorySync(ctx, data) })
 	case *events.AppState:
 		if len(evt.Index) > 0 && evt.Index[0] == indexNCTSalt {
-			value, seq := evt.SyncActionValue, c.saltSeq.Add(1)
+			value := evt.SyncActionValue
+			// whatsmeow 33cfac51 dispatches the event only after applying
+			// every mutation of the sync, a REMOVE after the SET included:
+			// the SET orders where whatsmeow applied it, by the seq its
+			// PutNCTSalt took. whatsmeow 2025-12 calls no salt store, and
+			// the event is numbered as it arrives.
+			seq, ok := c.saltPuts.take(c.compat.AppStateSalt(value), time.Now())
+			if !ok {
+				seq = c.saltSeq.Add(1)
+			}
 			c.goBackground(func(ctx context.Context) { c.applyAppStateSalt(ctx, value, seq) })
 		}
 	case *events.AppStateSyncComplete:

@@ -26,9 +26,14 @@ type saltState struct {
 	// backfillEvery is how long a salt backfill attempt is remembered.
 	backfillEvery time.Duration
 	backfilling   atomic.Bool // a salt backfill is under way
-	// saltSeq numbers app-state salt changes in the order the plugin
-	// learned of them (whatsmeow's event order), so that they apply in it.
+	// saltSeq numbers app-state salt changes in the order whatsmeow
+	// applied them, as far as the plugin sees it (the salt store's calls on
+	// whatsmeow 33cfac51, the event order on 2025-12), so that they apply
+	// in it.
 	saltSeq atomic.Uint64
+	// saltPuts keeps the seqs PutNCTSalt took (whatsmeow 33cfac51) until
+	// the events.AppState of the same SET comes to use them.
+	saltPuts saltPuts
 	// beforeSaltChange, when set by a test, runs before an app-state salt
 	// change takes the salt lock, so that tests can order two of them.
 	beforeSaltChange func(salt []byte)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow/appstate"
 	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	waServerSync "go.mau.fi/whatsmeow/proto/waServerSync"
+	"go.mau.fi/whatsmeow/proto/waSyncAction"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tctoken/tctoken/internal/dbtest"
@@ -147,6 +150,28 @@ func (f *saltFixture) sendFirstContact(t *testing.T, salt []byte) {
 	}
 }
 
+// sendFirstContactWithout sends to a new contact and checks that the
+// message carries no cstoken computed from salt.
+func (f *saltFixture) sendFirstContactWithout(t *testing.T, salt []byte) {
+	t.Helper()
+	alice := f.srv.AddContact(wamock.ContactOptions{})
+	mark := f.srv.Mark()
+	if _, err := f.c.SendMessage(context.Background(), alice.LID(), &waE2E.Message{Conversation: proto.String("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	msg := f.srv.WaitForSince(t, mark, "message to alice", wamock.IsMessageTo(alice.LID()), 5*time.Second)
+	cstoken, ok := msg.GetOptionalChildByTag("cstoken")
+	if !ok {
+		return
+	}
+	got, _ := cstoken.Content.([]byte)
+	mac := hmac.New(sha256.New, salt)
+	mac.Write([]byte(alice.LID().User + "@lid"))
+	if bytes.Equal(got, mac.Sum(nil)) {
+		t.Fatal("a first contact carries a cstoken from the salt the account removed")
+	}
+}
+
 func setSalt(salt []byte) wamock.AppStateMutation {
 	return wamock.AppStateMutation{Operation: waServerSync.SyncdMutation_SET,
 		Index: []string{wamock.NctSaltIndex}, Value: wamock.NctSaltValue(salt), Version: 1}
@@ -262,6 +287,165 @@ func TestSaltReReadOrdersByItsFetch(t *testing.T) {
 		}
 		if !bytes.Equal(f.c.Salt(), salt) {
 			t.Fatal("the salt in memory is gone after the stale re-read")
+		}
+		f.sendFirstContact(t, salt)
+	})
+}
+
+// TestSaltSetThenRemoveInOneSync: one app-state sync brings a SET of the
+// salt and then a REMOVE (the account set and cleared it while we were
+// away). whatsmeow 33cfac51 applies both mutations in order, the SET
+// through PutNCTSalt and the REMOVE through DeleteNCTSalt, and dispatches
+// the SET's event only after both. The event must order where whatsmeow
+// applied the SET, before the removal: applied after it, it would put the
+// removed salt back until the re-read takes it away again, and first
+// contacts meanwhile carry a cstoken from a salt the account removed. The
+// re-reads of regular_high are held, so that only the event could bring
+// the salt back in the window the test looks at.
+//
+// whatsmeow 2025-12 calls no salt store and emits no event for the REMOVE:
+// there the SET's event applies the salt and only the re-read the removal
+// schedules takes it away, which the test checks instead.
+func TestSaltSetThenRemoveInOneSync(t *testing.T) {
+	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
+		ctx := context.Background()
+		salt := []byte("salt-set-then-removed-0123")
+		var hold atomic.Bool
+		reached, release := make(chan struct{}), make(chan struct{})
+		var reachedOnce, releaseOnce sync.Once
+		f := newSaltFixture(t, db, func(c *Core) {
+			c.afterSaltRescanFetch = func(context.Context) {
+				if hold.Load() {
+					reachedOnce.Do(func() { close(reached) })
+					<-release
+				}
+			}
+		})
+		t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+		f.shareKeys(t)
+		_, saltStore := f.c.compat.NCTSaltStore(f.c.cli.Store)
+		hold.Store(true)
+		logStart := len(f.logs.String())
+		// Two patches, one notification: whatsmeow fetches both in one sync.
+		if err := f.srv.Phone().AppendAppStatePatch(appstate.WAPatchRegularHigh, setSalt(salt)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.srv.Phone().SendAppStatePatch(ctx, appstate.WAPatchRegularHigh, wamock.AppStateMutation{
+			Operation: waServerSync.SyncdMutation_REMOVE, Index: []string{wamock.NctSaltIndex},
+			Value: &waSyncAction.SyncActionValue{}, Version: 1,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		removals := func() int {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.removed
+		}
+		if !saltStore {
+			// whatsmeow 2025-12: the event applies the salt; the re-read,
+			// held, has yet to learn of the removal.
+			waitFor(t, "the SET's event to store the salt", func() bool { return bytes.Equal(f.c.Salt(), salt) })
+			releaseOnce.Do(func() { close(release) })
+			waitFor(t, "the re-read to remove the salt", func() bool { return removals() > 0 })
+			if f.c.Salt() != nil {
+				t.Fatal("the salt is still in memory after the re-read removed it")
+			}
+			f.sendFirstContactWithout(t, salt)
+			return
+		}
+		// whatsmeow removed its salt (DeleteNCTSalt), and the SET's event,
+		// dispatched after, has had its turn: written, or dropped as
+		// overtaken by the removal.
+		waitFor(t, "whatsmeow's removal of the salt", func() bool { return removals() > 0 })
+		waitFor(t, "the SET's event to end", func() bool {
+			ever, _ := f.wasWritten(salt)
+			return ever || strings.Contains(f.logs.String()[logStart:], "overtaken by a newer one")
+		})
+		if ever, _ := f.wasWritten(salt); ever {
+			t.Fatal("the SET's event, dispatched after the removal, stored the removed salt again")
+		}
+		if f.c.Salt() != nil {
+			t.Fatal("the removed salt is in memory")
+		}
+		f.sendFirstContactWithout(t, salt)
+		// The re-read PutNCTSalt scheduled finds the REMOVE last, or
+		// stands aside for the removal: either way no salt comes back.
+		select {
+		case <-reached:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the re-read PutNCTSalt schedules never fetched")
+		}
+		releaseOnce.Do(func() { close(release) })
+		waitFor(t, "the re-read to end", func() bool {
+			logs := f.logs.String()[logStart:]
+			return strings.Contains(logs, "Re-read regular_high for the NCT salt")
+		})
+		waitFor(t, "the re-read to apply what it found", func() bool {
+			logs := f.logs.String()[logStart:]
+			return strings.Contains(logs, "Dropped a re-read") || removals() > 1
+		})
+		if ever, _ := f.wasWritten(salt); ever || f.c.Salt() != nil {
+			t.Fatal("the removed salt came back after the re-read")
+		}
+		f.sendFirstContactWithout(t, salt)
+	})
+}
+
+// TestSaltHistoryPutLeavesNoMisorder: on whatsmeow 33cfac51 history
+// sync's salt goes through PutNCTSalt too, and its seq waits for an event
+// that never comes. An app-state SET of the same salt later, after a
+// removal, must order by its own PutNCTSalt: taking the history sync's
+// older seq, its event would be dropped as overtaken by the removal and
+// the salt would stay away until the re-read (held here) puts it back.
+// On whatsmeow 2025-12, which calls no salt store, the event orders as it
+// arrives, and the test checks the same outcome.
+func TestSaltHistoryPutLeavesNoMisorder(t *testing.T) {
+	dbtest.ForEachDialect(t, func(t *testing.T, db *dbutil.Database) {
+		ctx := context.Background()
+		salt, other := []byte("salt-history-then-app-0123"), []byte("salt-other-0123456789")
+		var hold atomic.Bool
+		release := make(chan struct{})
+		var releaseOnce sync.Once
+		f := newSaltFixture(t, db, func(c *Core) {
+			c.afterSaltRescanFetch = func(context.Context) {
+				if hold.Load() {
+					<-release
+				}
+			}
+		})
+		t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+		f.shareKeys(t)
+		_, saltStore := f.c.compat.NCTSaltStore(f.c.cli.Store)
+		hs := &waHistorySync.HistorySync{SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum()}
+		if err := f.srv.Phone().SendHistorySync(ctx, hs, wamock.HistorySyncNctSaltRaw(salt)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the history sync's salt as the backfill", func() bool { return bytes.Equal(f.c.Salt(), salt) })
+		if saltStore {
+			waitFor(t, "whatsmeow to store the history sync's salt", func() bool {
+				f.c.saltPuts.mu.Lock()
+				defer f.c.saltPuts.mu.Unlock()
+				return len(f.c.saltPuts.entries) > 0
+			})
+		}
+		if err := f.srv.Phone().SetNCTSalt(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "app state's salt", func() bool { return bytes.Equal(f.c.Salt(), other) })
+		if err := f.srv.Phone().RemoveNCTSalt(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the removal", func() bool { return f.c.Salt() == nil })
+		hold.Store(true)
+		logStart := len(f.logs.String())
+		if err := f.srv.Phone().SetNCTSalt(ctx, salt); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the SET's event to end", func() bool {
+			return bytes.Equal(f.c.Salt(), salt) || strings.Contains(f.logs.String()[logStart:], "overtaken by a newer one")
+		})
+		if !bytes.Equal(f.c.Salt(), salt) {
+			t.Fatal("the SET after the removal was dropped as overtaken")
 		}
 		f.sendFirstContact(t, salt)
 	})

@@ -2,6 +2,9 @@ package hooks
 
 import (
 	"context"
+	"crypto/sha256"
+	"sync"
+	"time"
 
 	"github.com/tctoken/tctoken/internal/compat"
 )
@@ -83,9 +86,20 @@ func (s *saltStore) GetNCTSalt(ctx context.Context) ([]byte, error) {
 // as before. The plugin takes app-state salts from its own re-read of
 // regular_high, scheduled here, and history-sync salts from its
 // events.HistorySync handler, which applies them only as a backfill.
+//
+// whatsmeow calls it in the order it applies an app-state sync's mutations,
+// but dispatches a SET's events.AppState only after the whole sync, after
+// a REMOVE that followed the SET too. The call therefore takes the SET's
+// seq, kept for the event (see saltPuts), so that the event orders before
+// the removal and does not bring the removed salt back.
 func (s *saltStore) PutNCTSalt(ctx context.Context, salt []byte) error {
-	if !s.core.closed.Load() && s.core.appState != nil {
-		s.core.appState.scheduleRescan()
+	if !s.core.closed.Load() {
+		if len(salt) > 0 {
+			s.core.saltPuts.remember(salt, s.core.saltSeq.Add(1), time.Now())
+		}
+		if s.core.appState != nil {
+			s.core.appState.scheduleRescan()
+		}
 	}
 	if s.inner == nil {
 		return nil
@@ -116,4 +130,89 @@ func (s *saltStore) innerGet(ctx context.Context) ([]byte, error) {
 		return nil, nil
 	}
 	return s.inner.GetNCTSalt(ctx)
+}
+
+const (
+	// saltPutsMax bounds the seqs kept for events to come. One sync brings
+	// one or two SETs of the salt; the bound only matters for calls whose
+	// event never comes.
+	saltPutsMax = 16
+	// saltPutTTL is how long a seq waits for its event: whatsmeow dispatches
+	// the events of a sync as soon as it has fetched and applied all of it.
+	// An event later than that takes a seq of its own as on whatsmeow
+	// 2025-12, and the re-read PutNCTSalt scheduled still corrects it.
+	saltPutTTL = time.Minute
+)
+
+// saltPuts remembers, for each PutNCTSalt, the seq it took, keyed by a
+// digest of the salt (the salt itself is not kept), until the
+// events.AppState of the same salt takes it. Each seq is used once.
+//
+// Not every call has an event to come: whatsmeow also stores history
+// sync's salt through PutNCTSalt, a full sync applies SETs without events
+// (unless the bridge opted in), and a sync that fails after applying drops
+// its events. Those seqs are older than the SET whose event arrives, which
+// whatsmeow applied just before dispatching it, so an event takes the
+// newest seq of its salt; the others expire. Taking an older leftover
+// instead could order the SET before a removal it followed, and drop it.
+// Two SETs of the same salt are interchangeable: which of their seqs each
+// event takes leaves the same salt in force.
+type saltPuts struct {
+	mu      sync.Mutex
+	entries []saltPut // in the order remembered
+}
+
+type saltPut struct {
+	sum [sha256.Size]byte
+	seq uint64
+	at  time.Time
+}
+
+// remember keeps seq for the event of salt, forgetting the oldest entry
+// when full.
+func (p *saltPuts) remember(salt []byte, seq uint64, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expire(now)
+	if len(p.entries) == saltPutsMax {
+		p.entries = append(p.entries[:0], p.entries[1:]...)
+	}
+	p.entries = append(p.entries, saltPut{sum: sha256.Sum256(salt), seq: seq, at: now})
+}
+
+// take returns and forgets the newest seq kept for salt; false if none.
+func (p *saltPuts) take(salt []byte, now time.Time) (uint64, bool) {
+	if len(salt) == 0 {
+		return 0, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expire(now)
+	if len(p.entries) == 0 {
+		return 0, false
+	}
+	sum := sha256.Sum256(salt)
+	newest := -1
+	for i, e := range p.entries {
+		if e.sum == sum && (newest < 0 || e.seq > p.entries[newest].seq) {
+			newest = i
+		}
+	}
+	if newest < 0 {
+		return 0, false
+	}
+	seq := p.entries[newest].seq
+	p.entries = append(p.entries[:newest], p.entries[newest+1:]...)
+	return seq, true
+}
+
+// expire forgets the entries older than saltPutTTL.
+func (p *saltPuts) expire(now time.Time) {
+	n := 0
+	for n < len(p.entries) && now.Sub(p.entries[n].at) >= saltPutTTL {
+		n++
+	}
+	if n > 0 {
+		p.entries = append(p.entries[:0], p.entries[n:]...)
+	}
 }

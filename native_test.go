@@ -313,11 +313,13 @@ func carriesSenderTimestamp(tokens []store.PrivacyToken) bool {
 	return false
 }
 
-// whatsmeow's own issuance after a first message is recorded once. It
-// reads the row right after issuing (the plugin records the sender
-// timestamp from whatsmeow's map there), then writes it back with that
-// sender timestamp; the write-back finds it stored and writes nothing, so
-// the issuance costs one write to each table, not two.
+// whatsmeow's own issuance after a first message is recorded once in the
+// plugin's table. whatsmeow reads the row right after issuing (the plugin
+// records the sender timestamp from whatsmeow's map there, and copies it
+// into whatsmeow's table), then writes it back with that sender timestamp:
+// the write-back finds it in the plugin's table and does not record it
+// there again, but copies it into whatsmeow's table once more, which
+// whatsmeow's own table may lack (see nativeSenders).
 func TestNativeIssuanceRecordedOnce(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		log := &statementLog{DatabaseLogger: db.Log}
@@ -370,8 +372,8 @@ func TestNativeIssuanceRecordedOnce(t *testing.T) {
 				whatsmeows++
 			}
 		}
-		if plugin != 1 || whatsmeows != 1 {
-			t.Errorf("one issuance wrote sender timestamps in %d statements to the plugin's table and %d to whatsmeow's; want 1 and 1", plugin, whatsmeows)
+		if plugin != 1 || whatsmeows != 2 {
+			t.Errorf("one issuance wrote sender timestamps in %d statements to the plugin's table and %d to whatsmeow's; want 1 and 2", plugin, whatsmeows)
 		}
 	})
 }
@@ -386,10 +388,11 @@ const copyFailed = "Failed to copy a sender timestamp into whatsmeow's table"
 // after issuing: the plugin records the issuance in its table there and
 // fails to copy it into whatsmeow's. watch holds whatsmeow's write-back
 // that follows; the test checks that state, lets copies through again and
-// releases the write-back, which must then be recorded again: skipped as
-// already held, it would leave whatsmeow's table without the sender
-// timestamp whatsmeow alone writes there, and whatsmeow, the plugin
-// removed, would issue again within the bucket.
+// releases the write-back, which must then be copied into whatsmeow's
+// table again: skipped as already held in the plugin's, it would leave
+// whatsmeow's table without the sender timestamp whatsmeow alone writes
+// there, and whatsmeow, the plugin removed, would issue again within the
+// bucket.
 func recordedAgainAfterFailedCopy(t *testing.T, w *world, watch *putWatch, refuse func() (lift func())) {
 	t.Helper()
 	alice := w.srv.AddContact(wamock.ContactOptions{})
@@ -572,6 +575,11 @@ func TestNativeHistorySenderTimestampsBatched(t *testing.T) {
 		for c, want := range map[*wamock.Contact]int64{alice: newer, bob: older, carol: older, dave: older} {
 			if got := w.senderTS(c.LID()); got != want {
 				t.Errorf("%s: sender timestamp %d, want %d", c.LID(), got, want)
+			}
+			// whatsmeow alone would hold them in its own table too, where
+			// it reads them after the plugin is removed.
+			if got, ok := w.whatsmeowSenderTS(c.LID()); !ok || got != want {
+				t.Errorf("%s: whatsmeow's sender timestamp %d (row %t), want %d", c.LID(), got, ok, want)
 			}
 		}
 		senderWrites := 0

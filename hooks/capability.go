@@ -116,15 +116,12 @@ func (c *Core) adoptNativeIssuance(ctx context.Context, v contactView, user type
 // notifications and history sync, whatsmeow re-Puts a row after its own
 // issuance to set SenderTimestamp, echoing what nativeGet reported (maybe a
 // Timestamp that was moved forward, or none): that write records the sender
-// timestamp only and never refreshes the token. By then nativeGet has
-// usually recorded that very timestamp already (adoptNativeIssuance, on
-// whatsmeow's read right before), so a sender timestamp the contact's
-// stored state holds, or a newer one, is not written again: on every
-// issuance that was a second write to each table that changed nothing.
-// Returns the tokens still to store as received.
-func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.PrivacyToken) []ReceivedToken {
+// timestamp only and never refreshes the token. Returns the tokens still to
+// store as received, and the sender timestamps to record once they are
+// (recordNativeSenders).
+func (c *Core) nativePut(ctx context.Context, tokens []store.PrivacyToken) ([]ReceivedToken, nativeSenders) {
 	incoming := make([]ReceivedToken, 0, len(tokens))
-	senders := make(map[int64][]types.JID)
+	senders := nativeSenders{record: make(map[int64][]types.JID), copy: make(map[int64][]types.JID)}
 	own := c.own()
 	for _, token := range tokens {
 		senderTS := c.senderTimestampOf(token)
@@ -139,7 +136,7 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 			}
 			// An echo (no token, or the token already stored: whatsmeow's
 			// re-Put of what it read) stores no token. The view read to
-			// tell also holds the stored sender timestamp, so skipping one
+			// tell also holds the stored sender timestamp, so telling one
 			// already held adds no read; a write without a token, which
 			// needs no view, is recorded as before.
 			echo, stored := true, int64(0)
@@ -150,12 +147,7 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 					stored = v.entry.senderTS
 				}
 			}
-			// When the last copy into whatsmeow's table failed, the plugin's
-			// table may hold a timestamp whatsmeow's lacks: this write is
-			// then recorded again, as whatsmeow alone would write it there.
-			if senderTS > stored || c.warned(senderThroughWarning) {
-				senders[senderTS] = append(senders[senderTS], key)
-			}
+			senders.add(key, senderTS, stored)
 			if echo || token.Timestamp.IsZero() {
 				continue
 			}
@@ -169,13 +161,42 @@ func (c *Core) nativePut(ctx context.Context, acc *accountState, tokens []store.
 		}
 		incoming = append(incoming, received)
 	}
-	for ts, keys := range senders {
+	return incoming, senders
+}
+
+// nativeSenders are the sender timestamps one of whatsmeow's writes
+// carries, by timestamp: those newer than the plugin holds (record), and
+// those it already holds (copy). whatsmeow's write-back after its own
+// issuance carries the timestamp nativeGet recorded moments before, and
+// recording it again in the plugin's table changes nothing; but
+// whatsmeow's own table may still lack it (the row was created after that
+// copy, or the copy failed), and whatsmeow alone would have written it
+// there, so it is still copied.
+type nativeSenders struct {
+	record, copy map[int64][]types.JID
+}
+
+func (s nativeSenders) add(key types.JID, ts, stored int64) {
+	if ts > stored {
+		s.record[ts] = append(s.record[ts], key)
+	} else {
+		s.copy[ts] = append(s.copy[ts], key)
+	}
+}
+
+// recordNativeSenders records what nativePut found, after the write's
+// tokens are stored: a copy into whatsmeow's table then finds the row a
+// token just created there.
+func (c *Core) recordNativeSenders(ctx context.Context, acc *accountState, senders nativeSenders) {
+	for ts, keys := range senders.record {
 		if err := c.recordSenderTimestamps(ctx, acc, ts, keys); err != nil {
 			c.log.Warn().Err(err).Stringer("first", keys[0]).Int("contacts", len(keys)).
 				Msg("Failed to record sender timestamps whatsmeow wrote")
 		}
 	}
-	return incoming
+	for ts, keys := range senders.copy {
+		c.writeSenderThrough(ctx, ts, keys)
+	}
 }
 
 // senderTimestampOf reads PrivacyToken.SenderTimestamp, a field whatsmeow

@@ -230,12 +230,6 @@ func (c *Core) warnOnce(kind string, err error, msg string) {
 // clearWarned re-arms warnOnce for a kind after it recovered.
 func (c *Core) clearWarned(kind string) { c.logOnce.Delete(kind) }
 
-// warned reports whether a kind warned and has not recovered since.
-func (c *Core) warned(kind string) bool {
-	_, ok := c.logOnce.Load(kind)
-	return ok
-}
-
 // goBackground runs fn in the background, tied to the core's lifetime.
 func (c *Core) goBackground(fn func(ctx context.Context)) {
 	c.bgMu.Lock()

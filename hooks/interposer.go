@@ -65,8 +65,9 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 		return c.innerStore().PutPrivacyTokens(ctx, tokens...)
 	}
 	var incoming []ReceivedToken
+	var senders nativeSenders
 	if c.compat.Native() {
-		incoming = c.nativePut(ctx, acc, tokens)
+		incoming, senders = c.nativePut(ctx, tokens)
 	} else {
 		incoming = make([]ReceivedToken, len(tokens))
 		for i, token := range tokens {
@@ -78,7 +79,9 @@ func (s *TokenStore) PutPrivacyTokens(ctx context.Context, tokens ...store.Priva
 	}
 	// whatsmeow logs the error it gets back on every attempt; the plugin's
 	// own log says it once per outage, with what it does about it.
-	if err = c.receiveTokens(ctx, acc, "whatsmeow", incoming); errors.Is(err, errOnlyInWhatsmeow) {
+	err = c.receiveTokens(ctx, acc, "whatsmeow", incoming)
+	c.recordNativeSenders(ctx, acc, senders)
+	if errors.Is(err, errOnlyInWhatsmeow) {
 		// Stored as whatsmeow alone would have: nothing for it to retry.
 		c.warnOnce("token-store", err, "Failed to store privacy tokens in the plugin's tables; whatsmeow's own store holds them, and sends carry them")
 		return nil

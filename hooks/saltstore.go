@@ -156,7 +156,11 @@ const (
 // newest seq of its salt; the others expire. Taking an older leftover
 // instead could order the SET before a removal it followed, and drop it.
 // Two SETs of the same salt are interchangeable: which of their seqs each
-// event takes leaves the same salt in force.
+// event takes leaves the same salt in force. One window remains: a history
+// sync storing the same salt between an app-state SET and that SET's event
+// lends the event its later seq, which can order it after a REMOVE that
+// followed the SET; the re-read that history write schedules numbers
+// itself later still and removes the salt again.
 type saltPuts struct {
 	mu      sync.Mutex
 	entries []saltPut // in the order remembered

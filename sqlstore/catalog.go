@@ -22,7 +22,10 @@ import (
 // pragma_table_info searches its schemas in the same order), as dbutil asks.
 const (
 	tableVisiblePostgres = `SELECT to_regclass($1) IS NOT NULL`
-	tableVisibleSQLite   = `SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1)`
+	// pragma_table_info, as for a column: it finds a table where an
+	// unqualified statement would (temp, main, then attached databases),
+	// which sqlite_master, main's alone, does not.
+	tableVisibleSQLite = `SELECT EXISTS(SELECT 1 FROM pragma_table_info(?1))`
 
 	// attnum > 0 leaves out the system columns (ctid, xmin...); a dropped
 	// column keeps its pg_attribute row, renamed, with attisdropped set.
@@ -35,39 +38,35 @@ const (
 )
 
 // TableVisible reports whether an unqualified statement on db would find
-// table: on PostgreSQL, in a schema on the connection's search_path.
+// table: on PostgreSQL, in a schema on the connection's search_path. The
+// name is read as a statement would read it unquoted (to_regclass folds
+// upper case and takes a dot for a schema); the plugin passes its own
+// constant, lower-case names.
 func TableVisible(ctx context.Context, db *dbutil.Database, table string) (bool, error) {
-	var query string
-	switch db.Dialect {
-	case dbutil.Postgres:
-		query = tableVisiblePostgres
-	case dbutil.SQLite:
-		query = tableVisibleSQLite
-	default:
-		return false, fmt.Errorf("look for table %s: %w", table, dbutil.ErrUnsupportedDialect)
-	}
-	var visible bool
-	if err := db.QueryRow(ctx, query, table).Scan(&visible); err != nil {
-		return false, fmt.Errorf("look for table %s: %w", table, err)
-	}
-	return visible, nil
+	return askVisible(ctx, db, "table "+table, tableVisiblePostgres, tableVisibleSQLite, table)
 }
 
 // ColumnVisible reports whether the table an unqualified statement on db
 // would find has column. A table it would not find has no columns.
 func ColumnVisible(ctx context.Context, db *dbutil.Database, table, column string) (bool, error) {
+	return askVisible(ctx, db, "column "+column+" of "+table, columnVisiblePostgres, columnVisibleSQLite, table, column)
+}
+
+// askVisible runs the dialect's form of a catalog question; what names it
+// in errors.
+func askVisible(ctx context.Context, db *dbutil.Database, what, postgres, sqlite string, args ...any) (bool, error) {
 	var query string
 	switch db.Dialect {
 	case dbutil.Postgres:
-		query = columnVisiblePostgres
+		query = postgres
 	case dbutil.SQLite:
-		query = columnVisibleSQLite
+		query = sqlite
 	default:
-		return false, fmt.Errorf("look for column %s of %s: %w", column, table, dbutil.ErrUnsupportedDialect)
+		return false, fmt.Errorf("look for %s: %w", what, dbutil.ErrUnsupportedDialect)
 	}
 	var visible bool
-	if err := db.QueryRow(ctx, query, table, column).Scan(&visible); err != nil {
-		return false, fmt.Errorf("look for column %s of %s: %w", column, table, err)
+	if err := db.QueryRow(ctx, query, args...).Scan(&visible); err != nil {
+		return false, fmt.Errorf("look for %s: %w", what, err)
 	}
 	return visible, nil
 }

@@ -313,6 +313,17 @@ func carriesSenderTimestamp(tokens []store.PrivacyToken) bool {
 	return false
 }
 
+// newNativeCountingWorld is a world on the newer whatsmeow (skipping on
+// 2025-12) whose database statements can be recorded.
+func newNativeCountingWorld(t *testing.T, db *dbutil.Database) (*world, *statementLog) {
+	t.Helper()
+	log := &statementLog{DatabaseLogger: db.Log}
+	db.Log = log
+	w := newWorld(t, db)
+	needNative(t, w)
+	return w, log
+}
+
 // whatsmeow's own issuance after a first message is recorded once in the
 // plugin's table. whatsmeow reads the row right after issuing (the plugin
 // records the sender timestamp from whatsmeow's map there, and copies it
@@ -322,10 +333,7 @@ func carriesSenderTimestamp(tokens []store.PrivacyToken) bool {
 // whatsmeow's own table may lack (see nativeSenders).
 func TestNativeIssuanceRecordedOnce(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
-		log := &statementLog{DatabaseLogger: db.Log}
-		db.Log = log
-		w := newWorld(t, db)
-		needNative(t, w)
+		w, log := newNativeCountingWorld(t, db)
 		// Before connecting, so that no goroutine of whatsmeow's reads the
 		// field meanwhile.
 		watch := &putWatch{PrivacyTokenStore: w.cli.Store.PrivacyTokens, senderPuts: make(chan struct{}, 4)}
@@ -512,10 +520,7 @@ func TestNativeIssuanceRecordedAgainAfterFailedCopyApart(t *testing.T) {
 // (which then never runs), racing it.
 func TestNativeHistorySenderTimestampsBatched(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
-		log := &statementLog{DatabaseLogger: db.Log}
-		db.Log = log
-		w := newWorld(t, db)
-		needNative(t, w)
+		w, log := newNativeCountingWorld(t, db)
 		w.cli.ManualHistorySyncDownload = true
 		notifs := make(chan *waE2E.HistorySyncNotification, 2)
 		w.cli.AddEventHandler(func(evt any) {

@@ -56,6 +56,19 @@ func (w *world) reenable() {
 	w.t.Cleanup(w.plugin.Close)
 }
 
+// waitNativeIssuanceSaved waits, on a whatsmeow that issues by itself after
+// a first message (the newer one), until its goroutine has written the
+// issuance back through Client.Store.PrivacyTokens, which it reads without
+// a lock: Enable writes that field, and a test that enables again must not
+// race it. The plugin copies the sender timestamp into whatsmeow's table
+// on whatsmeow's read and again on its write-back.
+func (w *world) waitNativeIssuanceSaved() {
+	w.t.Helper()
+	if w.plugin.NativeTokens() {
+		w.waitLog(2, "Copied the sender timestamp into whatsmeow's table")
+	}
+}
+
 // TestReEnableTakesNewerTokens: a token arrives with the plugin enabled;
 // the plugin goes away; whatsmeow alone stores a newer token from the same
 // contact; the plugin comes back. The next message carries the newer one,
@@ -72,6 +85,7 @@ func TestReEnableTakesNewerTokens(t *testing.T) {
 				if got := childBytes(w.rawSend(alice.LID()), "tctoken"); string(got) != "alice-older" {
 					t.Fatalf("with the plugin: tctoken %q", got)
 				}
+				w.waitNativeIssuanceSaved()
 
 				// The plugin goes away; whatsmeow alone stores a newer
 				// token from alice.

@@ -453,15 +453,24 @@ func recordedAgainAfterFailedCopy(t *testing.T, w *world, watch *putWatch, refus
 	}
 }
 
+// holdWriteBacks puts a putWatch that holds whatsmeow's write-backs of a
+// sender timestamp in front of the client's token store. Before
+// connecting, so that no goroutine of whatsmeow's reads the field
+// meanwhile.
+func holdWriteBacks(w *world) *putWatch {
+	watch := &putWatch{PrivacyTokenStore: w.cli.Store.PrivacyTokens, senderPuts: make(chan struct{}, 4),
+		held: make(chan struct{}, 1), release: make(chan struct{})}
+	w.cli.Store.PrivacyTokens = watch
+	return watch
+}
+
 // whatsmeow's store on the plugin's database, as bridges build it: the
 // copy is one UPDATE of whatsmeow's table, which a trigger refuses.
 func TestNativeIssuanceRecordedAgainAfterFailedCopy(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *dbutil.Database) {
 		w := newWorld(t, db)
 		needNative(t, w)
-		watch := &putWatch{PrivacyTokenStore: w.cli.Store.PrivacyTokens, senderPuts: make(chan struct{}, 4),
-			held: make(chan struct{}, 1), release: make(chan struct{})}
-		w.cli.Store.PrivacyTokens = watch
+		watch := holdWriteBacks(w)
 		w.connect()
 		recordedAgainAfterFailedCopy(t, w, watch, func() func() {
 			// The copy is the joined UPDATE only once the plugin knows
@@ -498,9 +507,7 @@ func TestNativeIssuanceRecordedAgainAfterFailedCopyApart(t *testing.T) {
 		w.device.PrivacyTokens = inner
 		w.start()
 		needNative(t, w)
-		watch := &putWatch{PrivacyTokenStore: w.cli.Store.PrivacyTokens, senderPuts: make(chan struct{}, 4),
-			held: make(chan struct{}, 1), release: make(chan struct{})}
-		w.cli.Store.PrivacyTokens = watch
+		watch := holdWriteBacks(w)
 		w.connect()
 		recordedAgainAfterFailedCopy(t, w, watch, func() func() {
 			inner.failing.Store(true)

@@ -254,38 +254,44 @@ func (c *Core) writeSenderThrough(ctx context.Context, ts int64, keys []types.JI
 	if inner == nil || ts <= 0 || len(keys) == 0 || !c.compat.HasSenderTimestamp() {
 		return
 	}
+	var err error
 	if acc := c.account.Load(); acc != nil && c.sendersJoin(ctx, acc, inner) {
-		set, err := acc.store.SetWhatsmeowSenderTimestamps(ctx, ts, keys...)
-		if err != nil {
-			c.warnOnce(senderThroughWarning, err, "Failed to copy a sender timestamp into whatsmeow's table; the plugin's table holds it")
-			return
+		var set int64
+		if set, err = acc.store.SetWhatsmeowSenderTimestamps(ctx, ts, keys...); err == nil {
+			c.log.Debug().Int("contacts", len(keys)).Int64("rows", set).Int64("t", ts).
+				Msg("Copied the sender timestamp into whatsmeow's table in one statement")
 		}
-		c.log.Debug().Int("contacts", len(keys)).Int64("rows", set).Int64("t", ts).
-			Msg("Copied the sender timestamp into whatsmeow's table in one statement")
-		c.clearWarned(senderThroughWarning)
+	} else {
+		for _, key := range keys {
+			if err = c.copySenderThrough(ctx, inner, key, ts); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		c.warnOnce(senderThroughWarning, err, "Failed to copy a sender timestamp into whatsmeow's table; the plugin's table holds it")
 		return
 	}
-	for _, key := range keys {
-		row, err := inner.GetPrivacyToken(ctx, key)
-		if err != nil {
-			err = fmt.Errorf("read whatsmeow's row for %s to copy its sender timestamp: %w", key, err)
-		} else if row == nil || len(row.Token) == 0 {
-			continue
-		} else {
-			if current := c.compat.SenderTimestamp(*row); !current.IsZero() && current.Unix() >= ts {
-				continue
-			}
-			c.compat.SetSenderTimestamp(row, time.Unix(ts, 0))
-			if err = inner.PutPrivacyTokens(ctx, *row); err != nil {
-				err = fmt.Errorf("copy the sender timestamp of %s into whatsmeow's store: %w", key, err)
-			}
-		}
-		if err != nil {
-			c.warnOnce(senderThroughWarning, err, "Failed to copy a sender timestamp into whatsmeow's table; the plugin's table holds it")
-			return
-		}
-	}
 	c.clearWarned(senderThroughWarning)
+}
+
+// copySenderThrough copies ts through whatsmeow's store into its row for
+// key, when the row holds a token and an older sender timestamp.
+func (c *Core) copySenderThrough(ctx context.Context, inner store.PrivacyTokenStore, key types.JID, ts int64) error {
+	row, err := inner.GetPrivacyToken(ctx, key)
+	if err != nil {
+		return fmt.Errorf("read whatsmeow's row for %s to copy its sender timestamp: %w", key, err)
+	} else if row == nil || len(row.Token) == 0 {
+		return nil
+	}
+	if current := c.compat.SenderTimestamp(*row); !current.IsZero() && current.Unix() >= ts {
+		return nil
+	}
+	c.compat.SetSenderTimestamp(row, time.Unix(ts, 0))
+	if err = inner.PutPrivacyTokens(ctx, *row); err != nil {
+		return fmt.Errorf("copy the sender timestamp of %s into whatsmeow's store: %w", key, err)
+	}
+	return nil
 }
 
 // senderThroughWarning is writeSenderThrough's warnOnce kind: set while its

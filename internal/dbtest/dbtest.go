@@ -121,18 +121,7 @@ func PostgresURI(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		// The drop locks every table of the schema, and can meet an
-		// autovacuum worker or a closing connection of the test's pool
-		// taking them in another order: PostgreSQL then cancels one side
-		// as a deadlock, and a second try finds the way clear.
-		var err error
-		for try := 0; try < 5; try++ {
-			if _, err = admin.ExecContext(ctx, fmt.Sprintf(`DROP SCHEMA "%s" CASCADE`, name)); err == nil || !strings.Contains(err.Error(), "deadlock detected") {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if err != nil {
+		if err := dropSchema(ctx, admin, name); err != nil {
 			t.Errorf("dbtest: failed to drop PostgreSQL test schema %s: %v", name, err)
 		}
 		if ownRole {
@@ -148,6 +137,22 @@ func PostgresURI(t testing.TB) string {
 	query.Set("search_path", name)
 	uri.RawQuery = query.Encode()
 	return uri.String()
+}
+
+// dropSchema drops a schema and everything in it. The drop locks every
+// table of the schema, and can meet an autovacuum worker or a closing
+// connection of the test's pool taking them in another order: PostgreSQL
+// then cancels one side as a deadlock, and a second try finds the way
+// clear.
+func dropSchema(ctx context.Context, admin *sql.DB, name string) error {
+	var err error
+	for try := 0; try < 5; try++ {
+		if _, err = admin.ExecContext(ctx, fmt.Sprintf(`DROP SCHEMA "%s" CASCADE`, name)); err == nil || !strings.Contains(err.Error(), "deadlock detected") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
 }
 
 // ReadableSchema creates a PostgreSQL schema that db's role may read but
@@ -181,7 +186,7 @@ func ReadableSchema(t testing.TB, db *dbutil.Database, ddl ...string) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.ExecContext(ctx, fmt.Sprintf(`DROP SCHEMA "%s" CASCADE`, name)); err != nil {
+		if err := dropSchema(ctx, admin, name); err != nil {
 			t.Errorf("dbtest: failed to drop PostgreSQL schema %s: %v", name, err)
 		}
 	})
